@@ -1,0 +1,167 @@
+"""The trail graph: building it from a definition, numbering it, and walking it.
+
+A trail definition is any of:
+
+- a list of (parent, child) pairs of Steps, as in AutoTrail;
+- what ``a >> [b, c] >> d`` builds (a Chain), or a list mixing Chains, pairs and lone Steps;
+- a single Step;
+- a ``networkx.DiGraph`` whose nodes are Steps.
+
+``make_trail_graph`` checks it once, and numbers the steps: ``n`` follows a topological
+order that breaks ties by the order in which steps first appear in the definition, so the
+same definition always gets the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import networkx as nx
+
+from trail.core.step import Chain, Step
+from trail.errors import CycleError, DefinitionError
+
+V = TypeVar("V", bound=Hashable)
+
+
+def make_trail_graph(definition: Any) -> nx.DiGraph:
+    """Check a trail definition and return its graph, with ``n`` set on every step.
+
+    Raises DefinitionError for an empty definition or one holding anything but Steps, and
+    CycleError (naming the steps on the cycle) for a cycle.
+    """
+    graph = nx.DiGraph()
+    if isinstance(definition, nx.DiGraph):
+        for node in definition.nodes:
+            _require_step(node, "a node of the trail graph")
+        graph.add_nodes_from(definition.nodes)
+        graph.add_edges_from(definition.edges)
+    else:
+        _add_items(graph, [definition] if isinstance(definition, (Step, Chain)) else definition)
+    if graph.number_of_nodes() == 0:
+        raise DefinitionError("the trail definition has no steps")
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        pass
+    else:
+        raise CycleError(str(parent) for parent, _child in cycle)
+    order = {node: index for index, node in enumerate(graph.nodes)}
+    for n, step in enumerate(nx.lexicographical_topological_sort(graph, key=order.__getitem__)):
+        step.tags["n"] = n
+    return graph
+
+
+def _add_items(graph: nx.DiGraph, items: Any) -> None:
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise DefinitionError(
+            f"a trail definition is a list of (parent, child) pairs of Steps, a Step, "
+            f"a >> chain or a networkx DiGraph, not {items!r}"
+        )
+    for index, item in enumerate(items):
+        where = f"item {index} of the trail definition"
+        if isinstance(item, Step):
+            graph.add_node(item)
+        elif isinstance(item, Chain):
+            graph.add_nodes_from(item.steps)
+            graph.add_edges_from(item.pairs)
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            parent, child = item
+            _require_step(parent, f"the parent in {where}")
+            _require_step(child, f"the child in {where}")
+            graph.add_edge(parent, child)
+        else:
+            raise DefinitionError(f"{where} is not a (parent, child) pair of Steps: {item!r}")
+
+
+def _require_step(value: Any, where: str) -> None:
+    if not isinstance(value, Step):
+        raise DefinitionError(f"{where} is not a Step: {value!r}")
+
+
+def steps_in_order(graph: nx.DiGraph) -> list[Step]:
+    """The steps of a numbered trail graph, by ``n``."""
+    return sorted(graph.nodes, key=lambda step: step.tags["n"])
+
+
+def progeny(graph: nx.DiGraph, roots: Iterable[V]) -> set[V]:
+    """The roots and every step below them."""
+    found: set[V] = set()
+    for root in roots:
+        if root not in found:
+            found.add(root)
+            found |= nx.descendants(graph, root)
+    return found
+
+
+def strict_progeny(graph: nx.DiGraph, roots: Iterable[V]) -> set[V]:
+    """The roots and the steps below them that have no parent outside that set.
+
+    A join step that also waits on a step outside the branch is left out, and so is
+    everything below it: pausing a branch must not hold up another branch's join.
+    """
+    found: set[V] = set(roots)
+    queue = deque(found)
+    while queue:
+        node = queue.popleft()
+        for child in graph.successors(node):
+            if child not in found and all(p in found for p in graph.predecessors(child)):
+                found.add(child)
+                queue.append(child)
+    return found
+
+
+def topological_while(
+    graph: nx.DiGraph, done_check: Callable[[V], bool], ignore_check: Callable[[V], bool]
+) -> Iterator[V]:
+    """Walk the graph in topological order, yielding each vertex until it is done or ignored.
+
+    A vertex is yielded only once all its parents are done (``done_check``). It is yielded
+    again on later turns until ``done_check`` or ``ignore_check`` says otherwise; an ignored
+    vertex is dropped with everything below it. The walk ends when nothing is left to yield.
+    This is AutoTrail's loop driver; the manager uses the incremental ``Frontier`` instead,
+    which answers the same question without a full walk per wake-up.
+    """
+    queue: deque[V] = deque(v for v in graph.nodes if graph.in_degree(v) == 0)
+    queued: set[V] = set(queue)
+    while queue:
+        vertex = queue.popleft()
+        yield vertex
+        if done_check(vertex):
+            for child in graph.successors(vertex):
+                if child not in queued and all(done_check(p) for p in graph.predecessors(child)):
+                    queued.add(child)
+                    queue.append(child)
+        elif not ignore_check(vertex):
+            queue.append(vertex)
+
+
+class Frontier:
+    """Which vertices have every parent done, kept up to date as vertices get done.
+
+    ``done`` is monotone in a trail (nothing leaves Succeeded or Skipped), so a count of
+    parents not yet done per vertex is all it takes: ``mark_done`` is O(children).
+    """
+
+    def __init__(self, graph: nx.DiGraph) -> None:
+        self._graph = graph
+        self._waiting_on: dict[Any, int] = {v: graph.in_degree(v) for v in graph.nodes}
+        self._done: set[Any] = set()
+
+    def reached(self, vertex: Any) -> bool:
+        """Every parent of ``vertex`` is done."""
+        return self._waiting_on[vertex] == 0
+
+    def mark_done(self, vertex: Any) -> list[Any]:
+        """Record ``vertex`` as done; return the children this leaves with every parent done."""
+        if vertex in self._done:
+            return []
+        self._done.add(vertex)
+        reached = []
+        for child in self._graph.successors(vertex):
+            self._waiting_on[child] -= 1
+            if self._waiting_on[child] == 0:
+                reached.append(child)
+        return reached

@@ -1,0 +1,136 @@
+"""Every error trail raises on purpose.
+
+    TrailError
+    ├── DefinitionError (ValueError)       a trail definition trail cannot run
+    │   └── CycleError                     ... because it has a cycle; names the steps on it
+    ├── TransitionError                    a step cannot take an action in its state
+    ├── ProtocolError (ValueError)         a request or reply that breaks the wire format
+    ├── TrailConnectionError (ConnectionError)  no server answered at a socket
+    ├── TrailClientError                   the server refused a call; carries its message
+    ├── SocketInUseError                   a live server already serves at a socket file
+    └── StepError                          raised into or on behalf of a step
+        ├── StepInterruptedError           the operator interrupted the step
+        ├── StepTimeoutError (TimeoutError)    the step ran past its timeout
+        ├── StepProcessError               the step's process died without a result
+        ├── RemoteStepError                a step's exception that could not be pickled
+        └── InputTimeoutError (TimeoutError, queue.Empty)
+                                           nobody answered trail_env.input in time
+
+Errors are built from their facts; the message is made in ``__init__`` so every raise
+site says the same thing the same way.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+class TrailError(Exception):
+    """Root of every error trail raises on purpose."""
+
+
+class DefinitionError(TrailError, ValueError):
+    """A trail definition that trail cannot run: empty, a non-Step in it, a bad pair."""
+
+
+class CycleError(DefinitionError):
+    """The trail definition has a cycle. ``steps`` lists the steps on it, in order."""
+
+    def __init__(self, steps: Iterable[str]) -> None:
+        self.steps = list(steps)
+        path = " -> ".join([*self.steps, self.steps[0]]) if self.steps else "?"
+        super().__init__(f"the trail has a cycle: {path}")
+
+
+class TransitionError(TrailError):
+    """A step in ``state`` cannot take ``action``."""
+
+    def __init__(self, state: str, action: str) -> None:
+        self.state = state
+        self.action = action
+        super().__init__(f"a step in state {state!r} cannot {action}")
+
+
+class ProtocolError(TrailError, ValueError):
+    """A request or reply that breaks trail's wire format."""
+
+
+class TrailConnectionError(TrailError, ConnectionError):
+    """No trail server answered at a socket file."""
+
+    def __init__(self, socket_file: str, reason: str) -> None:
+        self.socket_file = socket_file
+        super().__init__(f"no trail server at {socket_file}: {reason}")
+
+
+class TrailClientError(TrailError):
+    """The server refused a call. ``type`` is the server-side error's name."""
+
+    def __init__(self, message: str, type: str = "TrailError") -> None:  # noqa: A002
+        self.type = type
+        self.message = message
+        super().__init__(message)
+
+
+class SocketInUseError(TrailError):
+    """A live trail server already serves at this socket file."""
+
+    def __init__(self, socket_file: str) -> None:
+        self.socket_file = socket_file
+        super().__init__(f"a trail server is already serving at {socket_file}")
+
+
+class StepError(TrailError):
+    """Raised into or on behalf of a step."""
+
+
+class StepInterruptedError(StepError):
+    """The operator interrupted the step (raised into a thread-executor step)."""
+
+
+class StepTimeoutError(StepError, TimeoutError):
+    """The step ran longer than its ``timeout`` and was stopped."""
+
+    def __init__(self, name: str, timeout: float) -> None:
+        self.name = name
+        self.timeout = timeout
+        super().__init__(f"step {name!r} timed out after {timeout:g} s and was stopped")
+
+
+class StepProcessError(StepError):
+    """The step's process ended without reporting a result (killed, crashed, os._exit)."""
+
+
+class RemoteStepError(StepError):
+    """A step raised an exception that could not cross the process boundary as itself."""
+
+    def __init__(self, type_name: str, message: str, traceback: str = "") -> None:
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+        super().__init__(f"{type_name}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.type_name, self.message, self.traceback))
+
+
+class InputTimeoutError(StepError, TimeoutError, queue.Empty):
+    """Nobody answered ``trail_env.input(prompt, timeout)`` in time.
+
+    It is also a ``queue.Empty``, which is what AutoTrail raised here.
+    """
+
+    def __init__(self, prompt: object, timeout: float) -> None:
+        self.prompt = prompt
+        self.timeout = timeout
+        super().__init__(f"no reply to {prompt!r} within {timeout:g} s")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.prompt, self.timeout))
+
+
+def describe_tags(tags: Mapping[str, Any]) -> str:
+    """``name='a', n=3`` for messages."""
+    return ", ".join(f"{key}={value!r}" for key, value in tags.items()) or "(all steps)"

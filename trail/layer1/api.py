@@ -1,0 +1,199 @@
+"""One small handler per API call, dispatched from ``HANDLERS``.
+
+Every handler gets the manager and the request's checked arguments, runs on the manager's
+thread, and returns the call's result. Mutating calls select steps by tags, keep those in a
+state the transition table allows the action from, and change them only when ``dry_run``
+is false; either way they return the tags (n and name) of the steps concerned.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from trail.core.dag import strict_progeny
+from trail.core.states import PAUSE_ON_FAIL_STATES, Action, State, states_for
+from trail.layer1.manager import StepRecord, TrailManager, records_in
+from trail.layer1.wire import DEFAULT_STATUS_FIELDS, PROTOCOL_VERSION, Call, StatusField
+
+Args = dict[str, Any]
+Handler = Callable[[TrailManager, Args], Any]
+
+_FIELDS: dict[str, Callable[[StepRecord], Any]] = {
+    StatusField.N: lambda r: r.n,
+    StatusField.NAME: lambda r: r.name,
+    StatusField.TAGS: lambda r: r.step.tags,
+    StatusField.STATE: lambda r: r.state.value,
+    StatusField.RETURN_VALUE: lambda r: r.shown_return_value,
+    StatusField.OUTPUT_MESSAGES: lambda r: r.output_messages,
+    StatusField.INPUT_MESSAGES: lambda r: r.input_messages,
+    StatusField.PROMPT_MESSAGES: lambda r: r.prompt_messages,
+    StatusField.UNREPLIED_PROMPT_MESSAGE: lambda r: r.unreplied_prompt,
+    StatusField.STARTED_AT: lambda r: r.started_at,
+    StatusField.FINISHED_AT: lambda r: r.finished_at,
+}
+
+
+def status_row(record: StepRecord, fields: Iterable[str]) -> dict[str, Any]:
+    """A status row: always n and Name (they identify the step), then the asked fields."""
+    row = {StatusField.N: record.n, StatusField.NAME: record.name}
+    for name in fields:
+        row[name] = _FIELDS[name](record)
+    return row
+
+
+def briefs(records: Iterable[StepRecord]) -> list[dict[str, Any]]:
+    return [record.brief for record in records]
+
+
+def _eligible(records: Iterable[StepRecord], action: Action) -> list[StepRecord]:
+    allowed = states_for(action)
+    return [record for record in records if record.state in allowed]
+
+
+def _move(
+    manager: TrailManager, records: list[StepRecord], action: Action, args: Args, call: Call
+) -> list[dict[str, Any]]:
+    """Apply ``action`` to the eligible ones among ``records`` unless this is a dry run."""
+    chosen = _eligible(records, action)
+    if not args["dry_run"]:
+        for record in chosen:
+            manager.apply(record, action, f"api:{call}")
+    return briefs(chosen)
+
+
+def _by_tags(action: Action, call: Call) -> Handler:
+    def handler(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
+        return _move(manager, manager.select(args["tags"]), action, args, call)
+
+    handler.__name__ = call.value
+    handler.__doc__ = f"{call}: move the steps with the given tags by {action!r}."
+    return handler
+
+
+def _branch(action: Action, call: Call) -> Handler:
+    def handler(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
+        roots = [record.step for record in manager.select(args["tags"])]
+        branch = records_in(manager, strict_progeny(manager.graph, roots))
+        return _move(manager, branch, action, args, call)
+
+    handler.__name__ = call.value
+    handler.__doc__ = f"{call}: {action!r} the tagged steps and their strict progeny."
+    return handler
+
+
+def info(manager: TrailManager, args: Args) -> dict[str, Any]:
+    """What this server is: protocol, process, sockets, steps and how far the run is."""
+    return {
+        **manager.info,
+        "protocol": PROTOCOL_VERSION,
+        "pid": os.getpid(),
+        "steps": len(manager.records),
+        "executor": manager.default_executor,
+        "counts": manager.counts(),
+        "finished": manager.finished(),
+    }
+
+
+def stop(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
+    """Interrupt the running steps, then block every other step that may still run."""
+    selected = manager.select(args["tags"])
+    running = _eligible(selected, Action.INTERRUPT)
+    if args["dry_run"]:
+        return briefs(running)
+    for record in running:
+        manager.interrupt(record, f"api:{Call.STOP}")
+    _move(manager, selected, Action.BLOCK, args, Call.STOP)
+    return briefs(running)
+
+
+def shutdown(manager: TrailManager, args: Args) -> bool:
+    """Stop serving (running steps are interrupted on the way out). True unless a dry run."""
+    if args["dry_run"]:
+        return False
+    manager.stopping = True
+    return True
+
+
+def list_steps(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
+    return [record.step.tags for record in manager.select(args["tags"])]
+
+
+def status(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
+    fields = DEFAULT_STATUS_FIELDS if args["fields"] is None else args["fields"]
+    records = manager.select(args["tags"])
+    if args["states"]:
+        states = {State(value) for value in args["states"]}
+        records = [record for record in records if record.state in states]
+    return [status_row(record, fields) for record in records]
+
+
+def steps_waiting_for_user_input(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
+    return [
+        status_row(record, [StatusField.UNREPLIED_PROMPT_MESSAGE])
+        for record in manager.select(args["tags"])
+        if record.unreplied_prompt is not None
+    ]
+
+
+def interrupt(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
+    """Stop running steps now: SIGTERM to the step's process group, SIGKILL after grace."""
+    chosen = _eligible(manager.select(args["tags"]), Action.INTERRUPT)
+    if not args["dry_run"]:
+        for record in chosen:
+            manager.interrupt(record, f"api:{Call.INTERRUPT}")
+    return briefs(chosen)
+
+
+def next_step(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
+    """Resume the first ``step_count`` paused steps in topological order."""
+    paused = _eligible(manager.records, Action.NEXT_STEP)[: args["step_count"]]
+    return _move(manager, paused, Action.NEXT_STEP, args, Call.NEXT_STEP)
+
+
+def _pause_on_fail(value: bool, call: Call) -> Handler:
+    def handler(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
+        chosen = [r for r in manager.select(args["tags"]) if r.state in PAUSE_ON_FAIL_STATES]
+        if not args["dry_run"]:
+            for record in chosen:
+                record.pause_on_fail = value
+        return briefs(chosen)
+
+    handler.__name__ = call.value
+    return handler
+
+
+def send_message_to_steps(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
+    """Send ``message`` to the running steps with the given tags (a prompt's reply)."""
+    chosen = [r for r in manager.select(args["tags"]) if r.state is State.RUNNING]
+    if not args["dry_run"]:
+        for record in chosen:
+            manager.reply(record, args["message"], f"api:{Call.SEND_MESSAGE_TO_STEPS}")
+    return briefs(chosen)
+
+
+HANDLERS: dict[Call, Handler] = {
+    Call.INFO: info,
+    Call.START: _by_tags(Action.START, Call.START),
+    Call.STOP: stop,
+    Call.SHUTDOWN: shutdown,
+    Call.LIST: list_steps,
+    Call.STATUS: status,
+    Call.STEPS_WAITING_FOR_USER_INPUT: steps_waiting_for_user_input,
+    Call.PAUSE: _by_tags(Action.PAUSE, Call.PAUSE),
+    Call.PAUSE_BRANCH: _branch(Action.PAUSE, Call.PAUSE_BRANCH),
+    Call.INTERRUPT: interrupt,
+    Call.RESUME: _by_tags(Action.RESUME, Call.RESUME),
+    Call.RESUME_BRANCH: _branch(Action.RESUME_BRANCH, Call.RESUME_BRANCH),
+    Call.NEXT_STEP: next_step,
+    Call.SKIP: _by_tags(Action.SKIP, Call.SKIP),
+    Call.UNSKIP: _by_tags(Action.UNSKIP, Call.UNSKIP),
+    Call.BLOCK: _by_tags(Action.BLOCK, Call.BLOCK),
+    Call.UNBLOCK: _by_tags(Action.UNBLOCK, Call.UNBLOCK),
+    Call.RERUN: _by_tags(Action.RERUN, Call.RERUN),
+    Call.SET_PAUSE_ON_FAIL: _pause_on_fail(True, Call.SET_PAUSE_ON_FAIL),
+    Call.UNSET_PAUSE_ON_FAIL: _pause_on_fail(False, Call.UNSET_PAUSE_ON_FAIL),
+    Call.SEND_MESSAGE_TO_STEPS: send_message_to_steps,
+}
+assert set(HANDLERS) == set(Call), "every call needs a handler"

@@ -1,0 +1,154 @@
+"""What the manager needs from an executor, and the environment a step talks through.
+
+An executor starts step runs and reports back through ``deliver`` (a callback the manager
+gives it in ``bind``), always on the manager's thread: the manager polls the file
+descriptors the executor names and calls ``collect`` when one is ready. So an executor
+never changes step state itself; it only turns what happened into Messages.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from trail.errors import InputTimeoutError, StepInterruptedError
+
+
+class Kind:
+    """What a Message from a step run says."""
+
+    OUTPUT = "output"  # payload: the message
+    PROMPT = "prompt"  # payload: the prompt; the step now waits for a reply
+    RESULT = "result"  # payload: Outcome
+    EXIT = "exit"  # payload: how the run's process ended (str); the run is gone
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an action function ended: its return value, or the exception it raised."""
+
+    ok: bool
+    value: Any
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class Message:
+    run_id: int
+    kind: str
+    payload: Any
+
+
+Deliver = Callable[[Message], None]
+CallLater = Callable[[float, Callable[[], None]], None]
+
+
+def jsonable(message: Any) -> Any:
+    """A step's message as JSON can carry it: itself, or its text."""
+    try:
+        json.dumps(message)
+    except (TypeError, ValueError):
+        return str(message)
+    return message
+
+
+class StepChannel(ABC):
+    """A step's end of the line to the manager."""
+
+    @abstractmethod
+    def send(self, kind: str, payload: Any) -> None:
+        """Send an output or prompt message to the manager (never blocks for long)."""
+
+    @abstractmethod
+    def receive(self, timeout: float | None) -> Any:
+        """Wait for the next reply sent to the step; TimeoutError after ``timeout`` seconds,
+        StepInterruptedError if the step is interrupted meanwhile."""
+
+    @property
+    def interrupted(self) -> bool:
+        return False
+
+
+class TrailEnvironment:
+    """What an action function gets as ``trail_env``: its way to talk to the operator."""
+
+    def __init__(self, channel: StepChannel) -> None:
+        self._channel = channel
+
+    def output(self, message: Any) -> None:
+        """Show ``message`` to the operator (it appears in 'Output messages' at once)."""
+        self._channel.send(Kind.OUTPUT, jsonable(message))
+
+    def input(self, prompt: Any, timeout: float | None = None) -> Any:
+        """Ask the operator ``prompt`` and wait for the reply (``send_message_to_steps``).
+
+        Raises InputTimeoutError (also a ``queue.Empty``, as in AutoTrail) when no reply
+        comes within ``timeout`` seconds, StepInterruptedError if the step is interrupted.
+        """
+        self._channel.send(Kind.PROMPT, jsonable(prompt))
+        try:
+            return self._channel.receive(timeout)
+        except TimeoutError:
+            raise InputTimeoutError(prompt, timeout or 0.0) from None
+
+    @property
+    def interrupted(self) -> bool:
+        """True once the operator interrupted this run (check it in long thread-run loops)."""
+        return self._channel.interrupted
+
+    def check_interrupted(self) -> None:
+        """Raise StepInterruptedError if the operator interrupted this run."""
+        if self._channel.interrupted:
+            raise StepInterruptedError("the step was interrupted")
+
+
+class Executor(ABC):
+    """Runs step actions somewhere and reports what happens as Messages."""
+
+    name: str
+
+    def bind(self, deliver: Deliver, call_later: CallLater) -> None:
+        """Called once by the manager before any run starts."""
+        self._deliver = deliver
+        self._call_later = call_later
+
+    def watch(self) -> list[int]:
+        """File descriptors the manager polls for this executor as a whole."""
+        return []
+
+    @abstractmethod
+    def prepare(self, run_id: int) -> TrailEnvironment:
+        """Set up a run's channel; the pre-processor gets the environment before ``start``."""
+
+    @abstractmethod
+    def start(
+        self, run_id: int, function: Callable[..., Any], args: Any, kwargs: dict[str, Any]
+    ) -> int | None:
+        """Start ``function(*args, **kwargs)``; return a descriptor to poll for it, if any."""
+
+    @abstractmethod
+    def discard(self, run_id: int) -> None:
+        """Forget a prepared run that will not start (its pre-processor failed)."""
+
+    @abstractmethod
+    def collect(self, fd: int) -> bool:
+        """Deliver what is ready on ``fd``; return True when ``fd`` is closed for good."""
+
+    @abstractmethod
+    def reply(self, run_id: int, message: Any) -> None:
+        """Hand an operator's reply to a run (its next ``input`` returns it)."""
+
+    @abstractmethod
+    def interrupt(self, run_id: int) -> None:
+        """Ask a run to stop now (SIGTERM, or a flag for a thread)."""
+
+    @abstractmethod
+    def kill(self, run_id: int) -> None:
+        """Make sure nothing of the run is left (SIGKILL); a no-op if it is gone."""
+
+    @abstractmethod
+    def close(self, grace: float) -> None:
+        """Stop every run: interrupt, wait up to ``grace`` seconds, then kill."""

@@ -1,0 +1,295 @@
+"""The process executor: every run in a forked child process, in a process group of its own.
+
+Why fork and not spawn: a runbook's action functions may be closures, lambdas or functions
+typed into a REPL, which cannot be pickled; a forked child already has them. The child
+calls ``setsid`` so the run and everything it starts form one process group, and
+``interrupt``/``kill`` signal that whole group: no grandchild outlives an interrupted step.
+
+Each run talks to the manager over two pipes: ``out`` (child -> manager: length-prefixed
+pickled frames for output, prompts and the outcome) and ``in`` (manager -> child:
+length-prefixed JSON replies). The manager polls ``out``; end-of-file on it means the child
+is gone, and the child is then reaped.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import pickle
+import select
+import signal
+import struct
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from trail.errors import RemoteStepError
+from trail.layer1.executors.base import (
+    Executor,
+    Kind,
+    Message,
+    Outcome,
+    StepChannel,
+    TrailEnvironment,
+)
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("!I")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def frame(payload: bytes) -> bytes:
+    return _HEADER.pack(len(payload)) + payload
+
+
+def unframe(buffer: bytearray) -> list[bytes]:
+    """Take every whole frame off the front of ``buffer``."""
+    frames = []
+    while len(buffer) >= _HEADER.size:
+        (size,) = _HEADER.unpack_from(buffer)
+        if len(buffer) < _HEADER.size + size:
+            break
+        frames.append(bytes(buffer[_HEADER.size : _HEADER.size + size]))
+        del buffer[: _HEADER.size + size]
+    return frames
+
+
+class PipeChannel(StepChannel):
+    """The child's end: writes frames to ``out_fd``, reads replies from ``in_fd``."""
+
+    def __init__(self, out_fd: int, in_fd: int) -> None:
+        self._out = out_fd
+        self._in = in_fd
+        self._buffer = bytearray()
+        self._replies: list[Any] = []
+
+    def send(self, kind: str, payload: Any) -> None:
+        _write_all(self._out, frame(pickle.dumps((kind, payload))))
+
+    def receive(self, timeout: float | None) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._replies:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._in], [], [], wait)
+            if not ready:
+                raise TimeoutError
+            chunk = os.read(self._in, 65536)
+            if not chunk:
+                raise EOFError("the manager closed the step's input")
+            self._buffer += chunk
+            self._replies += [json.loads(f) for f in unframe(self._buffer)]
+        return self._replies.pop(0)
+
+
+def outcome_frame(outcome: Outcome) -> bytes:
+    """The outcome as a frame the manager can load, whatever the step returned or raised."""
+    try:
+        data = pickle.dumps((Kind.RESULT, outcome))
+        pickle.loads(data)  # an exception with an unusual __init__ pickles but won't load
+    except Exception as exc:
+        if outcome.ok:
+            value: Any = repr(outcome.value)
+            log.warning("a step's return value cannot be pickled (%s); keeping its repr", exc)
+        else:
+            error = outcome.value
+            value = RemoteStepError(type(error).__name__, str(error), outcome.traceback)
+        data = pickle.dumps((Kind.RESULT, Outcome(outcome.ok, value, outcome.traceback)))
+    return frame(data)
+
+
+@dataclass
+class _Run:
+    run_id: int
+    out_r: int
+    out_w: int
+    in_r: int
+    in_w: int
+    pid: int | None = None
+    buffer: bytearray = field(default_factory=bytearray)
+    exited: bool = False
+    interrupted: bool = False
+
+
+class ProcessExecutor(Executor):
+    """Runs each step in a forked child process of its own process group."""
+
+    name = "process"
+
+    def __init__(self) -> None:
+        self._runs: dict[int, _Run] = {}
+        self._by_fd: dict[int, _Run] = {}
+        # Interrupted runs already reaped whose group may still hold a straggler, until
+        # their kill() comes: run id -> process group id.
+        self._to_kill: dict[int, int] = {}
+
+    def prepare(self, run_id: int) -> TrailEnvironment:
+        out_r, out_w = os.pipe()
+        in_r, in_w = os.pipe()
+        run = _Run(run_id, out_r, out_w, in_r, in_w)
+        self._runs[run_id] = run
+        return TrailEnvironment(PipeChannel(out_w, in_r))
+
+    def discard(self, run_id: int) -> None:
+        run = self._runs.pop(run_id)
+        for fd in (run.out_r, run.out_w, run.in_r, run.in_w):
+            os.close(fd)
+
+    def start(
+        self, run_id: int, function: Callable[..., Any], args: Any, kwargs: dict[str, Any]
+    ) -> int:
+        run = self._runs[run_id]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            _child(run, function, args, kwargs)
+        run.pid = pid
+        os.close(run.out_w)
+        os.close(run.in_r)
+        os.set_blocking(run.out_r, False)
+        os.set_blocking(run.in_w, False)
+        self._by_fd[run.out_r] = run
+        return run.out_r
+
+    def collect(self, fd: int) -> bool:
+        run = self._by_fd[fd]
+        eof = False
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:
+                eof = True
+                break
+            run.buffer += chunk
+        for data in unframe(run.buffer):
+            kind, payload = pickle.loads(data)
+            self._deliver(Message(run.run_id, kind, payload))
+        if eof:
+            del self._by_fd[fd]
+            os.close(fd)
+            self._reap(run)
+        return eof
+
+    def _reap(self, run: _Run, delay: float = 0.001) -> None:
+        assert run.pid is not None
+        pid, status = os.waitpid(run.pid, os.WNOHANG)
+        if pid == 0:
+            # It closed its channel but still runs; look again later, less often.
+            self._call_later(delay, lambda: self._reap(run, min(delay * 2, 1.0)))
+            return
+        run.exited = True
+        os.close(run.in_w)
+        del self._runs[run.run_id]
+        if run.interrupted:
+            self._to_kill[run.run_id] = run.pid
+        self._deliver(Message(run.run_id, Kind.EXIT, describe_exit(status)))
+
+    def reply(self, run_id: int, message: Any) -> None:
+        run = self._runs.get(run_id)
+        if run is None:
+            return
+        try:
+            _write_all(run.in_w, frame(json.dumps(message).encode()))
+        except BlockingIOError:
+            log.error("run %s does not read its input; a reply was dropped", run_id)
+
+    def interrupt(self, run_id: int) -> None:
+        run = self._runs.get(run_id)
+        if run is not None and run.pid is not None:
+            run.interrupted = True
+            _signal_group(run.pid, signal.SIGTERM)
+
+    def kill(self, run_id: int) -> None:
+        # The group outlives its leader: signal it even after the leader was reaped, so a
+        # grandchild that ignored SIGTERM still gets the SIGKILL.
+        run = self._runs.get(run_id)
+        pid = run.pid if run is not None else self._to_kill.pop(run_id, None)
+        if pid is not None:
+            _signal_group(pid, signal.SIGKILL)
+
+    def running_pids(self) -> list[int]:
+        return [run.pid for run in self._runs.values() if run.pid is not None]
+
+    def close(self, grace: float) -> None:
+        runs = [run for run in self._runs.values() if run.pid is not None and not run.exited]
+        for run in runs:
+            self.interrupt(run.run_id)
+        deadline = time.monotonic() + grace
+        for run in runs:
+            assert run.pid is not None
+            while True:
+                pid, _ = os.waitpid(run.pid, os.WNOHANG)
+                if pid or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.01)
+            _signal_group(run.pid, signal.SIGKILL)
+            if not pid:
+                try:
+                    os.waitpid(run.pid, 0)
+                except ChildProcessError:
+                    pass
+        for run in list(self._runs.values()):
+            for fd in (run.out_r, run.in_w):
+                try:
+                    os.close(fd)
+                except OSError as exc:
+                    if exc.errno != errno.EBADF:
+                        raise
+        for pgid in self._to_kill.values():
+            _signal_group(pgid, signal.SIGKILL)
+        self._runs.clear()
+        self._by_fd.clear()
+        self._to_kill.clear()
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
+    except PermissionError as exc:  # the id now belongs to someone else's process
+        log.warning("cannot signal process group %s: %s", pgid, exc)
+
+
+def describe_exit(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exited with code {os.waitstatus_to_exitcode(status)}"
+
+
+def _child(run: _Run, function: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> None:
+    code = 0
+    try:
+        os.setsid()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        os.close(run.out_r)
+        os.close(run.in_w)
+        try:
+            outcome = Outcome(True, function(*args, **kwargs))
+        except BaseException as exc:  # the step's failure is reported, whatever it was
+            outcome = Outcome(False, exc, traceback.format_exc())
+        _write_all(run.out_w, outcome_frame(outcome))
+    except BaseException:  # noqa: B036 - the child must reach os._exit, always
+        code = 70
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)

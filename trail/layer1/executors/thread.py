@@ -1,0 +1,173 @@
+"""The thread executor: runs in worker threads of the server's process, for cheap steps.
+
+Workers are kept and reused (starting a thread costs more than a cheap step). Messages go
+into one queue, and a byte on a wake-up pipe tells the manager's poll there is something
+to collect. A thread cannot be killed: ``interrupt`` marks the run interrupted (the manager
+stops waiting for it at once), ``trail_env.input`` raises StepInterruptedError, and a long
+step can check ``trail_env.interrupted``; whatever it returns later is ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from trail.errors import StepInterruptedError
+from trail.layer1.executors.base import (
+    Executor,
+    Kind,
+    Message,
+    Outcome,
+    StepChannel,
+    TrailEnvironment,
+)
+
+log = logging.getLogger(__name__)
+
+_INTERRUPTED = object()
+
+
+class QueueChannel(StepChannel):
+    def __init__(self, run_id: int, post: Callable[[Message], None]) -> None:
+        self._run_id = run_id
+        self._post = post
+        self.replies: queue.Queue[Any] = queue.Queue()
+        self.stop = threading.Event()
+
+    def send(self, kind: str, payload: Any) -> None:
+        self._post(Message(self._run_id, kind, payload))
+
+    def receive(self, timeout: float | None) -> Any:
+        try:
+            reply = self.replies.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError from None
+        if reply is _INTERRUPTED:
+            raise StepInterruptedError("the step was interrupted while it waited for input")
+        return reply
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stop.is_set()
+
+
+@dataclass
+class _Job:
+    run_id: int
+    channel: QueueChannel
+    function: Callable[..., Any] | None = None
+    args: Any = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+class ThreadExecutor(Executor):
+    """Runs each step in a pooled worker thread."""
+
+    name = "thread"
+
+    def __init__(self) -> None:
+        self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._jobs: dict[int, _Job] = {}
+        self._work: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._idle = 0
+        self._idle_lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
+
+    def watch(self) -> list[int]:
+        return [self._wake_r]
+
+    def _post(self, message: Message) -> None:
+        self._inbox.put(message)
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass  # the pipe is full, so the manager is bound to wake anyway
+
+    def prepare(self, run_id: int) -> TrailEnvironment:
+        job = _Job(run_id, QueueChannel(run_id, self._post))
+        self._jobs[run_id] = job
+        return TrailEnvironment(job.channel)
+
+    def discard(self, run_id: int) -> None:
+        del self._jobs[run_id]
+
+    def start(
+        self, run_id: int, function: Callable[..., Any], args: Any, kwargs: dict[str, Any]
+    ) -> None:
+        job = self._jobs[run_id]
+        job.function, job.args, job.kwargs = function, args, kwargs
+        with self._idle_lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1
+        if spawn:
+            worker = threading.Thread(target=self._worker, name="trail-step", daemon=True)
+            self._workers.append(worker)
+            worker.start()
+        self._work.put(job)
+        return None
+
+    def _worker(self) -> None:
+        while True:
+            job = self._work.get()
+            if job is None:
+                return
+            assert job.function is not None
+            try:
+                outcome = Outcome(True, job.function(*job.args, **job.kwargs))
+            except BaseException as exc:  # the step's failure is reported, whatever it was
+                outcome = Outcome(False, exc, traceback.format_exc())
+            # Idle before reporting: the manager may start the next step as soon as it
+            # reads this result, and should find this worker free rather than spawn one.
+            with self._idle_lock:
+                self._idle += 1
+            self._post(Message(job.run_id, Kind.RESULT, outcome))
+            self._post(Message(job.run_id, Kind.EXIT, "finished"))
+
+    def collect(self, fd: int) -> bool:
+        try:
+            while os.read(fd, 1 << 16):
+                pass
+        except BlockingIOError:
+            pass
+        while True:
+            try:
+                message = self._inbox.get_nowait()
+            except queue.Empty:
+                return False
+            if message.kind == Kind.EXIT:
+                self._jobs.pop(message.run_id, None)
+            self._deliver(message)
+
+    def reply(self, run_id: int, message: Any) -> None:
+        job = self._jobs.get(run_id)
+        if job is not None:
+            job.channel.replies.put(message)
+
+    def interrupt(self, run_id: int) -> None:
+        job = self._jobs.get(run_id)
+        if job is not None:
+            job.channel.stop.set()
+            job.channel.replies.put(_INTERRUPTED)
+
+    def kill(self, run_id: int) -> None:
+        """A thread cannot be killed; an interrupted run is already abandoned."""
+
+    def close(self, grace: float) -> None:
+        for run_id in list(self._jobs):
+            self.interrupt(run_id)
+        for _ in self._workers:
+            self._work.put(None)
+        for worker in self._workers:
+            worker.join(timeout=grace / max(1, len(self._workers)))
+        os.close(self._wake_r)
+        os.close(self._wake_w)

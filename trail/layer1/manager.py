@@ -1,0 +1,445 @@
+"""The trail manager: one event loop that owns every state change of a run.
+
+It blocks in one ``zmq.Poller.poll`` on the API socket, the executors' result channels and
+the next timer (a step's timeout, a kill after a grace period). Each wake-up serves the API
+requests that arrived, applies what steps reported, fires due timers, then advances every
+step that can advance, publishes what changed, and goes back to poll. It never sleeps a
+fixed delay, and nothing outside this loop's thread assigns a step's state, so no lock
+guards it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import zmq
+
+from trail.core.dag import Frontier, progeny
+from trail.core.states import Action, State, states_for, transition
+from trail.core.step import Step
+from trail.errors import StepProcessError, StepTimeoutError, TrailError
+from trail.layer1.executors import Executor, Kind, Message, Outcome, make_executor
+from trail.layer1.executors.base import TrailEnvironment
+from trail.layer1.wire import ProtocolError, Reply, error_reply, parse_request, request_id
+
+log = logging.getLogger(__name__)
+
+_NOT_A_TAG = object()
+
+
+def wire_value(value: Any) -> Any:
+    """A return value as the API shows it: itself if JSON holds it, else its text.
+
+    An exception shows as ``Type: message`` (AutoTrail showed only the message).
+    """
+    if isinstance(value, BaseException):
+        text = str(value)
+        name = type(value).__name__
+        return text if text.startswith(f"{name}: ") else f"{name}: {text}"
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
+
+
+@dataclass(eq=False)
+class StepRecord:
+    """The manager's record of one step in this run: its state and run-time data."""
+
+    step: Step
+    n: int
+    name: str
+    pause_on_fail: bool
+    state: State = State.READY
+    return_value: Any = None
+    shown_return_value: Any = None  # wire_value(return_value), kept for status calls
+    output_messages: list[Any] = field(default_factory=list)
+    prompt_messages: list[Any] = field(default_factory=list)
+    input_messages: list[Any] = field(default_factory=list)
+    run_id: int | None = None  # the latest run
+    executor: Executor | None = None
+    environment: TrailEnvironment | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def brief(self) -> dict[str, Any]:
+        """The tags that identify the step: what mutating calls return."""
+        return {"n": self.n, "name": self.name}
+
+    @property
+    def unreplied_prompt(self) -> Any:
+        if len(self.prompt_messages) > len(self.input_messages):
+            return self.prompt_messages[-1]
+        return None
+
+    def matches(self, tags: dict[str, Any]) -> bool:
+        own = self.step.tags
+        return all(own.get(key, _NOT_A_TAG) == value for key, value in tags.items())
+
+
+class Timers:
+    """Callbacks due at moments of ``clock``; the loop sleeps until the first is due."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        heapq.heappush(self._heap, (self.clock() + delay, next(self._seq), callback))
+
+    def wait_ms(self) -> int | None:
+        """Milliseconds until the next timer (rounded up), or None when there is none."""
+        if not self._heap:
+            return None
+        return max(0, int((self._heap[0][0] - self.clock()) * 1000) + 1)
+
+    def run_due(self) -> None:
+        now = self.clock()
+        while self._heap and self._heap[0][0] <= now:
+            _, _, callback = heapq.heappop(self._heap)
+            callback()
+
+
+class TrailManager:
+    """Runs one trail: the records, the loop, and the moves the API handlers ask for."""
+
+    def __init__(
+        self,
+        graph: nx.DiGraph,
+        api_socket: zmq.Socket,
+        events_socket: zmq.Socket | None = None,
+        context: Any = None,
+        executor: str = "process",
+        clock: Callable[[], float] = time.monotonic,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.context = context
+        self.api_socket = api_socket
+        self.events_socket = events_socket
+        self.default_executor = executor
+        self.info = dict(info or {})
+        self.records = [
+            StepRecord(step, step.tags["n"], step.name, step.pause_on_fail)
+            for step in sorted(graph.nodes, key=lambda s: s.tags["n"])
+        ]
+        self._record_of = {record.step: record for record in self.records}
+        self._frontier = Frontier(graph)
+        self._dirty: list[int] = []  # heap of n: steps to look at in the next advance
+        self._dirty_set: set[int] = set()
+        self._live: dict[int, StepRecord] = {}  # run id -> record, while the run counts
+        self._run_ids = itertools.count(1)
+        self._event_seq = itertools.count(1)
+        self.timers = Timers(clock)
+        self._executors: dict[str, Executor] = {}
+        self._fd_owner: dict[int, Executor] = {}
+        self._poller = zmq.Poller()
+        self._poller.register(api_socket, zmq.POLLIN)
+        if events_socket is not None and events_socket.type == zmq.XPUB:
+            self._poller.register(events_socket, zmq.POLLIN)
+        self.stopping = False
+        make_executor(executor)  # fail now, not at the first step, on a bad name
+        for step in graph.nodes:
+            if step.executor is not None:
+                make_executor(step.executor)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve and run the trail until a shutdown call; then stop every running step."""
+        from trail.layer1.api import HANDLERS  # api imports this module's types
+
+        self._handlers = HANDLERS
+        log.info("trail manager serving %d steps", len(self.records))
+        try:
+            # This 'while' loop right here is the event loop: every state change of the run
+            # happens inside it, on this thread.
+            while not self.stopping:
+                wait = self.timers.wait_ms()
+                log.debug("polling for %s", "ever" if wait is None else f"{wait} ms (timer)")
+                ready = self._poller.poll(wait)
+                for item, _ in ready:
+                    if item is self.api_socket:
+                        self._serve_requests()
+                    elif item is self.events_socket:
+                        self._greet_subscribers()
+                for item, _ in ready:
+                    if isinstance(item, int):
+                        self._collect(item)
+                self.timers.run_due()
+                self._advance()
+        finally:
+            self._close()
+
+    def _collect(self, fd: int) -> None:
+        owner = self._fd_owner.get(fd)
+        if owner is not None and owner.collect(fd) and fd not in owner.watch():
+            self._poller.unregister(fd)
+            del self._fd_owner[fd]
+
+    def _serve_requests(self) -> None:
+        while True:
+            try:
+                frames = self.api_socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            # ROUTER frames: the peer's identity, maybe an empty delimiter, then the body.
+            envelope, body = frames[:-1], frames[-1]
+            reply = self.handle(body)
+            try:
+                self.api_socket.send_multipart([*envelope, reply.to_json()], zmq.NOBLOCK)
+            except zmq.ZMQError as exc:  # the client went away; the run goes on
+                log.warning("could not send a reply: %s", exc)
+
+    def _greet_subscribers(self) -> None:
+        assert self.events_socket is not None
+        while True:
+            try:
+                note = self.events_socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if note[:1] == b"\x01":  # a subscription (b"\x00" is an unsubscription)
+                self._send_event({"kind": "hello"})
+
+    def handle(self, body: bytes) -> Reply:
+        """Answer one request; any failure becomes an error reply, never a crash."""
+        try:
+            request = parse_request(body)
+        except ProtocolError as exc:
+            log.warning("refused a request: %s", exc)
+            return error_reply(request_id(body), exc)
+        try:
+            result = self._handlers[request.call](self, request.args)
+        except TrailError as exc:
+            return error_reply(request.id, exc)
+        except Exception as exc:
+            log.exception("the %s call failed", request.call)
+            return error_reply(request.id, exc)
+        return Reply(request.id, True, result)
+
+    def _close(self) -> None:
+        grace = max((r.step.kill_grace for r in self.records), default=2.0)
+        for record in self.records:
+            if record.state is State.RUNNING:
+                self.apply(record, Action.INTERRUPT, "shutdown")
+                record.finished_at = time.time()
+        for executor in self._executors.values():
+            executor.close(grace)
+        log.info("trail manager stopped")
+
+    # --- state changes -------------------------------------------------------------------
+
+    def apply(self, record: StepRecord, action: Action, cause: str) -> None:
+        """Move a step by ``action`` (the transition table says where), and publish it."""
+        old = record.state
+        new = transition(old, action)
+        record.state = new
+        if new.done and not old.done:
+            for child in self._frontier.mark_done(record.step):
+                self._mark_dirty(self._record_of[child])
+        if new in (State.WAITING, State.TO_PAUSE, State.TO_SKIP, State.TO_BLOCK):
+            self._mark_dirty(record)
+        log.info("step %s %s: %s -> %s (%s)", record.n, record.name, old, new, cause)
+        self.publish("state", record, state=new.value, previous=old.value, cause=cause)
+
+    def _mark_dirty(self, record: StepRecord) -> None:
+        if record.n not in self._dirty_set:
+            self._dirty_set.add(record.n)
+            heapq.heappush(self._dirty, record.n)
+
+    def _advance(self) -> None:
+        """Move every step whose parents are done and which has somewhere to go."""
+        while self._dirty:
+            n = heapq.heappop(self._dirty)
+            self._dirty_set.discard(n)
+            record = self.records[n]
+            if not self._frontier.reached(record.step):
+                continue
+            if record.state is State.WAITING:
+                self._start(record)
+            elif record.state in (State.TO_PAUSE, State.TO_SKIP, State.TO_BLOCK):
+                self.apply(record, Action.ARRIVE, "reached")
+
+    def publish(self, kind: str, record: StepRecord, **fields: Any) -> None:
+        """Tell subscribers what happened to a step (a state change, output, a prompt)."""
+        self._send_event({"kind": kind, "n": record.n, "name": record.name, **fields})
+
+    def _send_event(self, event: dict[str, Any]) -> None:
+        if self.events_socket is None:
+            return
+        event = {"seq": next(self._event_seq), "time": time.time(), **event}
+        try:
+            self.events_socket.send(json.dumps(event, default=str).encode(), zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            log.warning("could not publish an event: %s", exc)
+
+    # --- running steps -------------------------------------------------------------------
+
+    def _executor(self, name: str) -> Executor:
+        executor = self._executors.get(name)
+        if executor is None:
+            executor = self._executors[name] = make_executor(name)
+            executor.bind(self._on_message, self.timers.call_later)
+            for fd in executor.watch():
+                self._watch(fd, executor)
+        return executor
+
+    def _watch(self, fd: int, executor: Executor) -> None:
+        self._fd_owner[fd] = executor
+        self._poller.register(fd, zmq.POLLIN)
+
+    def _start(self, record: StepRecord) -> None:
+        step = record.step
+        executor = self._executor(step.executor or self.default_executor)
+        run_id = next(self._run_ids)
+        env = executor.prepare(run_id)
+        # A new run starts a new conversation (AutoTrail does the same).
+        record.prompt_messages, record.input_messages = [], []
+        record.return_value = record.shown_return_value = None
+        record.run_id, record.executor, record.environment = run_id, executor, env
+        record.started_at, record.finished_at = time.time(), None
+        self.apply(record, Action.RUN, "started")
+        self._live[run_id] = record
+        try:
+            args, kwargs = step.pre_processor(env, self.context)
+        except Exception as exc:
+            executor.discard(run_id)
+            self._fail(record, exc, traceback.format_exc(), "pre_processor raised")
+            return
+        try:
+            fd = executor.start(run_id, step.action_function, args, kwargs)
+        except OSError as exc:  # fork failed: no memory, too many processes
+            executor.discard(run_id)
+            self._fail(record, exc, traceback.format_exc(), "could not start")
+            return
+        if fd is not None:
+            self._watch(fd, executor)
+        if step.timeout is not None:
+            self.timers.call_later(step.timeout, lambda: self._time_out(record, run_id))
+
+    def _on_message(self, message: Message) -> None:
+        record = self._live.get(message.run_id)
+        if record is None:
+            log.debug("dropped %s from run %s, which no longer counts", message.kind,
+                      message.run_id)
+            return
+        if message.kind == Kind.OUTPUT:
+            record.output_messages.append(message.payload)
+            self.publish("output", record, message=message.payload)
+        elif message.kind == Kind.PROMPT:
+            record.prompt_messages.append(message.payload)
+            self.publish("prompt", record, message=message.payload)
+        elif message.kind == Kind.RESULT:
+            self._finish(record, message.payload)
+        elif message.kind == Kind.EXIT:
+            error = StepProcessError(f"the step's process {message.payload} before it "
+                                     f"reported a result")
+            self._fail(record, error, "", str(error))
+
+    def _finish(self, record: StepRecord, outcome: Outcome) -> None:
+        self._live.pop(record.run_id or 0, None)
+        record.finished_at = time.time()
+        if not outcome.ok:
+            self._fail(record, outcome.value, outcome.traceback, "raised")
+            return
+        try:
+            value = record.step.post_processor(record.environment, self.context, outcome.value)
+        except Exception as exc:
+            self._fail(record, exc, traceback.format_exc(), "post_processor raised")
+            return
+        self._set_return_value(record, value)
+        self.apply(record, Action.SUCCEED, "returned")
+
+    def _fail(self, record: StepRecord, error: BaseException, trace: str, cause: str) -> None:
+        """End the latest run of a step as failed; later word from that run is ignored."""
+        self._live.pop(record.run_id or 0, None)
+        record.finished_at = time.time()
+        log.error("step %s %s failed (%s): %s\n%s", record.n, record.name, cause,
+                  wire_value(error), trace)
+        try:
+            value = record.step.failure_handler(record.environment, self.context, error)
+        except Exception as exc:
+            log.exception("the failure_handler of step %s %s raised", record.n, record.name)
+            value = exc
+        self._set_return_value(record, value)
+        action = Action.FAIL_AND_PAUSE if record.pause_on_fail else Action.FAIL
+        self.apply(record, action, cause)
+        if record.step.skip_progeny_on_failure:
+            eligible = states_for(Action.SKIP_PROGENY)
+            below = progeny(self.graph, [record.step]) - {record.step}
+            for other in sorted((self._record_of[s] for s in below), key=lambda r: r.n):
+                if other.state in eligible:
+                    self.apply(other, Action.SKIP_PROGENY, f"step {record.n} failed")
+
+    def _set_return_value(self, record: StepRecord, value: Any) -> None:
+        record.return_value = value
+        record.shown_return_value = wire_value(value)
+
+    def _time_out(self, record: StepRecord, run_id: int) -> None:
+        if self._live.get(run_id) is not record:
+            return  # it ended (or was interrupted) in time
+        self._stop_run(record, run_id)
+        timeout = record.step.timeout or 0.0
+        self._fail(record, StepTimeoutError(record.name, timeout), "", "timed out")
+
+    def _stop_run(self, record: StepRecord, run_id: int) -> None:
+        """SIGTERM the run now and SIGKILL whatever is left of it after its grace period."""
+        executor = record.executor
+        assert executor is not None
+        executor.interrupt(run_id)
+        self.timers.call_later(record.step.kill_grace, lambda: executor.kill(run_id))
+
+    # --- what the API handlers call ------------------------------------------------------
+
+    def select(self, tags: dict[str, Any]) -> list[StepRecord]:
+        """Steps whose tags include every given tag, by n (an unknown tag selects none)."""
+        if not tags:
+            return list(self.records)
+        return [record for record in self.records if record.matches(tags)]
+
+    def record_of(self, step: Step) -> StepRecord:
+        return self._record_of[step]
+
+    def interrupt(self, record: StepRecord, cause: str) -> None:
+        run_id = record.run_id
+        assert run_id is not None
+        self._live.pop(run_id, None)
+        record.finished_at = time.time()
+        self.apply(record, Action.INTERRUPT, cause)
+        self._stop_run(record, run_id)
+
+    def reply(self, record: StepRecord, message: Any, cause: str) -> None:
+        record.input_messages.append(message)
+        self.publish("input", record, message=message, cause=cause)
+        if record.executor is not None and record.run_id is not None:
+            record.executor.reply(record.run_id, message)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in self.records:
+            counts[record.state.value] = counts.get(record.state.value, 0) + 1
+        return counts
+
+    def finished(self) -> bool:
+        """Nothing will happen without an operator: every step finished or cut off."""
+        cut_off: set[Step] = set()
+        for record in self.records:
+            if record.state.ignored:
+                cut_off |= progeny(self.graph, [record.step])
+        return all(r.state.finished or r.step in cut_off for r in self.records)
+
+
+def records_in(manager: TrailManager, steps: Iterable[Step]) -> list[StepRecord]:
+    return sorted((manager.record_of(step) for step in steps), key=lambda r: r.n)

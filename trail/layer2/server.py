@@ -1,0 +1,121 @@
+"""TrailServer: serve a trail from a runbook script, in the foreground or in the background."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from trail.core.dag import make_trail_graph, steps_in_order
+from trail.layer1.manager import TrailManager
+from trail.layer1.sockets import ServerSockets, ensure_private_dir, new_socket_file
+
+log = logging.getLogger(__name__)
+
+
+class TrailServer:
+    """Serves one trail over a Unix socket; steer it with a TrailClient on ``socket_file``.
+
+    The sockets are bound here, so a client can connect as soon as the server exists; the
+    trail runs once ``serve`` is called and ``start`` is asked for. ``executor`` picks where
+    steps run ('process', the default, or 'thread'). ``dag_file``, ``delay``, ``timeout`` and
+    ``backlog_count`` are accepted so AutoTrail runbooks run unchanged: trail never sleeps a
+    delay, and its socket needs no timeout or backlog.
+    """
+
+    def __init__(
+        self,
+        trail_definition: Any,
+        socket_file: str | None = None,
+        dag_file: str | None = None,
+        context: Any = None,
+        delay: float | None = None,
+        timeout: float | None = None,
+        backlog_count: int | None = None,
+        *,
+        executor: str = "process",
+        name: str | None = None,
+    ) -> None:
+        self.graph = make_trail_graph(trail_definition)
+        self.context = context
+        self.dag_file = dag_file
+        self.name = name or steps_in_order(self.graph)[0].name
+        if socket_file is None:
+            socket_file = new_socket_file(self.name)
+        else:
+            socket_file = os.path.abspath(socket_file)
+            parent = Path(socket_file).parent
+            if not parent.exists():
+                ensure_private_dir(parent)
+        self.socket_file = socket_file
+        self._sockets = ServerSockets(socket_file)
+        self.events_file = self._sockets.events_file
+        self._manager = TrailManager(
+            self.graph,
+            self._sockets.api,
+            self._sockets.events,
+            context,
+            executor,
+            info={"name": self.name, "socket": socket_file, "events": self.events_file},
+        )
+        self._thread: threading.Thread | None = None
+        self._done = threading.Event()
+        self._served = False
+
+    def serve(self, threaded: bool = False) -> None:
+        """Run the trail manager until a shutdown call.
+
+        ``threaded=True`` runs it on a background thread and returns at once (AutoTrail used
+        a subprocess; a thread shares the context with thread-executor steps, and process
+        steps still run in processes of their own).
+        """
+        if self._served:
+            raise RuntimeError("this TrailServer has already served; make a new one")
+        self._served = True
+        if not threaded:
+            self._serve()
+            return
+        self._thread = threading.Thread(target=self._serve, name="trail-manager", daemon=True)
+        self._thread.start()
+        atexit.register(self._stop_at_exit)
+
+    def _serve(self) -> None:
+        try:
+            self._manager.run()
+        finally:
+            self._sockets.close()
+            self._done.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the server has shut down; True if it has."""
+        return self._done.wait(timeout)
+
+    @property
+    def serving(self) -> bool:
+        return self._served and not self._done.is_set()
+
+    def _stop_at_exit(self) -> None:
+        """Don't leave running steps and socket files behind when the script ends."""
+        if not self.serving:
+            return
+        from trail.layer2.client import TrailClient
+
+        try:
+            TrailClient(self.socket_file, timeout=2).shutdown(dry_run=False)
+        except Exception as exc:  # the interpreter is exiting; say why and move on
+            log.warning("could not shut down the trail at %s: %s", self.socket_file, exc)
+            return
+        self.join(10)
+
+    def __enter__(self) -> TrailServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.serving:
+            self._stop_at_exit()
+        elif not self._served:
+            self._sockets.close()
+            self._done.set()
