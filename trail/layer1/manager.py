@@ -26,7 +26,7 @@ import zmq
 from trail.core.dag import Frontier, progeny
 from trail.core.states import Action, State, states_for, transition
 from trail.core.step import Step
-from trail.errors import StepProcessError, StepTimeoutError, TrailError
+from trail.errors import RemoteStepError, StepProcessError, StepTimeoutError, TrailError
 from trail.layer1.executors import Executor, Kind, Message, Outcome, make_executor
 from trail.layer1.executors.base import TrailEnvironment
 from trail.layer1.wire import ProtocolError, Reply, error_reply, parse_request, request_id
@@ -39,12 +39,13 @@ _NOT_A_TAG = object()
 def wire_value(value: Any) -> Any:
     """A return value as the API shows it: itself if JSON holds it, else its text.
 
-    An exception shows as ``Type: message`` (AutoTrail showed only the message).
+    An exception shows as ``Type: message`` (AutoTrail showed only the message); one that
+    could not cross from the step's process shows as the type it had there.
     """
+    if isinstance(value, RemoteStepError):
+        return str(value)
     if isinstance(value, BaseException):
-        text = str(value)
-        name = type(value).__name__
-        return text if text.startswith(f"{name}: ") else f"{name}: {text}"
+        return f"{type(value).__name__}: {value}"
     try:
         json.dumps(value)
     except (TypeError, ValueError):

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from trail import TrailClient, TrailServer
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    """serve(definition, **options) -> a TrailClient of a server running in the background."""
+    servers: list[TrailServer] = []
+
+    def start(definition: Any, **options: Any) -> TrailClient:
+        server = TrailServer(definition, **options)
+        server.serve(threaded=True)
+        servers.append(server)
+        client = TrailClient(server.socket_file, timeout=10)
+        client.server = server  # type: ignore[attr-defined]
+        return client
+
+    yield start
+    for server in servers:
+        if server.serving:
+            TrailClient(server.socket_file, timeout=10).shutdown(dry_run=False)
+        assert server.join(30), "the server did not shut down"
+
+
+@pytest.fixture(params=["process", "thread"])
+def executor(request: pytest.FixtureRequest) -> str:
+    """Every contract test runs against both executors."""
+    return request.param

@@ -1,0 +1,256 @@
+"""How steps run: processes, groups, timeouts, processors, context, events."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import pid_alive, states, wait_states, wait_until
+from trail import Step, StepInterruptedError
+
+
+def group_sleeper(pids: Path, ignore_term: bool = False):
+    """Starts two grandchildren (a shell and its sleep), records every pid, sleeps."""
+
+    def action(trail_env, context):
+        if ignore_term:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        shell = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 60 & sleep 60; wait"]
+                                 if ignore_term else ["sh", "-c", "sleep 60 & sleep 60; wait"])
+        time.sleep(0.3)
+        children = subprocess.run(["pgrep", "-g", str(os.getpgid(0))], capture_output=True,
+                                  text=True).stdout.split()
+        pids.write_text(" ".join({str(os.getpid()), str(shell.pid), *children}))
+        time.sleep(60)
+
+    return action
+
+
+def test_interrupt_kills_the_whole_process_group(serve, tmp_path):
+    pids = tmp_path / "pids"
+    client = serve(Step(group_sleeper(pids), name="group"))
+    client.start()
+    wait_until(pids.exists, "the step to record its pids")
+    recorded = [int(p) for p in pids.read_text().split()]
+    assert len(recorded) >= 4 and all(pid_alive(p) for p in recorded)
+    client.interrupt(dry_run=False)
+    wait_until(lambda: not any(pid_alive(p) for p in recorded), "every process to be gone",
+               timeout=5)
+
+
+def test_a_step_that_ignores_sigterm_is_killed_after_its_grace(serve, tmp_path):
+    pids = tmp_path / "pids"
+    client = serve(Step(group_sleeper(pids, ignore_term=True), name="stubborn",
+                        kill_grace=0.5))
+    client.start()
+    wait_until(pids.exists, "the step to record its pids")
+    recorded = [int(p) for p in pids.read_text().split()]
+    client.interrupt(dry_run=False)
+    assert states(client) == {"stubborn": "Interrupted"}
+    time.sleep(0.2)
+    assert any(pid_alive(p) for p in recorded)  # still in its grace period
+    wait_until(lambda: not any(pid_alive(p) for p in recorded), "SIGKILL after grace",
+               timeout=10)
+
+
+def test_a_timeout_stops_the_step_and_fails_it(serve, tmp_path, executor):
+    def slow(trail_env, context):
+        trail_env.output(os.getpid())
+        for _ in range(600):
+            if trail_env.interrupted:
+                return "noticed"
+            time.sleep(0.1)
+
+    client = serve(Step(slow, timeout=0.5), executor=executor)
+    client.start()
+    wait_states(client, {"slow": "Paused due to failure"})
+    row = client.status()[0]
+    assert row["Return value"] == (
+        "StepTimeoutError: step 'slow' timed out after 0.5 s and was stopped"
+    )
+    if executor == "process":
+        pid = row["Output messages"][0]
+        wait_until(lambda: not pid_alive(pid), "the timed-out process to be gone", timeout=5)
+
+
+def test_a_process_that_dies_without_a_result_fails_the_step(serve):
+    def vanish(trail_env, context):
+        os._exit(3)
+
+    def killed(trail_env, context):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    client = serve([Step(vanish), Step(killed)])
+    client.start()
+    wait_states(client, {"vanish": "Paused due to failure", "killed": "Paused due to failure"})
+    rows = {row["Name"]: row["Return value"] for row in client.status()}
+    assert rows["vanish"] == ("StepProcessError: the step's process exited with code 3 before "
+                              "it reported a result")
+    assert "killed by SIGKILL" in rows["killed"]
+
+
+class Unloadable(Exception):
+    def __init__(self, a, b):
+        super().__init__(f"{a}/{b}")
+
+
+def test_values_and_errors_that_cannot_cross_processes(serve):
+    def lock(trail_env, context):
+        return threading.Lock()
+
+    def odd_error(trail_env, context):
+        raise Unloadable(1, 2)
+
+    client = serve([Step(lock), Step(odd_error)])
+    client.start()
+    wait_states(client, {"lock": "Succeeded", "odd_error": "Paused due to failure"})
+    rows = {row["Name"]: row["Return value"] for row in client.status()}
+    assert rows["lock"].startswith("<unlocked _thread.lock")
+    assert rows["odd_error"] == "Unloadable: 1/2"
+    with pytest.raises(TypeError):  # the premise: it really cannot be loaded back
+        pickle.loads(pickle.dumps(Unloadable(1, 2)))
+
+
+def test_processors_run_in_the_manager_and_context_reaches_steps(serve, executor):
+    server_pid = os.getpid()
+    seen = []
+
+    def pre(trail_env, context):
+        seen.append(("pre", os.getpid()))
+        trail_env.output("from pre")
+        return (context["base"],), {"extra": 2}
+
+    def action(base, extra):
+        return {"sum": base + extra, "pid": os.getpid()}
+
+    def post(trail_env, context, value):
+        seen.append(("post", os.getpid()))
+        return value["sum"] * 10 if value["pid"] != server_pid or executor == "thread" else -1
+
+    def handler(trail_env, context, error):
+        seen.append(("failure", os.getpid()))
+        return f"handled {error}"
+
+    def bad(trail_env, context):
+        raise KeyError("boom")
+
+    client = serve(
+        Step(action, pre_processor=pre, post_processor=post) >> Step(bad, failure_handler=handler),
+        context={"base": 1},
+        executor=executor,
+    )
+    client.start()
+    wait_states(client, {"action": "Succeeded", "bad": "Paused due to failure"})
+    rows = {row["Name"]: row for row in client.status()}
+    assert rows["action"]["Return value"] == 30
+    assert rows["action"]["Output messages"] == ["from pre"]
+    assert rows["bad"]["Return value"] == "handled 'boom'"
+    assert seen == [("pre", server_pid), ("post", server_pid), ("failure", server_pid)]
+
+
+def test_a_raising_pre_processor_fails_the_step(serve):
+    def pre(trail_env, context):
+        raise ValueError("no arguments for you")
+
+    client = serve(Step(lambda e, c: 1, name="x", pre_processor=pre))
+    client.start()
+    wait_states(client, {"x": "Paused due to failure"})
+    assert client.status()[0]["Return value"] == "ValueError: no arguments for you"
+
+
+def test_skip_progeny_on_failure(serve, executor):
+    def fail(trail_env, context):
+        raise RuntimeError("no")
+
+    a = Step(fail, name="a", pause_on_fail=False, skip_progeny_on_failure=True)
+    b, c, other = (Step(lambda e, x: 1, name=n) for n in ("b", "c", "other"))
+    client = serve([(a, b), (b, c), (other, c)], executor=executor)
+    client.start()
+    wait_states(client, {"a": "Failed", "b": "Skipped", "c": "Skipped", "other": "Succeeded"})
+
+
+def test_closures_lambdas_and_repl_functions_run_in_processes(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).parents[2])!r})
+        from trail import Step, TrailServer, TrailClient
+        factor = 7
+        def typed_here(trail_env, context):
+            return context * factor
+        s = TrailServer(Step(typed_here) >> Step(lambda e, c: c + 1, name="lam"), context=6)
+        s.serve(threaded=True)
+        c = TrailClient(s.socket_file)
+        c.start()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            rows = c.status()
+            if all(r["State"] == "Succeeded" for r in rows):
+                break
+            time.sleep(0.01)
+        print([r["Return value"] for r in rows])
+        c.shutdown(dry_run=False)
+        """
+    )
+    # Read from stdin, as a REPL would: nothing of it can be imported by a child process.
+    result = subprocess.run([sys.executable, "-"], input=script, capture_output=True,
+                            text=True, timeout=60)
+    assert result.stdout.strip() == "[42, 7]", result.stderr
+
+
+def test_the_event_stream_sees_a_step_that_lasts_no_time(serve, executor):
+    client = serve(Step(lambda e, c: None, name="blink"), executor=executor)
+    with client.subscribe() as stream:
+        client.start()
+        seen = []
+        while not seen or seen[-1] != "Succeeded":
+            event = stream.next(timeout=20)
+            assert event is not None, f"events stopped after {seen}"
+            if event["kind"] == "state":
+                seen.append(event["state"])
+                assert event["name"] == "blink"
+    assert seen == ["Waiting", "Running", "Succeeded"]
+
+
+def test_interrupting_a_thread_step_that_waits_for_input(serve):
+    caught = []
+
+    def ask(trail_env, context):
+        try:
+            return trail_env.input("name?")
+        except StepInterruptedError as exc:
+            caught.append(exc)
+            raise
+
+    client = serve(Step(ask), executor="thread")
+    client.start()
+    wait_until(client.steps_waiting_for_user_input, "the prompt")
+    client.interrupt(dry_run=False)
+    assert states(client) == {"ask": "Interrupted"}
+    wait_until(lambda: caught, "the step to see the interrupt")
+    client.resume(dry_run=False)
+    wait_until(client.steps_waiting_for_user_input, "the prompt again")
+    client.send_message_to_steps("ada", dry_run=False)
+    wait_states(client, {"ask": "Succeeded"})
+
+
+def test_input_timeout(serve, executor):
+    def ask(trail_env, context):
+        try:
+            trail_env.input("anyone?", timeout=0.2)
+        except TimeoutError as exc:
+            return str(exc)
+
+    client = serve(Step(ask), executor=executor)
+    client.start()
+    wait_states(client, {"ask": "Succeeded"})
+    assert client.status()[0]["Return value"] == "no reply to 'anyone?' within 0.2 s"
