@@ -15,7 +15,13 @@ from typing import Any
 from trail.core.dag import strict_progeny
 from trail.core.states import PAUSE_ON_FAIL_STATES, Action, State, states_for
 from trail.layer1.manager import StepRecord, TrailManager, records_in
-from trail.layer1.wire import DEFAULT_STATUS_FIELDS, PROTOCOL_VERSION, Call, StatusField
+from trail.layer1.wire import (
+    DEFAULT_STATUS_FIELDS,
+    PROTOCOL_VERSION,
+    Call,
+    Encoded,
+    StatusField,
+)
 
 Args = dict[str, Any]
 Handler = Callable[[TrailManager, Args], Any]
@@ -120,13 +126,16 @@ def list_steps(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
     return [record.step.tags for record in manager.select(args["tags"])]
 
 
-def status(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
-    fields = DEFAULT_STATUS_FIELDS if args["fields"] is None else args["fields"]
+def status(manager: TrailManager, args: Args) -> Encoded:
+    """A status row per selected step; rows of steps unchanged since the last call with the
+    same fields are reused as encoded, so an idle trail of thousands answers at once."""
+    fields = tuple(DEFAULT_STATUS_FIELDS if args["fields"] is None else args["fields"])
     records = manager.select(args["tags"])
     if args["states"]:
         states = {State(value) for value in args["states"]}
         records = [record for record in records if record.state in states]
-    return [status_row(record, fields) for record in records]
+    rows = [r.encoded_row(fields, lambda r=r: status_row(r, fields)) for r in records]
+    return Encoded(b"[" + b",".join(rows) + b"]")
 
 
 def steps_waiting_for_user_input(manager: TrailManager, args: Args) -> list[dict[str, Any]]:

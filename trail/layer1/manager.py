@@ -53,9 +53,16 @@ def wire_value(value: Any) -> Any:
     return value
 
 
+_encode = json.JSONEncoder(default=str, separators=(",", ":")).encode
+
+
 @dataclass(eq=False)
 class StepRecord:
-    """The manager's record of one step in this run: its state and run-time data."""
+    """The manager's record of one step in this run: its state and run-time data.
+
+    Change it only through its methods: each bumps ``version``, which keys the cache of
+    encoded status rows (a status call re-encodes only the steps that changed).
+    """
 
     step: Step
     n: int
@@ -72,6 +79,8 @@ class StepRecord:
     environment: TrailEnvironment | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    version: int = 0
+    _rows: dict[tuple[str, ...], tuple[int, bytes]] = field(default_factory=dict)
 
     @property
     def brief(self) -> dict[str, Any]:
@@ -87,6 +96,48 @@ class StepRecord:
     def matches(self, tags: dict[str, Any]) -> bool:
         own = self.step.tags
         return all(own.get(key, _NOT_A_TAG) == value for key, value in tags.items())
+
+    def encoded_row(self, fields: tuple[str, ...], make: Callable[[], Any]) -> bytes:
+        """The JSON of ``make()``, this step's status row for ``fields``, cached per version."""
+        cached = self._rows.get(fields)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        data = _encode(make()).encode()
+        self._rows[fields] = (self.version, data)
+        return data
+
+    def set_state(self, state: State) -> None:
+        self.state = state
+        self.version += 1
+
+    def begin_run(self, run_id: int, executor: Executor, env: TrailEnvironment) -> None:
+        # A new run starts a new conversation (AutoTrail does the same); output stays.
+        self.prompt_messages, self.input_messages = [], []
+        self.return_value = self.shown_return_value = None
+        self.run_id, self.executor, self.environment = run_id, executor, env
+        self.started_at, self.finished_at = time.time(), None
+        self.version += 1
+
+    def end_run(self) -> None:
+        self.finished_at = time.time()
+        self.version += 1
+
+    def set_return_value(self, value: Any) -> None:
+        self.return_value = value
+        self.shown_return_value = wire_value(value)
+        self.version += 1
+
+    def add_output(self, message: Any) -> None:
+        self.output_messages.append(message)
+        self.version += 1
+
+    def add_prompt(self, message: Any) -> None:
+        self.prompt_messages.append(message)
+        self.version += 1
+
+    def add_input(self, message: Any) -> None:
+        self.input_messages.append(message)
+        self.version += 1
 
 
 class Timers:
@@ -137,6 +188,8 @@ class TrailManager:
             for step in sorted(graph.nodes, key=lambda s: s.tags["n"])
         ]
         self._record_of = {record.step: record for record in self.records}
+        self._tag_index: dict[str, dict[Any, list[StepRecord]] | None] = {}
+        self._subscribers = 0
         self._frontier = Frontier(graph)
         self._dirty: list[int] = []  # heap of n: steps to look at in the next advance
         self._dirty_set: set[int] = set()
@@ -211,8 +264,11 @@ class TrailManager:
                 note = self.events_socket.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if note[:1] == b"\x01":  # a subscription (b"\x00" is an unsubscription)
+            if note[:1] == b"\x01":  # a subscription
+                self._subscribers += 1
                 self._send_event({"kind": "hello"})
+            elif note[:1] == b"\x00":  # an unsubscription, or a subscriber gone
+                self._subscribers -= 1
 
     def handle(self, body: bytes) -> Reply:
         """Answer one request; any failure becomes an error reply, never a crash."""
@@ -235,7 +291,7 @@ class TrailManager:
         for record in self.records:
             if record.state is State.RUNNING:
                 self.apply(record, Action.INTERRUPT, "shutdown")
-                record.finished_at = time.time()
+                record.end_run()
         for executor in self._executors.values():
             executor.close(grace)
         log.info("trail manager stopped")
@@ -246,7 +302,7 @@ class TrailManager:
         """Move a step by ``action`` (the transition table says where), and publish it."""
         old = record.state
         new = transition(old, action)
-        record.state = new
+        record.set_state(new)
         if new.done and not old.done:
             for child in self._frontier.mark_done(record.step):
                 self._mark_dirty(self._record_of[child])
@@ -278,11 +334,11 @@ class TrailManager:
         self._send_event({"kind": kind, "n": record.n, "name": record.name, **fields})
 
     def _send_event(self, event: dict[str, Any]) -> None:
-        if self.events_socket is None:
-            return
+        if self.events_socket is None or self._subscribers <= 0:
+            return  # nobody listens: skip the encoding
         event = {"seq": next(self._event_seq), "time": time.time(), **event}
         try:
-            self.events_socket.send(json.dumps(event, default=str).encode(), zmq.NOBLOCK)
+            self.events_socket.send(_encode(event).encode(), zmq.NOBLOCK)
         except zmq.ZMQError as exc:
             log.warning("could not publish an event: %s", exc)
 
@@ -306,11 +362,7 @@ class TrailManager:
         executor = self._executor(step.executor or self.default_executor)
         run_id = next(self._run_ids)
         env = executor.prepare(run_id)
-        # A new run starts a new conversation (AutoTrail does the same).
-        record.prompt_messages, record.input_messages = [], []
-        record.return_value = record.shown_return_value = None
-        record.run_id, record.executor, record.environment = run_id, executor, env
-        record.started_at, record.finished_at = time.time(), None
+        record.begin_run(run_id, executor, env)
         self.apply(record, Action.RUN, "started")
         self._live[run_id] = record
         try:
@@ -337,10 +389,10 @@ class TrailManager:
                       message.run_id)
             return
         if message.kind == Kind.OUTPUT:
-            record.output_messages.append(message.payload)
+            record.add_output(message.payload)
             self.publish("output", record, message=message.payload)
         elif message.kind == Kind.PROMPT:
-            record.prompt_messages.append(message.payload)
+            record.add_prompt(message.payload)
             self.publish("prompt", record, message=message.payload)
         elif message.kind == Kind.RESULT:
             self._finish(record, message.payload)
@@ -351,7 +403,7 @@ class TrailManager:
 
     def _finish(self, record: StepRecord, outcome: Outcome) -> None:
         self._live.pop(record.run_id or 0, None)
-        record.finished_at = time.time()
+        record.end_run()
         if not outcome.ok:
             self._fail(record, outcome.value, outcome.traceback, "raised")
             return
@@ -360,13 +412,13 @@ class TrailManager:
         except Exception as exc:
             self._fail(record, exc, traceback.format_exc(), "post_processor raised")
             return
-        self._set_return_value(record, value)
+        record.set_return_value(value)
         self.apply(record, Action.SUCCEED, "returned")
 
     def _fail(self, record: StepRecord, error: BaseException, trace: str, cause: str) -> None:
         """End the latest run of a step as failed; later word from that run is ignored."""
         self._live.pop(record.run_id or 0, None)
-        record.finished_at = time.time()
+        record.end_run()
         log.error("step %s %s failed (%s): %s\n%s", record.n, record.name, cause,
                   wire_value(error), trace)
         try:
@@ -374,7 +426,7 @@ class TrailManager:
         except Exception as exc:
             log.exception("the failure_handler of step %s %s raised", record.n, record.name)
             value = exc
-        self._set_return_value(record, value)
+        record.set_return_value(value)
         action = Action.FAIL_AND_PAUSE if record.pause_on_fail else Action.FAIL
         self.apply(record, action, cause)
         if record.step.skip_progeny_on_failure:
@@ -383,10 +435,6 @@ class TrailManager:
             for other in sorted((self._record_of[s] for s in below), key=lambda r: r.n):
                 if other.state in eligible:
                     self.apply(other, Action.SKIP_PROGENY, f"step {record.n} failed")
-
-    def _set_return_value(self, record: StepRecord, value: Any) -> None:
-        record.return_value = value
-        record.shown_return_value = wire_value(value)
 
     def _time_out(self, record: StepRecord, run_id: int) -> None:
         if self._live.get(run_id) is not record:
@@ -405,10 +453,39 @@ class TrailManager:
     # --- what the API handlers call ------------------------------------------------------
 
     def select(self, tags: dict[str, Any]) -> list[StepRecord]:
-        """Steps whose tags include every given tag, by n (an unknown tag selects none)."""
+        """Steps whose tags include every given tag, by n (an unknown tag selects none).
+
+        Looks up an index per tag key (built on first use; tags are fixed once a trail
+        serves), so picking one step of a thousand by name costs no scan.
+        """
         if not tags:
             return list(self.records)
-        return [record for record in self.records if record.matches(tags)]
+        pool: list[StepRecord] | None = None
+        for key, value in tags.items():
+            hits = self._indexed(key, value)
+            if hits is not None and (pool is None or len(hits) < len(pool)):
+                pool = hits
+        return [record for record in (self.records if pool is None else pool)
+                if record.matches(tags)]
+
+    def _indexed(self, key: str, value: Any) -> list[StepRecord] | None:
+        """The steps whose tag ``key`` equals ``value``; None if that key can't be indexed."""
+        if key not in self._tag_index:
+            index: dict[Any, list[StepRecord]] | None = {}
+            try:
+                for record in self.records:
+                    if key in record.step.tags:
+                        index.setdefault(record.step.tags[key], []).append(record)  # type: ignore[union-attr]
+            except TypeError:  # an unhashable tag value: this key is searched by scan
+                index = None
+            self._tag_index[key] = index
+        index = self._tag_index[key]
+        if index is None:
+            return None
+        try:
+            return index.get(value, [])
+        except TypeError:
+            return None
 
     def record_of(self, step: Step) -> StepRecord:
         return self._record_of[step]
@@ -417,12 +494,12 @@ class TrailManager:
         run_id = record.run_id
         assert run_id is not None
         self._live.pop(run_id, None)
-        record.finished_at = time.time()
+        record.end_run()
         self.apply(record, Action.INTERRUPT, cause)
         self._stop_run(record, run_id)
 
     def reply(self, record: StepRecord, message: Any, cause: str) -> None:
-        record.input_messages.append(message)
+        record.add_input(message)
         self.publish("input", record, message=message, cause=cause)
         if record.executor is not None and record.run_id is not None:
             record.executor.reply(record.run_id, message)

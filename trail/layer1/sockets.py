@@ -108,8 +108,9 @@ def remove(path: str) -> None:
 class ServerSockets:
     """A server's API socket (ROUTER) and event stream (XPUB), bound and owned together.
 
-    XPUB rather than PUB: the manager sees each new subscription and greets it with a
-    ``hello`` event, so a subscriber knows when it can no longer miss anything.
+    XPUB rather than PUB: the manager sees each subscription come and go. It greets a new
+    one with a ``hello`` event, so a subscriber knows when it can no longer miss anything,
+    and it skips encoding events while nobody listens.
     """
 
     def __init__(self, socket_file: str) -> None:
@@ -120,7 +121,7 @@ class ServerSockets:
             self.api = bind(self.context, zmq.ROUTER, socket_file)
             try:
                 self.events = bind(self.context, zmq.XPUB, self.events_file)
-                self.events.setsockopt(zmq.XPUB_VERBOSE, 1)
+                self.events.setsockopt(zmq.XPUB_VERBOSER, 1)
             except BaseException:
                 self.api.close(0)
                 remove(socket_file)

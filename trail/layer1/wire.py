@@ -179,6 +179,10 @@ class Request:
                       "args": self.args})
 
 
+class Encoded(bytes):
+    """A result already encoded as JSON: the reply carries it as it is."""
+
+
 @dataclass(frozen=True)
 class Reply:
     id: Any
@@ -188,6 +192,9 @@ class Reply:
     error_message: str | None = None
 
     def to_json(self) -> bytes:
+        if self.ok and isinstance(self.result, Encoded):
+            head = _dump({"v": PROTOCOL_VERSION, "id": self.id, "ok": True})
+            return head[:-1] + b',"result":' + self.result + b"}"
         body: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": self.id, "ok": self.ok}
         if self.ok:
             body["result"] = self.result

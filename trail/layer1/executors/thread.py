@@ -34,11 +34,11 @@ _INTERRUPTED = object()
 
 
 class QueueChannel(StepChannel):
-    def __init__(self, run_id: int, post: Callable[[Message], None]) -> None:
+    def __init__(self, run_id: int, post: Callable[..., None]) -> None:
         self._run_id = run_id
         self._post = post
-        self.replies: queue.Queue[Any] = queue.Queue()
-        self.stop = threading.Event()
+        self.replies: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.stopped = False  # set by the manager's thread, read by the step's
 
     def send(self, kind: str, payload: Any) -> None:
         self._post(Message(self._run_id, kind, payload))
@@ -54,7 +54,7 @@ class QueueChannel(StepChannel):
 
     @property
     def interrupted(self) -> bool:
-        return self.stop.is_set()
+        return self.stopped
 
 
 @dataclass
@@ -85,8 +85,9 @@ class ThreadExecutor(Executor):
     def watch(self) -> list[int]:
         return [self._wake_r]
 
-    def _post(self, message: Message) -> None:
-        self._inbox.put(message)
+    def _post(self, *messages: Message) -> None:
+        for message in messages:
+            self._inbox.put(message)
         try:
             os.write(self._wake_w, b"\0")
         except BlockingIOError:
@@ -130,8 +131,8 @@ class ThreadExecutor(Executor):
             # reads this result, and should find this worker free rather than spawn one.
             with self._idle_lock:
                 self._idle += 1
-            self._post(Message(job.run_id, Kind.RESULT, outcome))
-            self._post(Message(job.run_id, Kind.EXIT, "finished"))
+            self._post(Message(job.run_id, Kind.RESULT, outcome),
+                       Message(job.run_id, Kind.EXIT, "finished"))
 
     def collect(self, fd: int) -> bool:
         try:
@@ -156,7 +157,7 @@ class ThreadExecutor(Executor):
     def interrupt(self, run_id: int) -> None:
         job = self._jobs.get(run_id)
         if job is not None:
-            job.channel.stop.set()
+            job.channel.stopped = True
             job.channel.replies.put(_INTERRUPTED)
 
     def kill(self, run_id: int) -> None:
