@@ -173,9 +173,13 @@ def test_skip_progeny_on_failure(serve, executor):
 
     a = Step(fail, name="a", pause_on_fail=False, skip_progeny_on_failure=True)
     b, c, other = (Step(lambda e, x: 1, name=n) for n in ("b", "c", "other"))
-    client = serve([(a, b), (b, c), (other, c)], executor=executor)
+    d = Step(lambda e, x: 1, name="d")
+    client = serve([(a, b), (b, d), (b, c), (other, c)], executor=executor)
     client.start()
-    wait_states(client, {"a": "Failed", "b": "Skipped", "c": "Skipped", "other": "Succeeded"})
+    # Strict progeny, as AutoTrail: c also waits on `other`, outside a's branch, so it is
+    # not skipped; it runs once b (skipped, so done) and other are done.
+    wait_states(client, {"a": "Failed", "b": "Skipped", "d": "Skipped", "other": "Succeeded",
+                         "c": "Succeeded"})
 
 
 def test_closures_lambdas_and_repl_functions_run_in_processes(tmp_path):

@@ -39,7 +39,8 @@ class Step:
     Options beyond AutoTrail's: ``timeout`` (seconds; the step is stopped and fails with
     StepTimeoutError), ``kill_grace`` (seconds between SIGTERM and SIGKILL when the step is
     stopped), ``idempotent`` (safe to run again after a crash), ``executor`` ('process' or
-    'thread', overriding the server's).
+    'thread', overriding the server's), ``conditional`` (a return value of False skips the
+    step's strict progeny: the branch it guards).
     """
 
     # AutoTrail's names for the states, so runbooks that compare against them keep working.
@@ -72,6 +73,7 @@ class Step:
         kill_grace: float = 2.0,
         idempotent: bool = False,
         executor: str | None = None,
+        conditional: bool = False,
         **tags: Any,
     ) -> None:
         if not callable(action_function):
@@ -90,6 +92,7 @@ class Step:
         self.kill_grace = kill_grace
         self.idempotent = idempotent
         self.executor = executor
+        self.conditional = conditional
         self.tags: dict[str, Any] = dict(tags)
         self.tags.setdefault("name", _name_of(action_function))
 

@@ -102,6 +102,14 @@ def info(manager: TrailManager, args: Args) -> dict[str, Any]:
     }
 
 
+def graph(manager: TrailManager, args: Args) -> dict[str, Any]:
+    """The trail's shape: every step's tags, and the edges as [parent n, child n] pairs."""
+    return {
+        "steps": [record.step.tags for record in manager.records],
+        "edges": sorted([p.tags["n"], c.tags["n"]] for p, c in manager.graph.edges),
+    }
+
+
 def stop(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
     """Interrupt the running steps, then block every other step that may still run."""
     selected = manager.select(args["tags"])
@@ -184,6 +192,7 @@ def send_message_to_steps(manager: TrailManager, args: Args) -> list[dict[str, A
 
 HANDLERS: dict[Call, Handler] = {
     Call.INFO: info,
+    Call.GRAPH: graph,
     Call.START: _by_tags(Action.START, Call.START),
     Call.STOP: stop,
     Call.SHUTDOWN: shutdown,

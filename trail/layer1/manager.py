@@ -14,6 +14,7 @@ import heapq
 import itertools
 import json
 import logging
+import signal
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -23,12 +24,12 @@ from typing import Any
 import networkx as nx
 import zmq
 
-from trail.core.dag import Frontier, progeny
+from trail.core.dag import Frontier, progeny, strict_progeny
 from trail.core.states import Action, State, states_for, transition
 from trail.core.step import Step
 from trail.errors import RemoteStepError, StepProcessError, StepTimeoutError, TrailError
 from trail.layer1.executors import Executor, Kind, Message, Outcome, make_executor
-from trail.layer1.executors.base import TrailEnvironment
+from trail.layer1.executors.base import TrailEnvironment, signal_groups
 from trail.layer1.wire import ProtocolError, Reply, error_reply, parse_request, request_id
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,7 @@ class TrailManager:
         self._dirty: list[int] = []  # heap of n: steps to look at in the next advance
         self._dirty_set: set[int] = set()
         self._live: dict[int, StepRecord] = {}  # run id -> record, while the run counts
+        self._groups: dict[int, list[int]] = {}  # run id -> process groups it adopted
         self._run_ids = itertools.count(1)
         self._event_seq = itertools.count(1)
         self.timers = Timers(clock)
@@ -292,8 +294,11 @@ class TrailManager:
             if record.state is State.RUNNING:
                 self.apply(record, Action.INTERRUPT, "shutdown")
                 record.end_run()
+        adopted = [pgid for groups in self._groups.values() for pgid in groups]
+        signal_groups(adopted, signal.SIGTERM)
         for executor in self._executors.values():
             executor.close(grace)
+        signal_groups(adopted, signal.SIGKILL)
         log.info("trail manager stopped")
 
     # --- state changes -------------------------------------------------------------------
@@ -383,6 +388,11 @@ class TrailManager:
             self.timers.call_later(step.timeout, lambda: self._time_out(record, run_id))
 
     def _on_message(self, message: Message) -> None:
+        if message.kind == Kind.GROUP:
+            self._adopt(message.run_id, message.payload)
+            return
+        if message.kind == Kind.EXIT:
+            self._groups.pop(message.run_id, None)
         record = self._live.get(message.run_id)
         if record is None:
             log.debug("dropped %s from run %s, which no longer counts", message.kind,
@@ -414,6 +424,8 @@ class TrailManager:
             return
         record.set_return_value(value)
         self.apply(record, Action.SUCCEED, "returned")
+        if record.step.conditional and value is False:
+            self._skip_below(record, f"step {record.n} returned False")
 
     def _fail(self, record: StepRecord, error: BaseException, trace: str, cause: str) -> None:
         """End the latest run of a step as failed; later word from that run is ignored."""
@@ -430,11 +442,15 @@ class TrailManager:
         action = Action.FAIL_AND_PAUSE if record.pause_on_fail else Action.FAIL
         self.apply(record, action, cause)
         if record.step.skip_progeny_on_failure:
-            eligible = states_for(Action.SKIP_PROGENY)
-            below = progeny(self.graph, [record.step]) - {record.step}
-            for other in sorted((self._record_of[s] for s in below), key=lambda r: r.n):
-                if other.state in eligible:
-                    self.apply(other, Action.SKIP_PROGENY, f"step {record.n} failed")
+            self._skip_below(record, f"step {record.n} failed")
+
+    def _skip_below(self, record: StepRecord, cause: str) -> None:
+        """Skip the strict progeny of a step: the branch only it leads to (AutoTrail's rule)."""
+        eligible = states_for(Action.SKIP_PROGENY)
+        below = strict_progeny(self.graph, [record.step]) - {record.step}
+        for other in sorted((self._record_of[s] for s in below), key=lambda r: r.n):
+            if other.state in eligible:
+                self.apply(other, Action.SKIP_PROGENY, cause)
 
     def _time_out(self, record: StepRecord, run_id: int) -> None:
         if self._live.get(run_id) is not record:
@@ -448,7 +464,23 @@ class TrailManager:
         executor = record.executor
         assert executor is not None
         executor.interrupt(run_id)
-        self.timers.call_later(record.step.kill_grace, lambda: executor.kill(run_id))
+        groups = self._groups.pop(run_id, [])
+        signal_groups(groups, signal.SIGTERM)
+
+        def kill() -> None:
+            executor.kill(run_id)
+            signal_groups(groups, signal.SIGKILL)
+
+        self.timers.call_later(record.step.kill_grace, kill)
+
+    def _adopt(self, run_id: int, pgid: int) -> None:
+        record = self._live.get(run_id)
+        if record is None:  # the run was stopped before its word arrived: stop this too
+            signal_groups([pgid], signal.SIGTERM)
+            grace = 2.0
+            self.timers.call_later(grace, lambda: signal_groups([pgid], signal.SIGKILL))
+            return
+        self._groups.setdefault(run_id, []).append(pgid)
 
     # --- what the API handlers call ------------------------------------------------------
 

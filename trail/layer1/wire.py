@@ -32,6 +32,7 @@ class Call(str, Enum):
     """Every call the API serves."""
 
     INFO = "info"
+    GRAPH = "graph"
     START = "start"
     STOP = "stop"
     SHUTDOWN = "shutdown"
@@ -136,6 +137,7 @@ _MUTATE: dict[str, tuple[_Check, Any]] = {**_SELECT, "dry_run": (_bool, True)}
 
 ARGUMENTS: dict[Call, dict[str, tuple[_Check, Any]]] = {
     Call.INFO: {},
+    Call.GRAPH: {},
     Call.START: {**_MUTATE, "dry_run": (_bool, False)},
     Call.STOP: _MUTATE,
     Call.SHUTDOWN: {"dry_run": (_bool, True)},

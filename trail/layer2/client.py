@@ -102,6 +102,10 @@ class TrailClient:
         """What the server is: protocol, pid, sockets, step count, counts per state."""
         return self.call(Call.INFO)
 
+    def graph(self) -> dict[str, Any]:
+        """The trail's shape: ``steps`` (tags, by n) and ``edges`` ([parent n, child n])."""
+        return self.call(Call.GRAPH)
+
     def start(self, dry_run: bool = False, **tags: Any) -> Steps:
         """Start the trail: Ready steps become Waiting. (AutoTrail's start takes no dry_run.)"""
         return self.call(Call.START, dry_run=dry_run, tags=tags)

@@ -9,8 +9,10 @@ never changes step state itself; it only turns what happened into Messages.
 from __future__ import annotations
 
 import json
+import logging
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,7 @@ class Kind:
     PROMPT = "prompt"  # payload: the prompt; the step now waits for a reply
     RESULT = "result"  # payload: Outcome
     EXIT = "exit"  # payload: how the run's process ended (str); the run is gone
+    GROUP = "group"  # payload: a process group id the run started; stopped with the run
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,21 @@ class Message:
     payload: Any
 
 
+log = logging.getLogger(__name__)
+
 Deliver = Callable[[Message], None]
 CallLater = Callable[[float, Callable[[], None]], None]
+
+
+def signal_groups(pgids: Iterable[int], signum: int) -> None:
+    """Send ``signum`` to each process group; one already gone is no error."""
+    for pgid in pgids:
+        try:
+            os.killpg(pgid, signum)
+        except ProcessLookupError:
+            pass
+        except PermissionError as exc:  # the id now belongs to someone else's process
+            log.warning("cannot signal process group %s: %s", pgid, exc)
 
 
 def jsonable(message: Any) -> Any:
@@ -93,6 +109,16 @@ class TrailEnvironment:
             return self._channel.receive(timeout)
         except TimeoutError:
             raise InputTimeoutError(prompt, timeout or 0.0) from None
+
+    def adopt_process_group(self, pgid: int) -> None:
+        """Have the manager stop process group ``pgid`` along with this run.
+
+        For a command started in a session of its own (so it can be stopped without
+        stopping the step): interrupting or timing out the step then sends the group
+        SIGTERM, and SIGKILL after the grace period, even if the step's own process is
+        already gone.
+        """
+        self._channel.send(Kind.GROUP, int(pgid))
 
     @property
     def interrupted(self) -> bool:

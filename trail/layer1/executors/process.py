@@ -36,6 +36,7 @@ from trail.layer1.executors.base import (
     Outcome,
     StepChannel,
     TrailEnvironment,
+    signal_groups,
 )
 
 log = logging.getLogger(__name__)
@@ -211,7 +212,7 @@ class ProcessExecutor(Executor):
         run = self._runs.get(run_id)
         if run is not None and run.pid is not None:
             run.interrupted = True
-            _signal_group(run.pid, signal.SIGTERM)
+            signal_groups([run.pid], signal.SIGTERM)
 
     def kill(self, run_id: int) -> None:
         # The group outlives its leader: signal it even after the leader was reaped, so a
@@ -219,7 +220,7 @@ class ProcessExecutor(Executor):
         run = self._runs.get(run_id)
         pid = run.pid if run is not None else self._to_kill.pop(run_id, None)
         if pid is not None:
-            _signal_group(pid, signal.SIGKILL)
+            signal_groups([pid], signal.SIGKILL)
 
     def running_pids(self) -> list[int]:
         return [run.pid for run in self._runs.values() if run.pid is not None]
@@ -236,7 +237,7 @@ class ProcessExecutor(Executor):
                 if pid or time.monotonic() >= deadline:
                     break
                 time.sleep(0.01)
-            _signal_group(run.pid, signal.SIGKILL)
+            signal_groups([run.pid], signal.SIGKILL)
             if not pid:
                 try:
                     os.waitpid(run.pid, 0)
@@ -250,19 +251,10 @@ class ProcessExecutor(Executor):
                     if exc.errno != errno.EBADF:
                         raise
         for pgid in self._to_kill.values():
-            _signal_group(pgid, signal.SIGKILL)
+            signal_groups([pgid], signal.SIGKILL)
         self._runs.clear()
         self._by_fd.clear()
         self._to_kill.clear()
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except ProcessLookupError:
-        pass
-    except PermissionError as exc:  # the id now belongs to someone else's process
-        log.warning("cannot signal process group %s: %s", pgid, exc)
 
 
 def describe_exit(status: int) -> str:
