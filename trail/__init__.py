@@ -6,7 +6,9 @@ General layout (imports point down only):
   states and the transition table.
 - ``trail.layer1``: the engine: the trail manager's event loop, executors, API handlers,
   the wire protocol, sockets.
-- ``trail.layer2``: what users touch: TrailServer, TrailClient, the ``trail`` command.
+- ``trail.layer2``: what users touch: TrailServer, TrailClient, step helpers (ShellCommand,
+  Instruction, conditional steps, templating, a shared context), InteractiveTrail,
+  monitor_trail, diagrams, the ``trail`` command.
 
 An AutoTrail runbook moves over by changing ``autotrail`` to ``trail`` in its imports.
 """
@@ -29,7 +31,30 @@ from trail.errors import (
     TransitionError,
 )
 from trail.layer1 import StatusField, TrailEnvironment, trail_manager
-from trail.layer2 import EventStream, TrailClient, TrailServer
+from trail.layer2 import (
+    EventStream,
+    Instruction,
+    InstructionNotCompletedError,
+    InteractiveTrail,
+    ShellCommand,
+    ShellCommandFailedError,
+    TrailClient,
+    TrailServer,
+    accepts_context,
+    accepts_environment,
+    accepts_nothing,
+    create_conditional_step,
+    definition_dot,
+    extraction_wrapper,
+    interactive,
+    live_dot,
+    make_context_attribute_based_templating_function,
+    make_simple_templating_function,
+    monitor_trail,
+    render,
+    threadsafe_class,
+    write_trail_definition_as_dot,
+)
 
 __version__ = "0.1.0"
 
@@ -40,8 +65,13 @@ __all__ = [
     "DefinitionError",
     "EventStream",
     "InputTimeoutError",
+    "Instruction",
+    "InstructionNotCompletedError",
+    "InteractiveTrail",
     "ProtocolError",
     "RemoteStepError",
+    "ShellCommand",
+    "ShellCommandFailedError",
     "SocketInUseError",
     "State",
     "StatusField",
@@ -57,6 +87,20 @@ __all__ = [
     "TrailError",
     "TrailServer",
     "TransitionError",
+    "accepts_context",
+    "accepts_environment",
+    "accepts_nothing",
+    "create_conditional_step",
+    "definition_dot",
+    "extraction_wrapper",
+    "interactive",
+    "live_dot",
+    "make_context_attribute_based_templating_function",
+    "make_simple_templating_function",
+    "monitor_trail",
+    "render",
+    "threadsafe_class",
     "topological_while",
     "trail_manager",
+    "write_trail_definition_as_dot",
 ]

@@ -35,6 +35,7 @@ from trail.layer1.wire import ProtocolError, Reply, error_reply, parse_request, 
 log = logging.getLogger(__name__)
 
 _NOT_A_TAG = object()
+_ENDED = frozenset({State.SUCCEEDED, State.FAILED, State.PAUSED_ON_FAIL})  # events carry the value
 
 
 def wire_value(value: Any) -> Any:
@@ -314,7 +315,11 @@ class TrailManager:
         if new in (State.WAITING, State.TO_PAUSE, State.TO_SKIP, State.TO_BLOCK):
             self._mark_dirty(record)
         log.info("step %s %s: %s -> %s (%s)", record.n, record.name, old, new, cause)
-        self.publish("state", record, state=new.value, previous=old.value, cause=cause)
+        if new in _ENDED:
+            self.publish("state", record, state=new.value, previous=old.value, cause=cause,
+                         return_value=record.shown_return_value)
+        else:
+            self.publish("state", record, state=new.value, previous=old.value, cause=cause)
 
     def _mark_dirty(self, record: StepRecord) -> None:
         if record.n not in self._dirty_set:

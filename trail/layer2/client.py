@@ -39,10 +39,13 @@ class TrailClient:
     # --- transport -----------------------------------------------------------------------
 
     def _connect(self) -> zmq.Socket:
+        # Checked every call (a stat costs microseconds): a server that shut down is
+        # reported at once, not after the timeout.
+        if not os.path.exists(self.socket_file):
+            self._drop()
+            raise TrailConnectionError(self.socket_file, "the socket file does not exist")
         if self._socket is not None and self._pid == os.getpid():
             return self._socket
-        if not os.path.exists(self.socket_file):
-            raise TrailConnectionError(self.socket_file, "the socket file does not exist")
         sock = zmq.Context.instance().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(f"ipc://{self.socket_file}")

@@ -1,0 +1,130 @@
+"""ShellCommand on the real engine: streaming, failures, interrupt and timeouts kill the
+whole process group."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.support import pid_alive, wait_states, wait_until
+from trail import ShellCommand, Step
+
+
+def pids_in(*files: Path) -> list[int]:
+    return [int(f.read_text()) for f in files]
+
+
+def test_output_is_streamed_while_the_command_runs_and_interrupt_leaves_no_process(
+    serve, executor, tmp_path
+):
+    script = (f"sleep 60 & echo $! > {tmp_path}/kid; echo $$ > {tmp_path}/pid; "
+              f"echo first line; wait")
+    client = serve(Step(ShellCommand("long", script, shell=True)), executor=executor)
+    client.start()
+    wait_until(lambda: "[STDOUT] -- first line" in client.status()[0]["Output messages"],
+               "the first line to show while the command runs")
+    assert client.status()[0]["State"] == "Running"
+    wait_until(lambda: (tmp_path / "kid").exists() and (tmp_path / "pid").exists(), "pids")
+    pids = pids_in(tmp_path / "kid", tmp_path / "pid")
+    assert all(pid_alive(p) for p in pids)
+    client.interrupt(dry_run=False)
+    wait_states(client, {"long": "Interrupted"})
+    wait_until(lambda: not any(pid_alive(p) for p in pids), "the command's processes to go",
+               timeout=5)
+
+
+def test_success_returns_exit_code_and_output(serve, executor):
+    step = Step(ShellCommand("greet", "printf '{word}\\n\\nsecond\\n'"), name="greet")
+    client = serve(step, context={"word": "hello"}, executor=executor)
+    client.start()
+    wait_states(client, {"greet": "Succeeded"})
+    row = client.status()[0]
+    value = row["Return value"]
+    assert value["exit_code"] == 0
+    assert value["stdout"] == ["hello", "second"]  # the blank line is ignorable
+    assert row["Output messages"] == [
+        "[Command: printf 'hello\\n\\nsecond\\n'] -- Starting.",
+        "[STDOUT] -- hello",
+        "[STDOUT] -- second",
+        "[Command: printf 'hello\\n\\nsecond\\n'] -- Succeeded with exit code: 0.",
+    ]
+
+
+def test_failure_by_exit_code_names_command_code_and_last_stderr_line(serve, executor):
+    command = ["sh", "-c", "echo warming up >&2; echo disk full >&2; exit 3"]
+    client = serve(Step(ShellCommand("fail", command), name="fail"), executor=executor)
+    client.start()
+    wait_states(client, {"fail": "Paused due to failure"})
+    value = client.status()[0]["Return value"]
+    assert value == ("ShellCommandFailedError: [Command: sh -c 'echo warming up >&2; echo "
+                     "disk full >&2; exit 3'] -- Failed with exit code: 3, STDERR (Last line): "
+                     "disk full")
+
+
+def test_a_fatal_stderr_line_fails_the_step_even_when_more_output_follows(serve, executor):
+    command = "echo 'FATAL: replica lost' >&2; sleep 0.3; echo 'just a warning' >&2; echo done"
+    shell = ShellCommand("fatal", command, shell=True,
+                         is_error_fatal=lambda line: line.startswith("FATAL"))
+    client = serve(Step(shell, name="fatal"), executor=executor)
+    client.start()
+    wait_states(client, {"fatal": "Paused due to failure"})
+    value = client.status()[0]["Return value"]
+    assert "Failed with exit code: 0" in value
+    assert value.endswith("STDERR (Last line): FATAL: replica lost")
+
+
+def test_ignorable_exit_codes_and_output(serve):
+    shell = ShellCommand("grep", ["sh", "-c", "echo noise; echo keep; exit 1"],
+                         is_exit_code_ignorable=lambda code: code in (0, 1),
+                         is_output_ignorable=lambda line: line == "noise")
+    client = serve(Step(shell, name="grep"))
+    client.start()
+    wait_states(client, {"grep": "Succeeded"})
+    value = client.status()[0]["Return value"]
+    assert value["exit_code"] == 1 and value["stdout"] == ["keep"]
+
+
+def test_the_commands_own_timeout_kills_its_group(serve, executor, tmp_path):
+    script = f"sh -c 'trap \"\" TERM; sleep 60' & echo $! > {tmp_path}/kid; sleep 60"
+    shell = ShellCommand("slow", script, shell=True, timeout=0.5, kill_grace=0.5)
+    client = serve(Step(shell, name="slow"), executor=executor)
+    client.start()
+    wait_until((tmp_path / "kid").exists, "the command to start")
+    kid = int((tmp_path / "kid").read_text())
+    wait_states(client, {"slow": "Paused due to failure"})
+    assert "Timed out after 0.5 s" in client.status()[0]["Return value"]
+    wait_until(lambda: not pid_alive(kid), "the TERM-ignoring grandchild to be killed",
+               timeout=5)
+
+
+def test_a_step_timeout_kills_the_command(serve, executor, tmp_path):
+    script = f"echo $$ > {tmp_path}/pid; exec sleep 60"
+    client = serve(Step(ShellCommand("nap", script, shell=True), name="nap", timeout=0.5,
+                        kill_grace=0.5), executor=executor)
+    client.start()
+    wait_until((tmp_path / "pid").exists, "the command to start")
+    pid = int((tmp_path / "pid").read_text())
+    wait_states(client, {"nap": "Paused due to failure"})
+    wait_until(lambda: not pid_alive(pid), "the command to be stopped", timeout=5)
+
+
+def test_no_orphans_after_many_interrupts(serve, tmp_path):
+    count = 10
+    steps = [Step(ShellCommand(f"s{i}", f"echo $$ > {tmp_path}/{i}; sleep 60 & wait",
+                               shell=True), name=f"s{i}") for i in range(count)]
+    client = serve(steps)
+    client.start()
+    files = [tmp_path / str(i) for i in range(count)]
+    wait_until(lambda: all(f.exists() for f in files), "every command to start")
+    pids = pids_in(*files)
+    time.sleep(0.1)
+    client.interrupt(dry_run=False)
+    wait_until(lambda: not any(pid_alive(p) for p in pids), "every command to be gone",
+               timeout=10)
+
+
+def test_a_command_that_cannot_start_fails_clearly(serve):
+    client = serve(Step(ShellCommand("missing", "/no/such/program --flag"), name="missing"))
+    client.start()
+    wait_states(client, {"missing": "Paused due to failure"})
+    assert "Could not start" in client.status()[0]["Return value"]

@@ -1,0 +1,159 @@
+"""Diagrams through the real `dot`, monitor_trail on the event stream, InteractiveTrail."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import threading
+
+import pytest
+from rich.console import Console
+
+from tests.support import wait_states, wait_until
+from trail import (
+    InteractiveTrail,
+    Step,
+    definition_dot,
+    interactive,
+    live_dot,
+    monitor_trail,
+    render,
+    write_trail_definition_as_dot,
+)
+from trail.layer2.diagram import STATE_COLOURS
+
+
+def diamond():
+    a, b, c, d = (Step(lambda e, x: 1, name=n) for n in "abcd")
+    return a >> [b, c] >> d
+
+
+def dot_json(source: str) -> dict:
+    """Parse DOT with graphviz itself: the layout engine reads it back as JSON."""
+    assert shutil.which("dot"), "graphviz's dot is required (scripts/setup installs it)"
+    out = subprocess.run(["dot", "-Tjson"], input=source, capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)
+
+
+def nodes_and_edges(parsed: dict) -> tuple[dict[str, dict], set[tuple[str, str]]]:
+    objects = parsed.get("objects", [])
+    by_id = {o["_gvid"]: o for o in objects}
+    nodes = {o["name"]: o for o in objects if "nodes" not in o}
+    edges = {(by_id[e["tail"]]["name"], by_id[e["head"]]["name"])
+             for e in parsed.get("edges", []) if e.get("style") != "invis"}
+    return nodes, edges
+
+
+def test_a_definition_as_dot_has_the_steps_and_edges(tmp_path):
+    out = io.StringIO()
+    source = write_trail_definition_as_dot(diamond(), out)
+    assert out.getvalue() == source
+    nodes, edges = nodes_and_edges(dot_json(source))
+    assert {name: node["label"] for name, node in nodes.items()} == {
+        "0": "0: a", "1": "1: b", "2": "2: c", "3": "3: d"}
+    assert edges == {("0", "1"), ("0", "2"), ("1", "3"), ("2", "3")}
+    path = tmp_path / "trail.dot"
+    write_trail_definition_as_dot(diamond(), path)
+    assert path.read_text() == source
+
+
+def test_a_live_trail_is_coloured_by_state_and_renders_to_svg(serve, tmp_path):
+    a, b = Step(lambda e, x: 1, name="a"), Step(lambda e, x: 1, name="b")
+    client = serve(a >> b)
+    client.pause(dry_run=False, name="b")
+    client.start()
+    wait_states(client, {"a": "Succeeded", "b": "Paused"})
+    dot = live_dot(client)
+    nodes, edges = nodes_and_edges(dot_json(dot.source))
+    assert nodes["0"]["fillcolor"] == STATE_COLOURS["Succeeded"]
+    assert nodes["1"]["fillcolor"] == STATE_COLOURS["Paused"]
+    assert nodes["legend Paused"]["label"] == "Paused"  # the legend names the states shown
+    assert ("0", "1") in edges
+    svg = render(dot, tmp_path / "live.svg")
+    text = svg.read_text()
+    assert text.lstrip().startswith("<?xml") and "<svg" in text
+    assert "0: a" in text and "1: b" in text
+    png = render(definition_dot(diamond()), tmp_path / "d.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(Exception, match="use .dot, .svg, .png or .pdf"):
+        render(dot, tmp_path / "x.jpeg")
+
+
+def test_monitor_trail_sees_a_step_that_lasts_under_a_millisecond(serve, executor):
+    client = serve(Step(lambda e, x: "quick", name="blink") >> Step(lambda e, x: 2, name="z"),
+                   executor=executor)
+    seen: list[tuple[str, str]] = []
+    ready = threading.Event()
+
+    def record(rows):
+        for row in rows:
+            seen.append((row["Name"], row["State"]))
+        ready.set()
+
+    watcher = threading.Thread(target=monitor_trail, args=(
+        client, [(lambda rows: rows, record)]),
+        kwargs={"status_kwargs": {"fields": ["State", "Return value"], "states": None},
+                "until_finished": True}, daemon=True)
+    watcher.start()
+    assert ready.wait(20), "monitor_trail never reported the initial state"
+    client.start()
+    wait_states(client, {"blink": "Succeeded", "z": "Succeeded"})
+    watcher.join(20)
+    assert not watcher.is_alive(), "monitor_trail did not return once the trail finished"
+    blink = [state for name, state in seen if name == "blink"]
+    assert blink == ["Ready", "Waiting", "Running", "Succeeded"]
+
+
+def test_monitor_trail_default_states_and_filters(serve):
+    client = serve(Step(lambda e, x: 1 / 0, name="bad"))
+    client.pause(dry_run=False)
+    wait_states(client, {"bad": "Paused"})
+    failures, seen = [], threading.Event()
+    thread = threading.Thread(target=monitor_trail, args=(client, [
+        (lambda rows: rows, lambda rows: seen.set()),
+        (lambda rows: [r for r in rows if r["State"] == "Paused due to failure"],
+         failures.extend)]), kwargs={"delay": 0.2}, daemon=True)
+    thread.start()
+    assert seen.wait(20), "monitor_trail did not report the paused step it started with"
+    client.resume(dry_run=False)
+    wait_until(lambda: failures, "the failure to be reported")
+    assert failures[0]["Name"] == "bad"
+    assert failures[0]["Return value"] == "ZeroDivisionError: division by zero"
+    client.shutdown(dry_run=False)
+    thread.join(10)
+    assert not thread.is_alive(), "monitor_trail did not return after the server went away"
+
+
+def test_interactive_trail_prints_for_a_person(serve):
+    client = serve(Step(lambda e, x: "fine", name="step_one") >> Step(lambda e, x: 1,
+                                                                       name="step_two"))
+    out = io.StringIO()
+    console = Console(file=out, width=120, color_system=None)
+    trail = InteractiveTrail(client, console)
+    trail.pause(name="step_two")
+    text = out.getvalue()
+    assert "DRY RUN pause would affect 1 step(s)" in text and "# 1 - step_two" in text
+    out.truncate(0), out.seek(0)
+    trail.pause(name="step_two", dry_run=False)
+    trail.start()
+    wait_states(client, {"step_one": "Succeeded", "step_two": "Paused"})
+    trail.status()
+    text = out.getvalue()
+    assert "pause affected 1 step(s)" in text and "start affected" in text
+    assert "step_one" in text and "Succeeded" in text and "fine" in text and "Paused" in text
+    out.truncate(0), out.seek(0)
+    trail.status(fields=["Colour"])
+    assert "Error in status:" in out.getvalue() and "'Colour'" in out.getvalue()
+    out.truncate(0), out.seek(0)
+    trail.steps_waiting_for_user_input()
+    assert "No step is waiting for input." in out.getvalue()
+    namespace: dict = {}
+    interactive(client, namespace, console)
+    assert namespace["names"].step_two == "step_two"
+    out.truncate(0), out.seek(0)
+    namespace["resume"](dry_run=False, name=namespace["names"].step_two)
+    assert "resume affected 1 step(s)" in out.getvalue()
+    wait_states(client, {"step_two": "Succeeded"})

@@ -1,0 +1,111 @@
+"""Diagrams of a trail (DOT, SVG, PNG) with the graphviz package and the real ``dot``.
+
+A definition draws its shape; a live run (through a TrailClient) also colours each step by
+its state, with a legend. Nodes are named by n and labelled ``n: name``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import IO, Any
+
+import graphviz
+
+from trail.core.dag import make_trail_graph, steps_in_order
+from trail.core.states import State
+from trail.errors import TrailError
+
+STATE_COLOURS: dict[str, str] = {
+    State.READY.value: "white",
+    State.WAITING.value: "lightcyan",
+    State.RUNNING.value: "deepskyblue",
+    State.SUCCEEDED.value: "palegreen",
+    State.FAILED.value: "red",
+    State.SKIPPED.value: "honeydew",
+    State.BLOCKED.value: "orangered",
+    State.PAUSED.value: "gold",
+    State.INTERRUPTED.value: "violet",
+    State.PAUSED_ON_FAIL.value: "tomato",
+    State.TO_SKIP.value: "azure",
+    State.TO_BLOCK.value: "mistyrose",
+    State.TO_PAUSE.value: "lightyellow",
+}
+
+
+def trail_dot(
+    steps: list[dict[str, Any]],
+    edges: list[tuple[int, int]] | list[list[int]],
+    states: dict[int, str] | None = None,
+    name: str = "trail",
+) -> graphviz.Digraph:
+    """A Digraph of steps (tag dicts with n and name) and edges (parent n, child n);
+    with ``states`` (n -> state), coloured by state and with a legend."""
+    dot = graphviz.Digraph(name, graph_attr={"rankdir": "TB"},
+                           node_attr={"shape": "box", "style": "rounded,filled",
+                                      "fillcolor": "white", "fontname": "Helvetica"})
+    for tags in steps:
+        n = int(tags["n"])
+        attrs = {"tooltip": ", ".join(f"{k}={v}" for k, v in tags.items())}
+        if states is not None and n in states:
+            attrs["fillcolor"] = STATE_COLOURS.get(states[n], "white")
+            attrs["xlabel"] = states[n]
+        dot.node(str(n), f"{n}: {tags['name']}", **attrs)
+    for parent, child in edges:
+        dot.edge(str(parent), str(child))
+    if states:
+        with dot.subgraph(name="cluster_legend") as legend:
+            legend.attr(label="States", fontname="Helvetica", style="dashed")
+            shown = [s.value for s in State if s.value in set(states.values())]
+            for state in shown:
+                legend.node(f"legend {state}", state, fillcolor=STATE_COLOURS[state])
+            for left, right in zip(shown, shown[1:], strict=False):
+                legend.edge(f"legend {left}", f"legend {right}", style="invis")
+    return dot
+
+
+def definition_dot(trail_definition: Any, name: str = "trail") -> graphviz.Digraph:
+    """The Digraph of a trail definition (checked and numbered as a server would)."""
+    graph = make_trail_graph(trail_definition)
+    steps = [step.tags for step in steps_in_order(graph)]
+    edges = sorted((p.tags["n"], c.tags["n"]) for p, c in graph.edges)
+    return trail_dot(steps, edges, name=name)
+
+
+def live_dot(trail_client: Any, name: str = "trail") -> graphviz.Digraph:
+    """The Digraph of a running trail, each step coloured by its current state."""
+    shape = trail_client.graph()
+    states = {row["n"]: row["State"] for row in trail_client.status(fields=["State"])}
+    return trail_dot(shape["steps"], shape["edges"], states, name=name)
+
+
+def write_trail_definition_as_dot(trail_definition: Any, to: str | Path | IO[str]) -> str:
+    """Write a definition's diagram as DOT to a path or a text stream; return the DOT."""
+    source = definition_dot(trail_definition).source
+    _write_text(source, to)
+    return source
+
+
+def render(dot: graphviz.Digraph, path: str | Path) -> Path:
+    """Write ``dot`` to ``path``: DOT source for .dot/.gv, else rendered by ``dot`` in the
+    format the suffix names (.svg, .png, .pdf)."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt in ("dot", "gv"):
+        path.write_text(dot.source)
+        return path
+    if fmt not in ("svg", "png", "pdf"):
+        raise TrailError(f"cannot write a diagram as {path.suffix or 'no suffix'}: "
+                         f"use .dot, .svg, .png or .pdf")
+    if shutil.which("dot") is None:
+        raise TrailError("rendering needs graphviz's `dot` program: install graphviz "
+                         "(apt-get install graphviz), or write .dot instead")
+    path.write_bytes(dot.pipe(format=fmt))
+    return path
+
+
+def _write_text(text: str, to: str | Path | IO[str]) -> None:
+    if isinstance(to, (str, Path)):
+        Path(to).write_text(text)
+    else:
+        to.write(text)

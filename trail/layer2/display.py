@@ -1,0 +1,90 @@
+"""How trail shows a run to a person with rich: colours per state, status tables, results."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from trail.core.states import State
+
+STATE_STYLES: dict[str, str] = {
+    State.READY.value: "dim",
+    State.WAITING.value: "cyan",
+    State.RUNNING.value: "bold blue",
+    State.SUCCEEDED.value: "green",
+    State.FAILED.value: "bold red",
+    State.SKIPPED.value: "dim green",
+    State.BLOCKED.value: "red",
+    State.PAUSED.value: "yellow",
+    State.INTERRUPTED.value: "bold magenta",
+    State.PAUSED_ON_FAIL.value: "bold red reverse",
+    State.TO_SKIP.value: "dim cyan",
+    State.TO_BLOCK.value: "dim red",
+    State.TO_PAUSE.value: "dim yellow",
+}
+
+
+def state_text(state: str) -> Text:
+    return Text(state, style=STATE_STYLES.get(state, ""))
+
+
+def cell(value: Any) -> str:
+    """A status value as one readable cell."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "\n".join(value)
+    return json.dumps(value, default=str)
+
+
+def status_table(rows: Iterable[dict[str, Any]], title: str | None = None) -> Table:
+    """A table of status rows: one column per field, the state coloured."""
+    rows = list(rows)
+    table = Table(title=title, show_lines=False, expand=False)
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    for column in columns:
+        table.add_column(column, overflow="fold", justify="right" if column == "n" else "left")
+    for row in rows:
+        table.add_row(*(
+            state_text(row[c]) if c == "State" and c in row else Text(cell(row.get(c)))
+            for c in columns
+        ))
+    return table
+
+
+def affected_text(call: str, steps: list[dict[str, Any]], dry_run: bool) -> Text:
+    """What a mutating call did, or would do in a dry run, as a short text."""
+    text = Text()
+    if dry_run:
+        text.append("DRY RUN ", style="bold yellow reverse")
+        text.append(f"{call} would affect {len(steps)} step(s)")
+        if steps:
+            text.append(" (run it again with dry_run=False to apply)")
+    else:
+        text.append(f"{call} affected {len(steps)} step(s)", style="bold")
+    for step in steps:
+        text.append(f"\n  # {step['n']} - {step['name']}")
+    return text
+
+
+def elapsed(started: float | None, finished: float | None, now: float | None = None) -> str:
+    """How long a step ran (or has been running): '1.2 s', '3 min 04 s'."""
+    if started is None:
+        return ""
+    seconds = max(0.0, (finished or now or time.time()) - started)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
