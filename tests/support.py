@@ -63,3 +63,58 @@ def pid_alive(pid: int) -> bool:
 
 def lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
+
+
+def require(program: str) -> str:
+    """The path of a program a test needs: missing fails in CI, skips (loudly) elsewhere."""
+    import shutil
+
+    import pytest
+
+    path = shutil.which(program)
+    if path:
+        return path
+    message = f"{program} is not installed (scripts/setup installs it)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+class Tmux:
+    """A real terminal: a tmux session on a private server, driven by keys, read by capture."""
+
+    def __init__(self, command: str, width: int = 160, height: int = 40,
+                 env: dict[str, str] | None = None) -> None:
+        import subprocess
+        import uuid
+
+        self.tmux = require("tmux")
+        self.server = f"trail-test-{uuid.uuid4().hex[:8]}"
+        self._run = subprocess.run
+        # The pane's size, whatever COLUMNS/LINES the test process inherited.
+        sizes = {"COLUMNS": str(width), "LINES": str(height)}
+        environment = " ".join(f"{k}={v!r}" for k, v in {**(env or {}), **sizes}.items())
+        self.tmux_call("new-session", "-d", "-s", "main", "-x", str(width), "-y", str(height),
+                       f"{environment} {command}; echo EXIT=$?; sleep 600")
+
+    def tmux_call(self, *args: str) -> str:
+        result = self._run([self.tmux, "-L", self.server, *args], capture_output=True,
+                           text=True, timeout=30)
+        return result.stdout
+
+    def screen(self) -> str:
+        return self.tmux_call("capture-pane", "-p", "-t", "main", "-S", "-200")
+
+    def keys(self, *keys: str) -> None:
+        self.tmux_call("send-keys", "-t", "main", *keys)
+
+    def wait_for(self, text: str, timeout: float = DEADLINE) -> str:
+        text = text.rstrip()  # capture-pane drops trailing blanks
+        try:
+            return wait_until(lambda: text in (screen := self.screen()) and screen,
+                              f"{text!r} on the screen", timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the screen:\n{self.screen()}") from None
+
+    def close(self) -> None:
+        self.tmux_call("kill-server")

@@ -178,8 +178,10 @@ class TrailManager:
         executor: str = "process",
         clock: Callable[[], float] = time.monotonic,
         info: dict[str, Any] | None = None,
+        step_output: str | None = None,
     ) -> None:
         self.graph = graph
+        self.step_output = step_output
         self.context = context
         self.api_socket = api_socket
         self.events_socket = events_socket
@@ -357,7 +359,7 @@ class TrailManager:
     def _executor(self, name: str) -> Executor:
         executor = self._executors.get(name)
         if executor is None:
-            executor = self._executors[name] = make_executor(name)
+            executor = self._executors[name] = make_executor(name, self.step_output)
             executor.bind(self._on_message, self.timers.call_later)
             for fd in executor.watch():
                 self._watch(fd, executor)

@@ -23,7 +23,9 @@ class TrailServer:
     trail runs once ``serve`` is called and ``start`` is asked for. ``executor`` picks where
     steps run ('process', the default, or 'thread'). ``dag_file``, ``delay``, ``timeout`` and
     ``backlog_count`` are accepted so AutoTrail runbooks run unchanged: trail never sleeps a
-    delay, and its socket needs no timeout or backlog.
+    delay, and its socket needs no timeout or backlog. ``step_output`` names a file that
+    process-executor steps write their own stdout and stderr to (``trail run`` uses it so
+    that a step's prints don't scribble over the live view).
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class TrailServer:
         *,
         executor: str = "process",
         name: str | None = None,
+        step_output: str | None = None,
     ) -> None:
         self.graph = make_trail_graph(trail_definition)
         self.context = context
@@ -60,6 +63,7 @@ class TrailServer:
             context,
             executor,
             info={"name": self.name, "socket": socket_file, "events": self.events_file},
+            step_output=step_output,
         )
         self._thread: threading.Thread | None = None
         self._done = threading.Event()

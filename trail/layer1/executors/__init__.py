@@ -10,14 +10,16 @@ EXECUTORS: dict[str, type[Executor]] = {
 }
 
 
-def make_executor(name: str) -> Executor:
-    """A new executor by name ('process' or 'thread')."""
-    try:
-        return EXECUTORS[name]()
-    except KeyError:
-        raise ValueError(
-            f"unknown executor {name!r}; choose one of: {', '.join(EXECUTORS)}"
-        ) from None
+def make_executor(name: str, step_output: str | None = None) -> Executor:
+    """A new executor by name ('process' or 'thread').
+
+    ``step_output``: a file the process executor's steps write their stdout/stderr to.
+    """
+    if name == ProcessExecutor.name:
+        return ProcessExecutor(step_output)
+    if name == ThreadExecutor.name:
+        return ThreadExecutor()
+    raise ValueError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTORS)}")
 
 
 __all__ = [

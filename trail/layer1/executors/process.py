@@ -128,7 +128,8 @@ class ProcessExecutor(Executor):
 
     name = "process"
 
-    def __init__(self) -> None:
+    def __init__(self, step_output: str | None = None) -> None:
+        self.step_output = step_output
         self._runs: dict[int, _Run] = {}
         self._by_fd: dict[int, _Run] = {}
         # Interrupted runs already reaped whose group may still hold a straggler, until
@@ -155,7 +156,7 @@ class ProcessExecutor(Executor):
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # the child: never returns
-            _child(run, function, args, kwargs)
+            _child(run, function, args, kwargs, self.step_output)
         run.pid = pid
         os.close(run.out_w)
         os.close(run.in_r)
@@ -263,10 +264,16 @@ def describe_exit(status: int) -> str:
     return f"exited with code {os.waitstatus_to_exitcode(status)}"
 
 
-def _child(run: _Run, function: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> None:
+def _child(run: _Run, function: Callable[..., Any], args: Any, kwargs: dict[str, Any],
+           step_output: str | None) -> None:
     code = 0
     try:
         os.setsid()
+        if step_output is not None:
+            fd = os.open(step_output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.close(fd)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
         os.close(run.out_r)

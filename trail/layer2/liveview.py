@@ -1,0 +1,412 @@
+"""The live view of a run: a row per step, fed by the server's event stream.
+
+Used by ``trail run`` (which also serves the trail) and ``trail watch`` (which attaches to
+one served elsewhere). In a terminal it is a rich Live table that redraws on every event,
+and the operator answers prompts and steers from it with a few keys and a small command
+line; without a terminal it prints plain log lines, for CI and cron.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import sys
+import termios
+import time
+import tty
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from trail.core.states import State
+from trail.errors import TrailError
+from trail.layer1.wire import StatusField
+from trail.layer2.client import EventStream, TrailClient
+from trail.layer2.display import STATE_STYLES, elapsed, state_text
+
+FIELDS = [StatusField.STATE, StatusField.UNREPLIED_PROMPT_MESSAGE, StatusField.OUTPUT_MESSAGES,
+          StatusField.STARTED_AT, StatusField.FINISHED_AT]
+
+EXIT_SUCCEEDED = 0  # every step succeeded or was skipped
+EXIT_FAILED = 1  # the trail finished with failed or blocked steps
+EXIT_STOPPED = 3  # the operator stopped or left it before it finished
+
+CLEAN = {State.SUCCEEDED.value, State.SKIPPED.value}
+ENDED = {State.SUCCEEDED.value, State.FAILED.value, State.PAUSED_ON_FAIL.value,
+         State.INTERRUPTED.value, State.SKIPPED.value, State.BLOCKED.value}
+
+HELP = ("keys: [bold]a[/] answer a question · [bold]:[/] command (pause N, resume N, skip N, "
+        "rerun N, interrupt N, next, stop, help) · [bold]q[/] quit")
+
+
+def parse_reply(text: str) -> Any:
+    """What the operator typed, as a reply: JSON when it is JSON (true, 3, "x"), else text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class RunView:
+    """A mirror of a run's status, kept current from events, and its rendering."""
+
+    def __init__(self, client: TrailClient, title: str,
+                 answers: dict[str, Any] | None = None) -> None:
+        self.client = client
+        self.title = title
+        self.answers = dict(answers or {})  # step name -> reply given without asking
+        self.rows: dict[int, dict[str, Any]] = {}
+        self.finished = False
+        self.stopped = False  # the operator stopped it, or left before the end
+        self.opened = time.time()
+        self.notice: Text | None = None
+
+    def load(self) -> None:
+        """Read the whole status (after subscribing, so nothing is missed between)."""
+        self.rows = {row["n"]: {**row, "last": (row[StatusField.OUTPUT_MESSAGES] or [""])[-1]}
+                     for row in self.client.status(fields=FIELDS)}
+        self.finished = self.client.info()["finished"]
+
+    def apply(self, event: dict[str, Any]) -> None:
+        row = self.rows.get(event.get("n", -1))
+        if row is None:
+            return
+        kind = event["kind"]
+        if kind == "state":
+            row[StatusField.STATE] = event["state"]
+            if event["state"] == State.RUNNING.value:
+                row[StatusField.STARTED_AT], row[StatusField.FINISHED_AT] = event["time"], None
+                row[StatusField.UNREPLIED_PROMPT_MESSAGE] = None
+            elif event["state"] in ENDED and row.get(StatusField.STARTED_AT):
+                row[StatusField.FINISHED_AT] = row[StatusField.FINISHED_AT] or event["time"]
+            if event["state"] in ENDED and "return_value" in event and \
+                    event["state"] != State.SUCCEEDED.value:
+                row["last"] = str(event["return_value"])
+        elif kind == "output":
+            row["last"] = str(event["message"])
+        elif kind == "prompt":
+            row[StatusField.UNREPLIED_PROMPT_MESSAGE] = event["message"]
+            if row["Name"] in self.answers:
+                self.client.send_message_to_steps(self.answers[row["Name"]], dry_run=False,
+                                                  n=row["n"])
+        elif kind == "input":
+            row[StatusField.UNREPLIED_PROMPT_MESSAGE] = None
+
+    def waiting(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows.values() if r[StatusField.UNREPLIED_PROMPT_MESSAGE]
+                is not None and r[StatusField.STATE] == State.RUNNING.value]
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.rows.values():
+            counts[row[StatusField.STATE]] = counts.get(row[StatusField.STATE], 0) + 1
+        return counts
+
+    def outcome(self) -> int:
+        states = {row[StatusField.STATE] for row in self.rows.values()}
+        if states <= CLEAN:
+            return EXIT_SUCCEEDED
+        return EXIT_FAILED if self.finished and not self.stopped else EXIT_STOPPED
+
+    def render(self, keys: bool = True) -> Group:
+        now = time.time()
+        table = Table(expand=True, title=Text(self.title, style="bold"), title_justify="left")
+        table.add_column("n", justify="right", width=3)
+        widest = max((len(str(row["Name"])) for row in self.rows.values()), default=4)
+        table.add_column("step", no_wrap=True, min_width=min(widest, 40), overflow="ellipsis")
+        table.add_column("state", width=21)
+        table.add_column("time", justify="right", width=10)
+        table.add_column("last output / question", ratio=1, overflow="ellipsis", no_wrap=True)
+        for n in sorted(self.rows):
+            row = self.rows[n]
+            question = row[StatusField.UNREPLIED_PROMPT_MESSAGE]
+            detail = (Text(f"? {question}", style="bold yellow") if question is not None
+                      else Text(str(row["last"])))
+            table.add_row(str(n), row["Name"], state_text(row[StatusField.STATE]),
+                          elapsed(row.get(StatusField.STARTED_AT),
+                                  row.get(StatusField.FINISHED_AT), now), detail)
+        summary = Text()
+        for state in State:
+            count = self.counts().get(state.value)
+            if count:
+                summary.append(f"{count} {state.value}", style=STATE_STYLES[state.value])
+                summary.append("  ")
+        summary.append(f"· elapsed {elapsed(self.opened, None, now)}")
+        waiting = self.waiting()
+        if waiting:
+            summary.append(f"  · {len(waiting)} waiting for you", style="bold yellow")
+        if self.finished:
+            summary.append("  · finished", style="bold")
+        parts: list[Any] = [table, summary]
+        if self.notice is not None:
+            parts.append(self.notice)
+        if keys:
+            parts.append(Text.from_markup(HELP, style="dim"))
+        return Group(*parts)
+
+
+@contextlib.contextmanager
+def cbreak(fd: int) -> Iterator[None]:
+    """Keys arrive one by one, unechoed; the terminal is restored on the way out."""
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+class Steering:
+    """What the operator can do from the view: each call acts at once (no dry run)."""
+
+    ACTIONS = ("pause", "resume", "skip", "unskip", "block", "unblock", "interrupt", "rerun",
+               "pause_branch", "resume_branch")
+
+    def __init__(self, client: TrailClient) -> None:
+        self.client = client
+
+    def command(self, line: str) -> str:
+        """Run one command line; return what to tell the operator."""
+        words = line.strip().split(maxsplit=1)
+        if not words:
+            return ""
+        verb, rest = words[0].replace("-", "_"), (words[1] if len(words) > 1 else "")
+        if verb in ("help", "h", "?"):
+            return ("pause|resume|skip|unskip|block|unblock|interrupt|rerun|pause_branch|"
+                    "resume_branch N-or-name · next [COUNT] · answer N TEXT · start · stop")
+        if verb in self.ACTIONS:
+            if not rest:
+                return f"{verb} what? give a step's n or name"
+            tags = self.select(rest)
+            done = getattr(self.client, verb)(dry_run=False, **tags)
+            return f"{verb}: " + (", ".join(f"{s['n']} {s['name']}" for s in done) or
+                                  "no step in a state that allows it")
+        if verb == "next":
+            count = int(rest) if rest.strip() else 1
+            done = self.client.next_step(step_count=count, dry_run=False)
+            return "next: " + (", ".join(s["name"] for s in done) or "nothing is paused")
+        if verb == "start":
+            return f"started {len(self.client.start(dry_run=False))} step(s)"
+        if verb == "stop":
+            done = self.client.stop(dry_run=False)
+            return f"stopped: interrupted {len(done)} step(s), blocked the rest"
+        if verb in ("answer", "a", "send"):
+            target, _, text = rest.partition(" ")
+            sent = self.client.send_message_to_steps(parse_reply(text), dry_run=False,
+                                                     **self.select(target))
+            return f"answered {', '.join(s['name'] for s in sent) or 'nothing (not running)'}"
+        return f"unknown command {verb!r} (try help)"
+
+    def select(self, word: str) -> dict[str, Any]:
+        word = word.strip()
+        return {"n": int(word)} if word.isdigit() else {"name": word}
+
+
+def watch(client: TrailClient, title: str, console: Console, keys: bool | None = None,
+          until_finished: bool = True, answers: dict[str, Any] | None = None,
+          owner: bool = False, on_ready: Callable[[], Any] | None = None) -> int:
+    """Show the run live until it finishes (or the operator quits); return the exit code.
+
+    ``answers`` (step name -> reply) are sent as soon as those steps ask. The ``owner`` of
+    a run (``trail run``) is asked on Ctrl-C whether to stop the trail; a watcher just
+    leaves. ``on_ready`` runs once the view is subscribed and shown (``trail run`` starts
+    the trail there, so no change goes unseen).
+    """
+    interactive = keys if keys is not None else (sys.stdin.isatty() and console.is_terminal)
+    view = RunView(client, title, answers)
+    with client.subscribe() as stream:
+        view.load()
+        if not console.is_terminal:
+            return _plain(view, stream, console, until_finished, owner, on_ready)
+        if on_ready is not None:
+            on_ready()
+        return _live(view, stream, console, interactive, until_finished, owner)
+
+
+def _drain(view: RunView, stream: EventStream, timeout: float) -> bool:
+    """Apply every event that arrives within ``timeout``; True if any did."""
+    event = stream.next(timeout)
+    changed = False
+    while event is not None:
+        if event["kind"] != "hello":
+            view.apply(event)
+            changed = True
+        event = stream.next(0)
+    if changed:
+        try:
+            view.finished = view.client.info()["finished"]
+        except TrailError:
+            view.finished = True
+    return changed
+
+
+def _live(view: RunView, stream: EventStream, console: Console, keys: bool,
+          until_finished: bool, owner: bool) -> int:
+    steering = Steering(view.client)
+    fd = sys.stdin.fileno() if keys else -1
+    try:
+        _live_loop(view, stream, console, keys, until_finished, owner, steering, fd)
+    except KeyboardInterrupt:  # without keys (no terminal input to ask on)
+        _on_ctrl_c(view, owner, lambda question: "y")
+    _settle(view)
+    console.print(view.render(keys=False))
+    return view.outcome()
+
+
+def _on_ctrl_c(view: RunView, owner: bool, ask: Callable[[str], str]) -> bool:
+    """Ctrl-C: the owner is asked whether to stop the trail; a watcher leaves. True: leave."""
+    if view.finished:
+        return True
+    if not owner:
+        view.stopped = True
+        return True
+    if ask("Stop the trail (interrupt running steps, block the rest)? [y/N] ")[:1] in ("y", "Y"):
+        view.client.stop(dry_run=False)
+        view.stopped = True
+        return True
+    return False
+
+
+def _live_loop(view: RunView, stream: EventStream, console: Console, keys: bool,
+               until_finished: bool, owner: bool, steering: Steering, fd: int) -> None:
+    with contextlib.ExitStack() as stack:
+        if keys:
+            stack.enter_context(cbreak(fd))
+        # Transient: while the operator types an answer the table steps aside, and comes
+        # back after; the final table is printed once, below.
+        live = stack.enter_context(Live(view.render(keys), console=console,
+                                        refresh_per_second=4, transient=True))
+        while not (until_finished and view.finished):
+            if not os.path.exists(view.client.socket_file):
+                view.finished = True
+                break
+            ready = []
+            try:
+                if keys:
+                    ready, _, _ = select.select([fd], [], [], 0)
+                _drain(view, stream, 0.1)
+            except KeyboardInterrupt:
+                if not keys:
+                    raise
+                if _on_ctrl_c(view, owner, lambda q: _ask(live, console, fd, q)):
+                    break
+            if ready:
+                key = os.read(fd, 1).decode(errors="replace")
+                if key == "q":
+                    if view.finished or _ask(live, console, fd, "Leave the view? [y/N] ")[:1] \
+                            in ("y", "Y"):
+                        view.stopped = not view.finished
+                        break
+                elif key == "a":
+                    view.notice = _answer(view, steering, live, console, fd)
+                elif key == ":":
+                    line = _ask(live, console, fd, "trail> ")
+                    view.notice = _say(steering, line)
+            live.update(view.render(keys))
+
+
+def _settle(view: RunView) -> None:
+    """Read the final status: events still in flight must not decide the outcome."""
+    with contextlib.suppress(TrailError):
+        finished = view.finished
+        view.load()
+        view.finished = view.finished or finished
+
+
+def _say(steering: Steering, line: str) -> Text:
+    try:
+        return Text(steering.command(line), style="bold")
+    except (TrailError, ValueError) as exc:
+        return Text(f"error: {exc}", style="bold red")
+
+
+def _answer(view: RunView, steering: Steering, live: Live, console: Console, fd: int) -> Text:
+    waiting = view.waiting()
+    if not waiting:
+        return Text("no step is waiting for an answer", style="yellow")
+    row = waiting[0]
+    if len(waiting) > 1:
+        names = ", ".join(f"{r['n']} {r['Name']}" for r in waiting)
+        choice = _ask(live, console, fd, f"Which step? ({names}) n: ").strip()
+        matches = [r for r in waiting if str(r["n"]) == choice]
+        if not matches:
+            return Text(f"no step {choice!r} is waiting", style="yellow")
+        row = matches[0]
+    question = row[StatusField.UNREPLIED_PROMPT_MESSAGE]
+    text = _ask(live, console, fd, f"{row['Name']}: {question}\n> ")
+    return _say(steering, f"answer {row['n']} {text}")
+
+
+def _ask(live: Live, console: Console, fd: int, prompt: str) -> str:
+    """Pause the live display and read one line in the normal terminal mode."""
+    live.stop()
+    saved = termios.tcgetattr(fd)
+    try:
+        cooked = termios.tcgetattr(fd)
+        cooked[3] |= termios.ICANON | termios.ECHO
+        termios.tcsetattr(fd, termios.TCSADRAIN, cooked)
+        try:
+            return console.input(prompt)
+        except EOFError:
+            return ""
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        live.start()
+
+
+def _plain(view: RunView, stream: EventStream, console: Console, until_finished: bool,
+           owner: bool, on_ready: Callable[[], Any] | None) -> int:
+    try:
+        _plain_loop(view, stream, console, until_finished, on_ready)
+    except KeyboardInterrupt:  # no terminal to ask on: the owner stops the trail
+        _on_ctrl_c(view, owner, lambda question: "y")
+    _settle(view)
+    counts = ", ".join(f"{c} {s}" for s, c in view.counts().items())
+    state = "stopped" if view.stopped else "finished" if view.finished else "left"
+    console.print(f"{state}: {counts}", markup=False)
+    return view.outcome()
+
+
+def _plain_loop(view: RunView, stream: EventStream, console: Console,
+                until_finished: bool, on_ready: Callable[[], Any] | None) -> None:
+    def line(n: int, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        console.print(f"{stamp}  {n:>3} {view.rows[n]['Name']:<24} {text}", markup=False,
+                      highlight=False, soft_wrap=True)
+
+    for n, row in sorted(view.rows.items()):
+        line(n, row[StatusField.STATE])
+    if on_ready is not None:
+        on_ready()
+    while not (until_finished and view.finished):
+        if not os.path.exists(view.client.socket_file):
+            break
+        event = stream.next(1.0)
+        if event is None or event["kind"] == "hello":
+            continue
+        view.apply(event)
+        n, kind = event["n"], event["kind"]
+        if kind == "state":
+            extra = ""
+            if "return_value" in event and event["state"] != State.SUCCEEDED.value:
+                extra = f"  ({event['return_value']})"
+            line(n, event["state"] + extra)
+        elif kind == "output":
+            line(n, f"| {event['message']}")
+        elif kind == "prompt":
+            line(n, f"? {event['message']}  (answer: trail send --socket "
+                    f"{view.client.socket_file} VALUE n={n} --yes)")
+        elif kind == "input":
+            line(n, f"> {event['message']!r}")
+        if kind == "state":
+            with contextlib.suppress(TrailError):
+                view.finished = view.client.info()["finished"]
+
+
+__all__ = ["RunView", "Steering", "parse_reply", "watch"]

@@ -1,0 +1,63 @@
+"""Loading a runbook file: the convention ``trail run`` and ``trail dot`` rely on.
+
+A runbook is a Python file that defines, at module level:
+
+- ``trail`` (required): the trail definition (pairs, ``a >> b``, a Step, a DiGraph);
+- ``context`` (optional): the object every step receives;
+- ``executor`` (optional): 'process' (default) or 'thread';
+- ``ANSWERS`` (optional): step name -> reply, for ``trail run --auto-answer``.
+
+The file is run with ``__name__ == "__runbook__"``, so an ``if __name__ == "__main__":``
+block (a script's own way to run itself) is left alone.
+"""
+
+from __future__ import annotations
+
+import runpy
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trail.core.dag import make_trail_graph
+from trail.errors import DefinitionError, TrailError
+
+
+class RunbookError(TrailError):
+    """A runbook file that cannot be loaded, with where and why."""
+
+
+@dataclass
+class Runbook:
+    path: Path
+    trail: Any
+    context: Any = None
+    executor: str = "process"
+    answers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+def load_runbook(path: str | Path) -> Runbook:
+    """Run a runbook file and collect its trail; RunbookError says what is wrong, and where."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunbookError(f"{path}: no such runbook file")
+    try:
+        namespace = runpy.run_path(str(path), run_name="__runbook__")
+    except SyntaxError as exc:
+        raise RunbookError(f"{exc.filename}, line {exc.lineno}: {exc.msg}") from exc
+    except Exception as exc:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        raise RunbookError(f"{path} raised {type(exc).__name__}: {exc} "
+                           f"({frame.filename}, line {frame.lineno})") from exc
+    if "trail" not in namespace:
+        raise RunbookError(f"{path} defines no `trail` (the trail definition to run)")
+    try:
+        make_trail_graph(namespace["trail"])
+    except DefinitionError as exc:
+        raise RunbookError(f"{path}: {exc}") from exc
+    return Runbook(path, namespace["trail"], namespace.get("context"),
+                   namespace.get("executor", "process"), dict(namespace.get("ANSWERS", {})))
