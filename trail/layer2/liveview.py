@@ -388,25 +388,32 @@ def _plain_loop(view: RunView, stream: EventStream, console: Console,
         if not os.path.exists(view.client.socket_file):
             break
         event = stream.next(1.0)
-        if event is None or event["kind"] == "hello":
-            continue
-        view.apply(event)
-        n, kind = event["n"], event["kind"]
-        if kind == "state":
-            extra = ""
-            if "return_value" in event and event["state"] != State.SUCCEEDED.value:
-                extra = f"  ({event['return_value']})"
-            line(n, event["state"] + extra)
-        elif kind == "output":
-            line(n, f"| {event['message']}")
-        elif kind == "prompt":
-            line(n, f"? {event['message']}  (answer: trail send --socket "
-                    f"{view.client.socket_file} VALUE n={n} --yes)")
-        elif kind == "input":
-            line(n, f"> {event['message']!r}")
-        if kind == "state":
-            with contextlib.suppress(TrailError):
-                view.finished = view.client.info()["finished"]
+        if event is not None and event["kind"] != "hello":
+            _print_event(view, event, line)
+            if event["kind"] == "state":
+                with contextlib.suppress(TrailError):
+                    view.finished = view.client.info()["finished"]
+    # Events sent before the server said "finished" may still be on their way: show them.
+    while (event := stream.next(0.2)) is not None:
+        if event["kind"] != "hello":
+            _print_event(view, event, line)
+
+
+def _print_event(view: RunView, event: dict[str, Any], line: Callable[[int, str], None]) -> None:
+    view.apply(event)
+    n, kind = event["n"], event["kind"]
+    if kind == "state":
+        extra = ""
+        if "return_value" in event and event["state"] != State.SUCCEEDED.value:
+            extra = f"  ({event['return_value']})"
+        line(n, event["state"] + extra)
+    elif kind == "output":
+        line(n, f"| {event['message']}")
+    elif kind == "prompt":
+        line(n, f"? {event['message']}  (answer: trail send --socket "
+                f"{view.client.socket_file} VALUE n={n} --yes)")
+    elif kind == "input":
+        line(n, f"> {event['message']!r}")
 
 
 __all__ = ["RunView", "Steering", "parse_reply", "watch"]
