@@ -1,11 +1,25 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from trail import TrailClient, TrailServer
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Journals go to a directory of the test session's, not the user's home (subprocesses
+    started by tests inherit it)."""
+    old = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = old
 
 
 @pytest.fixture

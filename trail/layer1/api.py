@@ -174,7 +174,7 @@ def _pause_on_fail(value: bool, call: Call) -> Handler:
         chosen = [r for r in manager.select(args["tags"]) if r.state in PAUSE_ON_FAIL_STATES]
         if not args["dry_run"]:
             for record in chosen:
-                record.pause_on_fail = value
+                record.set_pause_on_fail(value)
         return briefs(chosen)
 
     handler.__name__ = call.value

@@ -14,6 +14,7 @@ import heapq
 import itertools
 import json
 import logging
+import os
 import signal
 import time
 import traceback
@@ -30,6 +31,7 @@ from trail.core.step import Step
 from trail.errors import RemoteStepError, StepProcessError, StepTimeoutError, TrailError
 from trail.layer1.executors import Executor, Kind, Message, Outcome, make_executor
 from trail.layer1.executors.base import TrailEnvironment, signal_groups
+from trail.layer1.journal import Journal, SavedStep
 from trail.layer1.wire import ProtocolError, Reply, error_reply, parse_request, request_id
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,9 @@ class StepRecord:
     environment: TrailEnvironment | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    attempt: int = 0  # the run id of the latest run, as the journal numbers messages
     version: int = 0
+    on_change: Callable[[StepRecord], None] | None = field(default=None, repr=False)
     _rows: dict[tuple[str, ...], tuple[int, bytes]] = field(default_factory=dict)
 
     @property
@@ -91,7 +95,8 @@ class StepRecord:
 
     @property
     def unreplied_prompt(self) -> Any:
-        if len(self.prompt_messages) > len(self.input_messages):
+        """The question the step waits on: only a running step waits."""
+        if self.state is State.RUNNING and len(self.prompt_messages) > len(self.input_messages):
             return self.prompt_messages[-1]
         return None
 
@@ -108,38 +113,60 @@ class StepRecord:
         self._rows[fields] = (self.version, data)
         return data
 
+    def _changed(self) -> None:
+        self.version += 1
+        if self.on_change is not None:
+            self.on_change(self)
+
     def set_state(self, state: State) -> None:
         self.state = state
-        self.version += 1
+        self._changed()
+
+    def set_pause_on_fail(self, value: bool) -> None:
+        self.pause_on_fail = value
+        self._changed()
 
     def begin_run(self, run_id: int, executor: Executor, env: TrailEnvironment) -> None:
         # A new run starts a new conversation (AutoTrail does the same); output stays.
         self.prompt_messages, self.input_messages = [], []
         self.return_value = self.shown_return_value = None
         self.run_id, self.executor, self.environment = run_id, executor, env
+        self.attempt = run_id
         self.started_at, self.finished_at = time.time(), None
-        self.version += 1
+        self._changed()
 
     def end_run(self) -> None:
         self.finished_at = time.time()
-        self.version += 1
+        self._changed()
 
     def set_return_value(self, value: Any) -> None:
         self.return_value = value
         self.shown_return_value = wire_value(value)
-        self.version += 1
+        self._changed()
 
     def add_output(self, message: Any) -> None:
         self.output_messages.append(message)
-        self.version += 1
+        self._changed()
 
     def add_prompt(self, message: Any) -> None:
         self.prompt_messages.append(message)
-        self.version += 1
+        self._changed()
 
     def add_input(self, message: Any) -> None:
         self.input_messages.append(message)
-        self.version += 1
+        self._changed()
+
+    def restore(self, saved: SavedStep) -> None:
+        """Take the state a journal (or an AutoTrail DAG file) saved for this step."""
+        self.state = State(saved.state)
+        self.pause_on_fail = saved.pause_on_fail
+        self.attempt = saved.attempt
+        self.return_value = self.shown_return_value = saved.return_value
+        self.started_at, self.finished_at = saved.started_at, saved.finished_at
+        self.output_messages = list(saved.output)
+        self.prompt_messages = list(saved.prompts)
+        self.input_messages = list(saved.inputs)
+        self._changed()
 
 
 class Timers:
@@ -179,9 +206,14 @@ class TrailManager:
         clock: Callable[[], float] = time.monotonic,
         info: dict[str, Any] | None = None,
         step_output: str | None = None,
+        journal: Journal | None = None,
+        journal_run: int | None = None,
+        restored: dict[int, SavedStep] | None = None,
     ) -> None:
         self.graph = graph
         self.step_output = step_output
+        self.journal = journal
+        self.journal_run = journal_run
         self.context = context
         self.api_socket = api_socket
         self.events_socket = events_socket
@@ -191,6 +223,12 @@ class TrailManager:
             StepRecord(step, step.tags["n"], step.name, step.pause_on_fail)
             for step in sorted(graph.nodes, key=lambda s: s.tags["n"])
         ]
+        self._touched: set[StepRecord] = set()  # changed since the last commit
+        self._replies: list[list[bytes]] = []  # sent once the wake-up's changes are committed
+        self._events: list[bytes] = []
+        self.dag_file: str | None = None  # AutoTrail's JSON backup, written when set
+        for record in self.records:
+            record.on_change = self._touched.add
         self._record_of = {record.step: record for record in self.records}
         self._tag_index: dict[str, dict[Any, list[StepRecord]] | None] = {}
         self._subscribers = 0
@@ -213,6 +251,28 @@ class TrailManager:
         for step in graph.nodes:
             if step.executor is not None:
                 make_executor(step.executor)
+        if restored:
+            self.restore(restored, "recovered from the journal")
+
+    def restore(self, saved: dict[int, SavedStep], cause: str) -> None:
+        """Take up a run where it stopped: done steps stay done, a step that was running
+        comes back Interrupted (the operator decides), or Waiting if it is idempotent."""
+        for record in self.records:
+            if record.n in saved:
+                record.restore(saved[record.n])
+        later = max((r.attempt for r in self.records), default=0) + 1
+        self._run_ids = itertools.count(later)  # new runs never reuse an attempt number
+        for record in self.records:
+            if record.state is State.RUNNING:
+                was_running = State.WAITING if record.step.idempotent else State.INTERRUPTED
+                self._journal_transition(record, State.RUNNING, was_running,
+                                         f"{cause}: it was running")
+                record.set_state(was_running)
+            if record.state.done:
+                self._frontier.mark_done(record.step)
+        for record in self.records:
+            if record.state in (State.WAITING, State.TO_PAUSE, State.TO_SKIP, State.TO_BLOCK):
+                self._mark_dirty(record)
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -239,8 +299,12 @@ class TrailManager:
                         self._collect(item)
                 self.timers.run_due()
                 self._advance()
+                self._flush()
         finally:
             self._close()
+            self._flush()
+            if self.journal is not None and self.journal_run is not None:
+                self.journal.close_run(self.journal_run, "shut down")
 
     def _collect(self, fd: int) -> None:
         owner = self._fd_owner.get(fd)
@@ -256,11 +320,40 @@ class TrailManager:
                 return
             # ROUTER frames: the peer's identity, maybe an empty delimiter, then the body.
             envelope, body = frames[:-1], frames[-1]
-            reply = self.handle(body)
+            self._replies.append([*envelope, self.handle(body).to_json()])
+
+    def _flush_journal(self) -> None:
+        """Write the changed steps and commit the open transaction."""
+        if self.journal is not None and self.journal_run is not None:
+            for record in self._touched:
+                self.journal.step(self.journal_run, record.n, attempt=record.attempt,
+                                  pause_on_fail=record.pause_on_fail,
+                                  return_value=record.return_value,
+                                  started_at=record.started_at,
+                                  finished_at=record.finished_at)
+            self.journal.commit()
+        self._touched.clear()
+
+    def _flush(self) -> None:
+        """Commit this wake-up's changes, then let its replies and events go.
+
+        Nothing is acknowledged or published before it is in the journal.
+        """
+        if self._touched and self.dag_file is not None:
+            write_dag_file(self.dag_file, self.records, self.graph)
+        self._flush_journal()
+        for event in self._events:
             try:
-                self.api_socket.send_multipart([*envelope, reply.to_json()], zmq.NOBLOCK)
+                self.events_socket.send(event, zmq.NOBLOCK)  # type: ignore[union-attr]
+            except zmq.ZMQError as exc:
+                log.warning("could not publish an event: %s", exc)
+        for frames in self._replies:
+            try:
+                self.api_socket.send_multipart(frames, zmq.NOBLOCK)
             except zmq.ZMQError as exc:  # the client went away; the run goes on
                 log.warning("could not send a reply: %s", exc)
+        self._events.clear()
+        self._replies.clear()
 
     def _greet_subscribers(self) -> None:
         assert self.events_socket is not None
@@ -310,6 +403,7 @@ class TrailManager:
         """Move a step by ``action`` (the transition table says where), and publish it."""
         old = record.state
         new = transition(old, action)
+        self._journal_transition(record, old, new, cause)
         record.set_state(new)
         if new.done and not old.done:
             for child in self._frontier.mark_done(record.step):
@@ -322,6 +416,14 @@ class TrailManager:
                          return_value=record.shown_return_value)
         else:
             self.publish("state", record, state=new.value, previous=old.value, cause=cause)
+
+    def _journal_transition(self, record: StepRecord, old: State, new: State, cause: str) -> None:
+        if self.journal is not None and self.journal_run is not None:
+            self.journal.transition(self.journal_run, record.n, old.value, new.value, cause)
+
+    def _journal_message(self, record: StepRecord, kind: str, message: Any) -> None:
+        if self.journal is not None and self.journal_run is not None:
+            self.journal.message(self.journal_run, record.n, record.attempt, kind, message)
 
     def _mark_dirty(self, record: StepRecord) -> None:
         if record.n not in self._dirty_set:
@@ -349,10 +451,7 @@ class TrailManager:
         if self.events_socket is None or self._subscribers <= 0:
             return  # nobody listens: skip the encoding
         event = {"seq": next(self._event_seq), "time": time.time(), **event}
-        try:
-            self.events_socket.send(_encode(event).encode(), zmq.NOBLOCK)
-        except zmq.ZMQError as exc:
-            log.warning("could not publish an event: %s", exc)
+        self._events.append(_encode(event).encode())
 
     # --- running steps -------------------------------------------------------------------
 
@@ -383,6 +482,11 @@ class TrailManager:
             executor.discard(run_id)
             self._fail(record, exc, traceback.format_exc(), "pre_processor raised")
             return
+        if self.journal is not None:
+            # Write ahead: a step's side effects may begin the moment it starts, so its
+            # Running is on disk before; a crash then brings it back Interrupted, never
+            # Waiting (which would run it a second time without anyone deciding so).
+            self._flush_journal()
         try:
             fd = executor.start(run_id, step.action_function, args, kwargs)
         except OSError as exc:  # fork failed: no memory, too many processes
@@ -407,9 +511,11 @@ class TrailManager:
             return
         if message.kind == Kind.OUTPUT:
             record.add_output(message.payload)
+            self._journal_message(record, "output", message.payload)
             self.publish("output", record, message=message.payload)
         elif message.kind == Kind.PROMPT:
             record.add_prompt(message.payload)
+            self._journal_message(record, "prompt", message.payload)
             self.publish("prompt", record, message=message.payload)
         elif message.kind == Kind.RESULT:
             self._finish(record, message.payload)
@@ -539,6 +645,7 @@ class TrailManager:
 
     def reply(self, record: StepRecord, message: Any, cause: str) -> None:
         record.add_input(message)
+        self._journal_message(record, "input", message)
         self.publish("input", record, message=message, cause=cause)
         if record.executor is not None and record.run_id is not None:
             record.executor.reply(record.run_id, message)
@@ -556,6 +663,25 @@ class TrailManager:
             if record.state.ignored:
                 cut_off |= progeny(self.graph, [record.step])
         return all(r.state.finished or r.step in cut_off for r in self.records)
+
+
+def write_dag_file(path: str, records: list[StepRecord], graph: nx.DiGraph) -> None:
+    """AutoTrail's JSON backup of a trail, keyed by step name (written atomically)."""
+    data = {
+        record.name: {
+            "State": record.state.value,
+            "Return value": str(record.shown_return_value),
+            "Prompt messages": record.prompt_messages,
+            "Output messages": record.output_messages,
+            "Input messages": record.input_messages,
+            "parents": [parent.name for parent in graph.predecessors(record.step)],
+        }
+        for record in records
+    }
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as out:
+        json.dump(data, out, default=str)
+    os.replace(temporary, path)
 
 
 def records_in(manager: TrailManager, steps: Iterable[Step]) -> list[StepRecord]:

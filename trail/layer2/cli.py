@@ -21,10 +21,11 @@ import click
 from rich.console import Console
 
 from trail.errors import TrailError
+from trail.layer1.journal import Journal, default_journal_path
 from trail.layer1.sockets import is_live, new_socket_file, socket_dir
 from trail.layer2.client import TrailClient
 from trail.layer2.diagram import definition_dot, live_dot, render
-from trail.layer2.display import affected_text, status_table
+from trail.layer2.display import affected_text, runs_table, status_table, timeline_table
 from trail.layer2.interactive import interactive
 from trail.layer2.liveview import parse_reply, watch
 from trail.layer2.runbook import load_runbook
@@ -159,13 +160,19 @@ def main(ctx: click.Context, debug: bool, timeout: float) -> None:
               help="Answer that step's question without asking (repeatable).")
 @click.option("--auto-answer", is_flag=True, help="Use the runbook's ANSWERS for its questions.")
 @click.option("--plain", is_flag=True, help="Plain log lines even in a terminal.")
+@click.option("--journal", metavar="PATH",
+              help="The journal file (default: $XDG_STATE_HOME/trail/journal.sqlite3).")
+@click.option("--resume/--fresh", default=None,
+              help="Take up the journal's latest run of this runbook even if it was shut down "
+                   "/ start a new run even if the last one's server died. Default: take up a "
+                   "run whose server died, else start anew.")
 @click.option("--log", "log_file", metavar="PATH",
               help="Where the engine's log and the steps' own stdout/stderr go "
                    "(default: beside the socket, as .log).")
 @click.pass_context
 def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
         executor: str | None, answers: tuple[str, ...], auto_answer: bool, plain: bool,
-        log_file: str | None) -> None:
+        journal: str | None, resume: bool | None, log_file: str | None) -> None:
     """Run a runbook, showing it live; steer it with keys, or from another terminal.
 
     A runbook is a Python file defining `trail` (and optionally `context`, `executor`,
@@ -186,13 +193,18 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
                                 format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         server = TrailServer(book.trail, socket_file=socket, context=book.context,
                              executor=executor or book.executor, name=book.name,
-                             step_output=log_path)
+                             step_output=log_path, journal=journal, resume=resume)
         replies = {**(book.answers if auto_answer else {}), **dict(_reply(a) for a in answers)}
         server.serve(threaded=True)
         client = TrailClient(server.socket_file, timeout=ctx.obj["timeout"])
         console = Console(force_terminal=False if plain else None)
         console.print(f"trail {book.name}: serving at {server.socket_file}  (log: {log_path})",
                       markup=False, highlight=False, soft_wrap=True)
+        if server.resumed:
+            console.print(f"took up run {server.run_id} from the journal {server.journal.path}"
+                          f" (steps that were running come back Interrupted: resume or rerun "
+                          f"them)", markup=False, highlight=False, soft_wrap=True)
+            start = False  # a taken-up run was started already
         try:
             code_ = watch(client, f"trail {book.name}", console,
                           keys=None if not plain else False, answers=replies, owner=True,
@@ -226,6 +238,44 @@ def watch_command(ctx: click.Context, socket: str | None, plain: bool) -> None:
         console = Console(force_terminal=False if plain else None)
         ctx.exit(watch(client, f"trail {name} (watching)", console,
                        keys=None if not plain else False))
+
+
+@main.command()
+@click.argument("run_id", required=False, type=int)
+@click.option("--journal", metavar="PATH",
+              help="The journal file (default: $XDG_STATE_HOME/trail/journal.sqlite3).")
+@click.option("--limit", default=20, show_default=True, help="How many runs to list.")
+@JSON
+@click.pass_context
+def history(ctx: click.Context, run_id: int | None, journal: str | None, limit: int,
+            as_json: bool) -> None:
+    """Past runs from the journal, or one run's timeline (who changed what, when).
+
+    \b
+    Examples:
+      trail history
+      trail history 12
+    """
+    with speaking(ctx.obj["debug"]):
+        path = Path(journal) if journal else default_journal_path()
+        if not path.exists():
+            raise Failure(f"no journal at {path}")
+        book = Journal(path)
+        if run_id is None:
+            runs = book.runs(limit)
+            if as_json:
+                click.echo(json.dumps(runs, indent=2, default=str))
+                return
+            Console().print(runs_table(runs))
+            return
+        run = book.run(run_id)
+        if run is None:
+            raise Failure(f"no run {run_id} in {path}")
+        timeline = book.timeline(run_id)
+        if as_json:
+            click.echo(json.dumps({"run": run, "timeline": timeline}, indent=2, default=str))
+            return
+        Console().print(timeline_table(run, timeline))
 
 
 @main.command(name="ls")

@@ -88,3 +88,34 @@ def elapsed(started: float | None, finished: float | None, now: float | None = N
         return f"{minutes} min {seconds:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def clock(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else ""
+
+
+def runs_table(runs: list[dict[str, Any]]) -> Table:
+    """Past runs: when, how long, how they ended, and their steps' states."""
+    table = Table(title="runs in the journal")
+    for column in ("run", "trail", "started", "duration", "ended as", "steps"):
+        table.add_column(column, justify="right" if column == "run" else "left")
+    for run in runs:
+        end = run["ended"] or run.get("last_change")
+        counts = Text()
+        for state, count in sorted(run.get("counts", {}).items()):
+            counts.append(f"{count} {state} ", style=STATE_STYLES.get(state, ""))
+        outcome = run["outcome"] or ("open (or its server died)" if not run["ended"] else "")
+        table.add_row(str(run["id"]), run["name"], clock(run["started"]),
+                      elapsed(run["started"], end), outcome, counts)
+    return table
+
+
+def timeline_table(run: dict[str, Any], timeline: list[dict[str, Any]]) -> Table:
+    """One run's changes in order: when, which step, from and to, and who asked."""
+    table = Table(title=f"run {run['id']} of {run['name']}, started {clock(run['started'])}")
+    for column in ("time", "n", "step", "from", "to", "cause"):
+        table.add_column(column, justify="right" if column == "n" else "left")
+    for change in timeline:
+        table.add_row(clock(change["time"]), str(change["n"]), str(change["name"]),
+                      state_text(change["old"]), state_text(change["new"]), change["cause"])
+    return table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import threading
@@ -10,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from trail.core.dag import make_trail_graph, steps_in_order
+from trail.core.states import State
+from trail.errors import TrailError
+from trail.layer1.journal import Journal, SavedStep, default_journal_path, open_run, shape_of
 from trail.layer1.manager import TrailManager
 from trail.layer1.sockets import ServerSockets, ensure_private_dir, new_socket_file
 
@@ -26,6 +30,12 @@ class TrailServer:
     delay, and its socket needs no timeout or backlog. ``step_output`` names a file that
     process-executor steps write their own stdout and stderr to (``trail run`` uses it so
     that a step's prints don't scribble over the live view).
+
+    Every change is journaled (``journal``: a path, default
+    ``$XDG_STATE_HOME/trail/journal.sqlite3``; False for none) before it is acknowledged.
+    ``resume`` picks the run: None takes up the journal's latest run of this trail if its
+    server died, True also one that was shut down, False always starts anew. The trail's
+    ``name`` (default: its first step's) is what ties a run to its journal entries.
     """
 
     def __init__(
@@ -41,6 +51,8 @@ class TrailServer:
         executor: str = "process",
         name: str | None = None,
         step_output: str | None = None,
+        journal: str | Path | bool | None = None,
+        resume: bool | None = None,
     ) -> None:
         self.graph = make_trail_graph(trail_definition)
         self.context = context
@@ -54,7 +66,26 @@ class TrailServer:
             if not parent.exists():
                 ensure_private_dir(parent)
         self.socket_file = socket_file
+        self.journal: Journal | None = None
+        run_id, restored = None, None
+        if journal is not False:
+            path = default_journal_path() if journal in (None, True) else Path(journal)
+            self.journal = Journal(path)
+            records = steps_in_order(self.graph)
+            shape = shape_of([(s.tags["n"], s.name) for s in records],
+                             [(p.tags["n"], c.tags["n"]) for p, c in self.graph.edges])
+            initial = [(s.tags["n"], s.name, State.READY.value, s.pause_on_fail)
+                       for s in records]
         self._sockets = ServerSockets(socket_file)
+        try:
+            if self.journal is not None:
+                run_id, restored = open_run(self.journal, self.name, shape, initial,
+                                            socket_file, resume)
+        except BaseException:
+            self._sockets.close()
+            raise
+        self.run_id = run_id
+        self.resumed = restored is not None
         self.events_file = self._sockets.events_file
         self._manager = TrailManager(
             self.graph,
@@ -62,12 +93,44 @@ class TrailServer:
             self._sockets.events,
             context,
             executor,
-            info={"name": self.name, "socket": socket_file, "events": self.events_file},
+            info={"name": self.name, "socket": socket_file, "events": self.events_file,
+                  "run": run_id, "resumed": restored is not None,
+                  "journal": str(self.journal.path) if self.journal else None},
             step_output=step_output,
+            journal=self.journal,
+            journal_run=run_id,
+            restored=restored,
         )
+        if dag_file is not None:
+            self._manager.dag_file = dag_file
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._served = False
+
+    def restore_trail(self, dag_file: str,
+                      state_transformation_mapping: dict[str, str] | None = None) -> None:
+        """Take step states from an AutoTrail DAG file (JSON keyed by step name), before
+        ``serve``. Running and Blocked steps come back Paused unless the mapping says
+        otherwise (AutoTrail's default)."""
+        mapping = state_transformation_mapping or {State.BLOCKED.value: State.PAUSED.value,
+                                                   State.RUNNING.value: State.PAUSED.value}
+        with open(dag_file) as source:
+            data = json.load(source)
+        saved = {}
+        for step in steps_in_order(self.graph):
+            entry = data.get(step.name)
+            if entry is None:
+                raise TrailError(f"step {step.name!r} is not in the DAG file {dag_file}")
+            parents = sorted(p.name for p in self.graph.predecessors(step))
+            if sorted(entry.get("parents", [])) != parents:
+                raise TrailError(f"the parents of step {step.name!r} differ from the DAG "
+                                 f"file {dag_file}")
+            state = mapping.get(entry["State"], entry["State"])
+            saved[step.tags["n"]] = SavedStep(
+                step.tags["n"], step.name, state, step.pause_on_fail, 0,
+                entry.get("Return value"), None, None, entry.get("Output messages", []),
+                entry.get("Prompt messages", []), entry.get("Input messages", []))
+        self._manager.restore(saved, f"restored from {dag_file}")
 
     def serve(self, threaded: bool = False) -> None:
         """Run the trail manager until a shutdown call.
@@ -91,6 +154,8 @@ class TrailServer:
             self._manager.run()
         finally:
             self._sockets.close()
+            if self.journal is not None:
+                self.journal.close()
             self._done.set()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -122,4 +187,8 @@ class TrailServer:
             self._stop_at_exit()
         elif not self._served:
             self._sockets.close()
+            if self.journal is not None:
+                if self.run_id is not None:
+                    self.journal.close_run(self.run_id, "never served")
+                self.journal.close()
             self._done.set()

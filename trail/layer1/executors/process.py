@@ -13,6 +13,7 @@ is gone, and the child is then reaped.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import logging
@@ -258,6 +259,22 @@ class ProcessExecutor(Executor):
         self._to_kill.clear()
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """If the server dies (even by SIGKILL), so does this step: a crashed run's steps come
+    back Interrupted for the operator to decide on, none goes on unwatched meanwhile."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the step outlives a crashed server
+        return
+    if os.getppid() != parent:  # the server died before the prctl took effect
+        os._exit(70)
+
+
 def describe_exit(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
@@ -269,6 +286,7 @@ def _child(run: _Run, function: Callable[..., Any], args: Any, kwargs: dict[str,
     code = 0
     try:
         os.setsid()
+        _die_with_parent()
         if step_output is not None:
             fd = os.open(step_output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             os.dup2(fd, 1)

@@ -1,0 +1,183 @@
+"""A server killed with SIGKILL at random moments restarts from its journal and loses
+nothing: every step runs to success exactly once, except the steps that were running at a
+kill, which come back Interrupted and run again when resumed."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.support import wait_until
+from trail import TrailClient, TrailClientError, TrailConnectionError
+
+ROOT = Path(__file__).parents[2]
+RUNBOOK = str(Path(__file__).parent / "crash_runbook.py")
+KILLS = int(os.environ.get("TRAIL_CRASH_KILLS", "20"))
+STEPS = int(os.environ.get("TRAIL_CRASH_STEPS", "200"))
+
+
+class Server:
+    """`trail run` of the crash runbook as a real process, on a fixed socket and journal."""
+
+    def __init__(self, tmp: Path, **env: str) -> None:
+        self.socket = str(tmp / "crash.sock")
+        self.journal = str(tmp / "journal.sqlite3")
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "CRASH_LOG": str(tmp / "ran.log"),
+                    **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> TrailClient:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "trail", "run", RUNBOOK, "--plain", "--socket", self.socket,
+             "--journal", self.journal], env=self.env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        client = TrailClient(self.socket, timeout=10)
+        wait_until(lambda: _answers(client), "the server to answer")
+        return client
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)  # the server and every step it ran
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
+
+
+def _answers(client: TrailClient) -> bool:
+    try:
+        client.info()
+    except TrailConnectionError:
+        return False
+    return True
+
+
+def recovered_running(journal: str) -> Counter[int]:
+    """How often each step came back from the journal having been running at a kill."""
+    with sqlite3.connect(journal) as db:
+        rows = db.execute("SELECT n FROM transitions WHERE cause LIKE '%it was running'")
+        return Counter(n for (n,) in rows)
+
+
+def test_sigkill_at_random_moments_loses_nothing(tmp_path):
+    # Steps of ~25 ms: the kills (about 0.14 s apart) land before, during and after them.
+    server = Server(tmp_path, CRASH_STEPS=str(STEPS), CRASH_SLEEP="0.02")
+    rng = random.Random(int(os.environ.get("TRAIL_CRASH_SEED", "7")))
+    try:
+        client = server.start()
+        client.start(dry_run=False)
+        for kill in range(KILLS):
+            time.sleep(rng.uniform(0.02, 0.25))
+            assert not client.info()["finished"], (
+                f"the trail finished after {kill} kills; give it more steps")
+            server.kill()
+            client = server.start()
+            info = client.info()
+            assert info["resumed"], "the restarted server did not take up the run"
+            client.resume(dry_run=False)  # the operator resumes what was interrupted
+        wait_until(lambda: client.info()["finished"], "the trail to finish", timeout=120)
+        rows = client.status(fields=["State"])
+        assert {row["State"] for row in rows} == {"Succeeded"}
+        client.shutdown(dry_run=False)
+        server.process.wait(30)  # type: ignore[union-attr]
+    finally:
+        server.stop()
+    ran = Counter((tmp_path / "ran.log").read_text().split())
+    again = recovered_running(server.journal)
+    assert sum(again.values()) > 0, "no kill hit a running step: the test proved little"
+    for i in range(STEPS):
+        name = f"s{i}"
+        assert ran[name] >= 1, f"{name} never ran"
+        # More than once only if it was running when the server died.
+        assert ran[name] <= 1 + again[i], f"{name} ran {ran[name]} times, recovered {again[i]}"
+
+
+def test_a_kill_while_a_step_waits_for_input(tmp_path):
+    server = Server(tmp_path, CRASH_STEPS="3", CRASH_ASK_AT="1")
+    try:
+        client = server.start()
+        client.start(dry_run=False)
+        wait_until(client.steps_waiting_for_user_input, "the question")
+        server.kill()
+        client = server.start()
+        row = client.status(fields=["State", "Prompt messages", "Output messages"], name="s1")
+        assert row[0]["State"] == "Interrupted"
+        assert row[0]["Prompt messages"] == ["s1: go on?"]  # the question is still there
+        client.resume(dry_run=False)
+        waiting = wait_until(client.steps_waiting_for_user_input, "the question again")
+        assert waiting[0]["Waiting for response"] == "s1: go on?"
+        client.send_message_to_steps("yes", dry_run=False, name="s1")
+        wait_until(lambda: client.info()["finished"], "the trail to finish")
+        server.kill()  # killed again after the answer: the answer is in the journal
+        client = server.start()
+        row = client.status(fields=["State", "Input messages", "Return value"], name="s1")[0]
+        assert row == {"n": 1, "Name": "s1", "State": "Succeeded", "Input messages": ["yes"],
+                       "Return value": "yes"}
+        client.shutdown(dry_run=False)
+    finally:
+        server.stop()
+
+
+def test_a_kill_during_a_burst_of_api_calls_keeps_every_acknowledged_call(tmp_path):
+    server = Server(tmp_path, CRASH_STEPS="200")
+    acknowledged: list[str] = []
+    try:
+        client = server.start()  # not started: every step is Ready, and pausable
+
+        def burst() -> None:
+            burst_client = TrailClient(server.socket, timeout=2)
+            for i in range(200):
+                try:
+                    done = burst_client.pause(dry_run=False, name=f"s{i}")
+                except (TrailConnectionError, TrailClientError):
+                    return
+                acknowledged.extend(step["name"] for step in done)
+
+        sender = threading.Thread(target=burst)
+        sender.start()
+        wait_until(lambda: len(acknowledged) >= 20, "some calls to be acknowledged")
+        server.kill()
+        sender.join(30)
+        client = server.start()
+        states = {row["Name"]: row["State"] for row in client.status(fields=["State"])}
+        assert acknowledged, "no call was acknowledged before the kill"
+        lost = [name for name in acknowledged if states[name] not in ("To Pause", "Paused")]
+        assert not lost, f"acknowledged pauses lost in the crash: {lost}"
+        client.shutdown(dry_run=False)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_journal_is_an_error_never_a_fresh_start(tmp_path, damage):
+    server = Server(tmp_path, CRASH_STEPS="5")
+    client = server.start()
+    client.shutdown(dry_run=False)
+    server.process.wait(30)  # type: ignore[union-attr]
+    journal = Path(server.journal)
+    for extra in ("-wal", "-shm"):
+        Path(f"{journal}{extra}").unlink(missing_ok=True)
+    if damage == "garbage":
+        journal.write_bytes(b"this is not a journal" * 100)
+    else:
+        data = journal.read_bytes()
+        journal.write_bytes(data[: len(data) // 2])
+    result = subprocess.run(
+        [sys.executable, "-m", "trail", "run", RUNBOOK, "--plain", "--socket", server.socket,
+         "--journal", str(journal)], env=server.env, capture_output=True, text=True,
+        timeout=60)
+    assert result.returncode == 2
+    assert f"the journal at {journal}" in result.stderr
+    assert "move it aside" in result.stderr
+    assert not (tmp_path / "ran.log").exists() or (tmp_path / "ran.log").read_text() == ""

@@ -1,0 +1,341 @@
+"""The journal: every run, step state change, message and return value, in SQLite.
+
+The manager writes into one open transaction during a wake-up and commits it before any
+reply or event of that wake-up leaves (WAL mode, ``synchronous=NORMAL``: a killed server
+loses nothing it acknowledged; a power cut may lose the last wake-ups, never corrupts).
+One file holds every trail's runs (default ``$XDG_STATE_HOME/trail/journal.sqlite3``).
+
+Tables:
+    runs         one row per run: the trail's name, its shape, when, how it ended
+    steps        the latest state of each step of a run (what recovery restores)
+    transitions  every state change: when, from, to, and the cause (``api:pause`` ...)
+    messages     output, prompts and replies, per step and attempt
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trail.errors import TrailError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    shape TEXT NOT NULL,          -- JSON: {"steps": [[n, name], ...], "edges": [[p, c], ...]}
+    started REAL NOT NULL,
+    ended REAL,                   -- NULL while the run is open (or its server died)
+    outcome TEXT,                 -- how it ended: 'shut down', 'abandoned'
+    pid INTEGER,
+    socket TEXT
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    n INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    pause_on_fail INTEGER NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    return_value TEXT,            -- JSON text
+    return_kind TEXT,             -- 'json': the value itself; 'repr': its text
+    started_at REAL,
+    finished_at REAL,
+    PRIMARY KEY (run_id, n)
+);
+CREATE TABLE IF NOT EXISTS transitions (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    time REAL NOT NULL,
+    old TEXT NOT NULL,
+    new TEXT NOT NULL,
+    cause TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,           -- 'output', 'prompt', 'input'
+    message TEXT NOT NULL         -- JSON
+);
+CREATE INDEX IF NOT EXISTS transitions_by_run ON transitions (run_id, id);
+CREATE INDEX IF NOT EXISTS messages_by_run ON messages (run_id, n, id);
+CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, id);
+"""
+
+
+class JournalError(TrailError):
+    """The journal cannot be used: damaged, unreadable, or not a journal."""
+
+
+class JournalMismatchError(JournalError):
+    """The trail changed since the journal's unfinished run of it was written."""
+
+    def __init__(self, run_id: int, differences: list[str]) -> None:
+        self.run_id = run_id
+        self.differences = differences
+        listed = "; ".join(differences)
+        super().__init__(
+            f"the journal's unfinished run {run_id} of this trail does not match its "
+            f"definition now ({listed}); start fresh to run it anew"
+        )
+
+
+def default_journal_path() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "trail" / "journal.sqlite3"
+
+
+def encode_value(value: Any) -> tuple[str, str]:
+    """A return value as stored: (JSON text, 'json') or (JSON of its text, 'repr')."""
+    if isinstance(value, BaseException):
+        return json.dumps(f"{type(value).__name__}: {value}"), "repr"
+    try:
+        return json.dumps(value), "json"
+    except (TypeError, ValueError):
+        return json.dumps(repr(value)), "repr"
+
+
+def shape_of(steps: Iterable[tuple[int, str]], edges: Iterable[tuple[int, int]]) -> dict:
+    return {"steps": sorted([n, name] for n, name in steps),
+            "edges": sorted([p, c] for p, c in edges)}
+
+
+def differences(old: dict, new: dict) -> list[str]:
+    """How a trail's shape changed, step by step (matched by n and name)."""
+    found = []
+    old_steps = {n: name for n, name in old["steps"]}
+    new_steps = {n: name for n, name in new["steps"]}
+    for n in sorted(set(old_steps) | set(new_steps)):
+        if n not in new_steps:
+            found.append(f"step {n} {old_steps[n]!r} is gone")
+        elif n not in old_steps:
+            found.append(f"step {n} {new_steps[n]!r} is new")
+        elif old_steps[n] != new_steps[n]:
+            found.append(f"step {n} was {old_steps[n]!r}, is {new_steps[n]!r}")
+    old_edges = {tuple(e) for e in old["edges"]}
+    new_edges = {tuple(e) for e in new["edges"]}
+    for p, c in sorted(old_edges - new_edges):
+        found.append(f"link {p} -> {c} is gone")
+    for p, c in sorted(new_edges - old_edges):
+        found.append(f"link {p} -> {c} is new")
+    return found
+
+
+@dataclass
+class SavedStep:
+    """A step as the journal last saw it."""
+
+    n: int
+    name: str
+    state: str
+    pause_on_fail: bool
+    attempt: int
+    return_value: Any
+    started_at: float | None
+    finished_at: float | None
+    output: list[Any] = field(default_factory=list)
+    prompts: list[Any] = field(default_factory=list)
+    inputs: list[Any] = field(default_factory=list)
+
+
+class Journal:
+    """One SQLite journal file; the manager's thread is its only user."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.db = sqlite3.connect(str(self.path), isolation_level=None,
+                                      check_same_thread=False)
+            self.db.execute("PRAGMA busy_timeout = 10000")
+            check = self.db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise JournalError(f"the journal at {self.path} is damaged ({check}); move it "
+                                   f"aside to start a new one")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"the journal at {self.path} cannot be read ({exc}); move it "
+                               f"aside to start a new one") from exc
+        os.chmod(self.path, 0o600)
+        self._open = False
+
+    # --- writing (inside the manager's wake-up transaction) -------------------------
+
+    def _begin(self) -> None:
+        if not self._open:
+            self.db.execute("BEGIN")
+            self._open = True
+
+    def commit(self) -> None:
+        if self._open:
+            self.db.execute("COMMIT")
+            self._open = False
+
+    def new_run(self, name: str, shape: dict, steps: Iterable[tuple[int, str, str, bool]],
+                socket: str | None) -> int:
+        self._begin()
+        cursor = self.db.execute(
+            "INSERT INTO runs (name, shape, started, pid, socket) VALUES (?, ?, ?, ?, ?)",
+            (name, json.dumps(shape), time.time(), os.getpid(), socket))
+        run_id = int(cursor.lastrowid or 0)
+        self.db.executemany(
+            "INSERT INTO steps (run_id, n, name, state, pause_on_fail) VALUES (?, ?, ?, ?, ?)",
+            [(run_id, n, name, state, int(pof)) for n, name, state, pof in steps])
+        self.commit()
+        return run_id
+
+    def adopt_run(self, run_id: int, socket: str | None) -> None:
+        """This server now owns a recovered run."""
+        self._begin()
+        self.db.execute("UPDATE runs SET pid = ?, socket = ?, ended = NULL, outcome = NULL "
+                        "WHERE id = ?", (os.getpid(), socket, run_id))
+        self.commit()
+
+    def transition(self, run_id: int, n: int, old: str, new: str, cause: str) -> None:
+        self._begin()
+        now = time.time()
+        self.db.execute("INSERT INTO transitions (run_id, n, time, old, new, cause) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", (run_id, n, now, old, new, cause))
+        self.db.execute("UPDATE steps SET state = ? WHERE run_id = ? AND n = ?",
+                        (new, run_id, n))
+
+    def step(self, run_id: int, n: int, *, attempt: int, pause_on_fail: bool,
+             return_value: Any, started_at: float | None, finished_at: float | None) -> None:
+        self._begin()
+        text, kind = encode_value(return_value)
+        self.db.execute(
+            "UPDATE steps SET attempt = ?, pause_on_fail = ?, return_value = ?, "
+            "return_kind = ?, started_at = ?, finished_at = ? WHERE run_id = ? AND n = ?",
+            (attempt, int(pause_on_fail), text, kind, started_at, finished_at, run_id, n))
+
+    def message(self, run_id: int, n: int, attempt: int, kind: str, message: Any) -> None:
+        self._begin()
+        self.db.execute("INSERT INTO messages (run_id, n, attempt, time, kind, message) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (run_id, n, attempt, time.time(), kind, json.dumps(message, default=str)))
+
+    def close_run(self, run_id: int, outcome: str) -> None:
+        self._begin()
+        self.db.execute("UPDATE runs SET ended = ?, outcome = ? WHERE id = ?",
+                        (time.time(), outcome, run_id))
+        self.commit()
+
+    def close(self) -> None:
+        self.commit()
+        self.db.close()
+
+    # --- reading -------------------------------------------------------------------
+
+    def latest_run(self, name: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT id, name, shape, started, ended, outcome, pid, socket FROM runs "
+            "WHERE name = ? ORDER BY id DESC LIMIT 1", (name,)).fetchone()
+        return None if row is None else _run_row(row)
+
+    def runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT id, name, shape, started, ended, outcome, pid, socket FROM runs "
+            "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        found = [_run_row(row) for row in rows]
+        for run in found:
+            run["counts"] = dict(self.db.execute(
+                "SELECT state, COUNT(*) FROM steps WHERE run_id = ? GROUP BY state",
+                (run["id"],)).fetchall())
+            last = self.db.execute("SELECT MAX(time) FROM transitions WHERE run_id = ?",
+                                   (run["id"],)).fetchone()[0]
+            run["last_change"] = last
+        return found
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT id, name, shape, started, ended, outcome, pid, socket FROM runs "
+            "WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else _run_row(row)
+
+    def timeline(self, run_id: int) -> list[dict[str, Any]]:
+        names = dict(self.db.execute("SELECT n, name FROM steps WHERE run_id = ?",
+                                     (run_id,)).fetchall())
+        rows = self.db.execute(
+            "SELECT time, n, old, new, cause FROM transitions WHERE run_id = ? ORDER BY id",
+            (run_id,)).fetchall()
+        return [{"time": t, "n": n, "name": names.get(n), "old": old, "new": new,
+                 "cause": cause} for t, n, old, new, cause in rows]
+
+    def saved_steps(self, run_id: int) -> dict[int, SavedStep]:
+        steps = {}
+        for (n, name, state, pof, attempt, value, _kind, started, finished) in self.db.execute(
+                "SELECT n, name, state, pause_on_fail, attempt, return_value, return_kind, "
+                "started_at, finished_at FROM steps WHERE run_id = ?", (run_id,)):
+            steps[n] = SavedStep(n, name, state, bool(pof), attempt,
+                                 None if value is None else json.loads(value), started, finished)
+        for n, attempt, kind, message in self.db.execute(
+                "SELECT n, attempt, kind, message FROM messages WHERE run_id = ? ORDER BY id",
+                (run_id,)):
+            saved = steps.get(n)
+            if saved is None:
+                continue
+            value = json.loads(message)
+            if kind == "output":
+                saved.output.append(value)
+            elif attempt == saved.attempt:  # prompts and replies of the latest run only
+                (saved.prompts if kind == "prompt" else saved.inputs).append(value)
+        return steps
+
+
+def _run_row(row: tuple) -> dict[str, Any]:
+    run_id, name, shape, started, ended, outcome, pid, socket = row
+    return {"id": run_id, "name": name, "shape": json.loads(shape), "started": started,
+            "ended": ended, "outcome": outcome, "pid": pid, "socket": socket}
+
+
+def open_run(journal: Journal, name: str, shape: dict,
+             steps: list[tuple[int, str, str, bool]], socket: str | None,
+             resume: bool | None) -> tuple[int, dict[int, SavedStep] | None]:
+    """The run this server serves: a new one, or the journal's latest run of this trail.
+
+    ``resume=None`` takes up the latest run only if its server died (the run was never
+    closed and nobody serves its socket); ``True`` also takes up one that was shut down;
+    ``False`` always starts anew. A run to take up whose trail has changed is refused
+    (JournalMismatchError lists the differences), never guessed at.
+    """
+    latest = journal.latest_run(name) if resume is not False else None
+    if latest is not None:
+        # Its socket path is ours now (we bound it, so its server is gone), or dead.
+        died = latest["ended"] is None and (latest["socket"] == socket
+                                            or not _served(latest["socket"]))
+        if resume or died:
+            found = differences(latest["shape"], shape)
+            if found:
+                raise JournalMismatchError(latest["id"], found)
+            journal.adopt_run(latest["id"], socket)
+            return latest["id"], journal.saved_steps(latest["id"])
+    if resume is False:
+        previous = journal.latest_run(name)
+        if previous is not None and previous["ended"] is None and \
+                (previous["socket"] == socket or not _served(previous["socket"])):
+            journal.close_run(previous["id"], "abandoned")
+    return journal.new_run(name, shape, steps, socket), None
+
+
+def _served(socket: str | None) -> bool:
+    """A live server answers on this socket (so its run is not a crashed one)."""
+    if not socket:
+        return False
+    from trail.layer1.sockets import is_live
+
+    try:
+        return is_live(socket)
+    except OSError:
+        return False
