@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -88,9 +89,9 @@ def fan(width: int) -> list[tuple[Step, Step]]:
     return [(head, m) for m in middle] + [(m, tail) for m in middle]
 
 
-def run_time(definition: object, executor: str, last: str) -> float:
+def run_time(definition: object, executor: str, last: str, journal: str | bool = False) -> float:
     """Seconds from start() to the Succeeded event of the step named ``last``."""
-    server = TrailServer(definition, executor=executor)
+    server = TrailServer(definition, executor=executor, journal=journal, resume=False)
     server.serve(threaded=True)
     client = TrailClient(server.socket_file, timeout=60)
     try:
@@ -141,6 +142,8 @@ def main() -> None:
     print()
     print(f"{'trail':22} {'executor':8} {'per step':>11} {'floor':>11} {'overhead':>11} "
           f"{'ratio':>6}")
+    journal = os.path.join(tempfile.mkdtemp(prefix="trail-bench-"), "journal.sqlite3")
+    without: dict[str, float] = {}
     for executor in ("thread", "process"):
         for label, definition, steps, last in (
             (f"chain of {options.steps}", chain(options.steps), options.steps,
@@ -149,12 +152,23 @@ def main() -> None:
         ):
             each = run_time(definition, executor, last) / steps
             floor = floors[executor]
+            without[f"{label} {executor}"] = each
             print(f"{label:22} {executor:8} {ms(each)} {ms(floor)} {ms(each - floor)} "
                   f"{each / floor:6.2f}")
+    print()
+    print("the journal's cost (SQLite, WAL), same trails:")
+    print(f"{'trail':22} {'executor':8} {'journal':>11} {'none':>11} {'ratio':>6}")
+    for executor in ("thread", "process"):
+        label = f"chain of {options.steps}"
+        each = run_time(chain(options.steps), executor, f"s{options.steps - 1}",
+                        journal) / options.steps
+        base = without[f"{label} {executor}"]
+        print(f"{label:22} {executor:8} {ms(each)} {ms(base)} {each / base:6.2f}")
 
     print()
     ipc = zmq_floor(options.calls)
-    server = TrailServer(chain(options.steps), executor="thread")
+    server = TrailServer(chain(options.steps), executor="thread", journal=journal,
+                         resume=False)
     server.serve(threaded=True)
     client = TrailClient(server.socket_file)
     last = f"s{options.steps - 1}"

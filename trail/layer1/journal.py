@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from trail.errors import TrailError
+from trail.layer1.executors.base import ReprValue
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -99,6 +100,8 @@ def encode_value(value: Any) -> tuple[str, str]:
     """A return value as stored: (JSON text, 'json') or (JSON of its text, 'repr')."""
     if isinstance(value, BaseException):
         return json.dumps(f"{type(value).__name__}: {value}"), "repr"
+    if isinstance(value, ReprValue):
+        return json.dumps(str(value)), "repr"
     try:
         return json.dumps(value), "json"
     except (TypeError, ValueError):
@@ -208,17 +211,17 @@ class Journal:
         now = time.time()
         self.db.execute("INSERT INTO transitions (run_id, n, time, old, new, cause) "
                         "VALUES (?, ?, ?, ?, ?, ?)", (run_id, n, now, old, new, cause))
-        self.db.execute("UPDATE steps SET state = ? WHERE run_id = ? AND n = ?",
-                        (new, run_id, n))
 
-    def step(self, run_id: int, n: int, *, attempt: int, pause_on_fail: bool,
+    def step(self, run_id: int, n: int, *, state: str, attempt: int, pause_on_fail: bool,
              return_value: Any, started_at: float | None, finished_at: float | None) -> None:
+        """A step's latest state (the manager writes each changed step once per commit)."""
         self._begin()
         text, kind = encode_value(return_value)
         self.db.execute(
-            "UPDATE steps SET attempt = ?, pause_on_fail = ?, return_value = ?, "
+            "UPDATE steps SET state = ?, attempt = ?, pause_on_fail = ?, return_value = ?, "
             "return_kind = ?, started_at = ?, finished_at = ? WHERE run_id = ? AND n = ?",
-            (attempt, int(pause_on_fail), text, kind, started_at, finished_at, run_id, n))
+            (state, attempt, int(pause_on_fail), text, kind, started_at, finished_at,
+             run_id, n))
 
     def message(self, run_id: int, n: int, attempt: int, kind: str, message: Any) -> None:
         self._begin()

@@ -326,7 +326,8 @@ class TrailManager:
         """Write the changed steps and commit the open transaction."""
         if self.journal is not None and self.journal_run is not None:
             for record in self._touched:
-                self.journal.step(self.journal_run, record.n, attempt=record.attempt,
+                self.journal.step(self.journal_run, record.n, state=record.state.value,
+                                  attempt=record.attempt,
                                   pause_on_fail=record.pause_on_fail,
                                   return_value=record.return_value,
                                   started_at=record.started_at,

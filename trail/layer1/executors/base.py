@@ -51,6 +51,10 @@ Deliver = Callable[[Message], None]
 CallLater = Callable[[float, Callable[[], None]], None]
 
 
+class ReprValue(str):
+    """The text (repr) of a return value that could not cross from the step's process."""
+
+
 def signal_groups(pgids: Iterable[int], signum: int) -> None:
     """Send ``signum`` to each process group; one already gone is no error."""
     for pgid in pgids:

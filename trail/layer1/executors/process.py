@@ -35,6 +35,7 @@ from trail.layer1.executors.base import (
     Kind,
     Message,
     Outcome,
+    ReprValue,
     StepChannel,
     TrailEnvironment,
     signal_groups,
@@ -102,7 +103,7 @@ def outcome_frame(outcome: Outcome) -> bytes:
         pickle.loads(data)  # an exception with an unusual __init__ pickles but won't load
     except Exception as exc:
         if outcome.ok:
-            value: Any = repr(outcome.value)
+            value: Any = ReprValue(repr(outcome.value))
             log.warning("a step's return value cannot be pickled (%s); keeping its repr", exc)
         else:
             error = outcome.value

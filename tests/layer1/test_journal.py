@@ -1,0 +1,206 @@
+"""The journal: what it records, when, and how a run is taken up again."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.support import wait_states, wait_until
+from trail import Step, TrailClient, TrailServer
+from trail.layer1.journal import Journal, JournalMismatchError
+
+ROOT = Path(__file__).parents[2]
+
+
+def chain(*names: str, fail: str = ""):
+    def make(name):
+        def action(trail_env, context):
+            if name == fail:
+                raise RuntimeError(f"{name} broke")
+            return threading.Lock() if name == "lock" else {"step": name}
+        return action
+
+    steps = [Step(make(n), name=n) for n in names]
+    return list(zip(steps, steps[1:], strict=False)) if len(steps) > 1 else steps[0]
+
+
+def serve(definition, journal: Path, **options) -> tuple[TrailServer, TrailClient]:
+    server = TrailServer(definition, journal=journal, **options)
+    server.serve(threaded=True)
+    return server, TrailClient(server.socket_file)
+
+
+def shut(server: TrailServer, client: TrailClient) -> None:
+    client.shutdown(dry_run=False)
+    assert server.join(20)
+
+
+def test_a_call_is_in_the_journal_when_it_is_acknowledged(tmp_path):
+    journal = tmp_path / "j.sqlite3"
+    server, client = serve(chain("a", "b", "c"), journal, name="acked")
+    try:
+        reader = sqlite3.connect(journal)
+        for name in ("a", "b", "c"):
+            client.pause(dry_run=False, name=name)
+            # Read by another connection right after the reply: already committed.
+            rows = reader.execute(
+                "SELECT new, cause FROM transitions t JOIN steps s ON s.run_id = t.run_id "
+                "AND s.n = t.n WHERE s.name = ? ORDER BY t.id", (name,)).fetchall()
+            assert rows[0] == ("To Pause", "api:pause"), rows
+    finally:
+        shut(server, client)
+
+
+def test_the_journal_keeps_values_messages_and_who_asked(tmp_path):
+    journal = tmp_path / "j.sqlite3"
+
+    def talk(trail_env, context):
+        trail_env.output("hello")
+        return trail_env.input("name?")
+
+    steps = [Step(talk, name="talk"), *(Step(a, name=n) for n, a in
+             [("lock", lambda e, c: threading.Lock()), ("bad", lambda e, c: 1 / 0)])]
+    server, client = serve([(steps[0], steps[1]), (steps[1], steps[2])], journal,
+                           name="values")
+    try:
+        client.start()
+        wait_until(client.steps_waiting_for_user_input, "the question")
+        client.send_message_to_steps("ada", dry_run=False)
+        wait_states(client, {"bad": "Paused due to failure"})
+    finally:
+        shut(server, client)
+    book = Journal(journal)
+    run = book.latest_run("values")
+    assert run["outcome"] == "shut down" and run["ended"] is not None
+    saved = book.saved_steps(run["id"])
+    assert saved[0].output == ["hello"] and saved[0].prompts == ["name?"]
+    assert saved[0].inputs == ["ada"] and saved[0].return_value == "ada"
+    db = sqlite3.connect(journal)
+    kinds = dict(db.execute("SELECT name, return_kind FROM steps WHERE run_id = ?",
+                            (run["id"],)).fetchall())
+    assert kinds == {"talk": "json", "lock": "repr", "bad": "repr"}
+    assert saved[2].return_value == "ZeroDivisionError: division by zero"
+    causes = [(change["name"], change["new"], change["cause"]) for change in
+              book.timeline(run["id"])]
+    assert ("talk", "Waiting", "api:start") in causes
+    assert ("bad", "Paused due to failure", "raised") in causes
+
+
+def test_resume_takes_up_a_run_that_was_shut_down(tmp_path):
+    journal = tmp_path / "j.sqlite3"
+    server, client = serve(chain("a", "b", "c", fail="b"), journal, name="again")
+    client.start()
+    wait_states(client, {"a": "Succeeded", "b": "Paused due to failure"})
+    first_run = server.run_id
+    shut(server, client)
+    # resume=True takes it up (a run that was shut down, not crashed) as it was ...
+    server, client = serve(chain("a", "b", "c"), journal, name="again", resume=True)
+    try:
+        assert server.run_id == first_run and client.info()["resumed"]
+        assert {r["Name"]: r["State"] for r in client.status()} == {
+            "a": "Succeeded", "b": "Paused due to failure", "c": "Waiting"}
+        client.rerun(dry_run=False, name="b")  # ... and the cause is fixed now
+        wait_states(client, {"b": "Succeeded", "c": "Succeeded"})
+    finally:
+        shut(server, client)
+    # Without resume, a run that was shut down is not taken up: a new one starts.
+    server, client = serve(chain("a", "b", "c"), journal, name="again")
+    try:
+        assert server.run_id != first_run and not client.info()["resumed"]
+        assert {r["State"] for r in client.status()} == {"Ready"}
+    finally:
+        shut(server, client)
+
+
+def test_a_changed_trail_is_refused_with_its_differences(tmp_path):
+    journal = tmp_path / "j.sqlite3"
+    book = Journal(journal)
+    shape = {"steps": [[0, "a"], [1, "b"]], "edges": [[0, 1]]}
+    run_id = book.new_run("changed", shape, [(0, "a", "Succeeded", True),
+                                             (1, "b", "Running", True)], "/nonexistent.sock")
+    book.close()  # never closed: its server "died"
+    with pytest.raises(JournalMismatchError) as caught:
+        TrailServer(chain("a", "x", "c"), journal=journal, name="changed")
+    message = str(caught.value)
+    assert f"unfinished run {run_id}" in message
+    assert "step 1 was 'b', is 'x'" in message and "step 2 'c' is new" in message
+    assert "link 1 -> 2 is new" in message
+    server = TrailServer(chain("a", "x", "c"), journal=journal, name="changed", resume=False)
+    with server:
+        assert server.run_id != run_id
+    assert Journal(journal).run(run_id)["outcome"] == "abandoned"
+
+
+def test_a_crashed_run_is_taken_up_with_its_states(tmp_path):
+    journal = tmp_path / "j.sqlite3"
+    book = Journal(journal)
+    shape = {"steps": [[0, "a"], [1, "b"], [2, "c"]], "edges": [[0, 1], [1, 2]]}
+    book.new_run("crashed", shape, [(0, "a", "Succeeded", True), (1, "b", "Running", True),
+                                    (2, "c", "To Pause", True)], "/nonexistent.sock")
+    book.close()
+    server, client = serve(chain("a", "b", "c"), journal, name="crashed")
+    try:
+        assert client.info()["resumed"]
+        assert {r["Name"]: r["State"] for r in client.status()} == {
+            "a": "Succeeded", "b": "Interrupted", "c": "To Pause"}
+        client.resume(dry_run=False, name="b")
+        wait_states(client, {"b": "Succeeded", "c": "Paused"})
+    finally:
+        shut(server, client)
+
+
+def test_idempotent_steps_run_again_after_a_crash(tmp_path):
+    journal = tmp_path / "j.sqlite3"
+    book = Journal(journal)
+    book.new_run("idem", {"steps": [[0, "a"]], "edges": []}, [(0, "a", "Running", True)],
+                 "/nonexistent.sock")
+    book.close()
+    server, client = serve(Step(lambda e, c: "again", name="a", idempotent=True), journal,
+                           name="idem")
+    try:
+        wait_states(client, {"a": "Succeeded"})
+    finally:
+        shut(server, client)
+
+
+def test_autotrail_dag_file_and_restore_trail(tmp_path):
+    dag_file = tmp_path / "dag.json"
+    server, client = serve(chain("a", "b", "c", fail="b"), False, dag_file=str(dag_file))
+    client.start()
+    wait_states(client, {"b": "Paused due to failure"})
+    shut(server, client)
+    data = json.loads(dag_file.read_text())
+    assert data["a"]["State"] == "Succeeded" and data["b"]["parents"] == ["a"]
+    server = TrailServer(chain("a", "b", "c"), journal=False)
+    server.restore_trail(str(dag_file))
+    server.serve(threaded=True)
+    client = TrailClient(server.socket_file)
+    try:
+        assert {r["Name"]: r["State"] for r in client.status()} == {
+            "a": "Succeeded", "b": "Paused due to failure", "c": "Waiting"}
+    finally:
+        shut(server, client)
+
+
+def test_trail_history_lists_runs_and_a_timeline(tmp_path):
+    journal = tmp_path / "j.sqlite3"
+    server, client = serve(chain("a", "b"), journal, name="told")
+    client.pause(dry_run=False, name="b")
+    client.start()
+    wait_states(client, {"a": "Succeeded", "b": "Paused"})
+    shut(server, client)
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "150"}
+    runs = subprocess.run([sys.executable, "-m", "trail", "history", "--journal", str(journal),
+                           "--json"], capture_output=True, text=True, env=env, check=True)
+    listed = json.loads(runs.stdout)
+    assert listed[0]["name"] == "told" and listed[0]["outcome"] == "shut down"
+    text = subprocess.run([sys.executable, "-m", "trail", "history", "--journal", str(journal),
+                           str(listed[0]["id"])], capture_output=True, text=True, env=env,
+                          check=True).stdout
+    assert "api:pause" in text and "To Pause" in text and "returned" in text
