@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -118,3 +119,5 @@ class Tmux:
 
     def close(self) -> None:
         self.tmux_call("kill-server")
+        with contextlib.suppress(OSError):  # the server's socket file stays behind
+            os.unlink(f"/tmp/tmux-{os.getuid()}/{self.server}")
