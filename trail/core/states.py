@@ -74,6 +74,7 @@ class Action(str, Enum):
     FAIL_AND_PAUSE = "fail and pause"
     ARRIVE = "arrive"  # the step's parents are done: a pending To-state takes effect
     SKIP_PROGENY = "skip as progeny of a failed step"
+    RETRY = "retry"  # a failed attempt with retries left: wait, then run again
 
     def __str__(self) -> str:
         return self.value
@@ -93,6 +94,7 @@ TRANSITIONS: dict[State, dict[Action, State]] = {
         _A.FAIL: _S.FAILED,
         _A.FAIL_AND_PAUSE: _S.PAUSED_ON_FAIL,
         _A.INTERRUPT: _S.INTERRUPTED,
+        _A.RETRY: _S.WAITING,
     },
     _S.TO_PAUSE: {
         **_RELEASE,

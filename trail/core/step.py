@@ -40,8 +40,16 @@ class Step:
     StepTimeoutError), ``kill_grace`` (seconds between SIGTERM and SIGKILL when the step is
     stopped), ``idempotent`` (safe to run again after a crash), ``executor`` ('process' or
     'thread', overriding the server's), ``conditional`` (a return value of False skips the
-    step's strict progeny: the branch it guards).
+    step's strict progeny: the branch it guards), ``retries`` (run again after a failure,
+    up to that many times, ``retry_delay * backoff ** k`` seconds later, capped at
+    ``max_delay``, give or take ``jitter`` of it; only for errors ``retry_on`` accepts, if
+    given), ``priority`` (higher runs first when ``max_parallel`` or a pool is short).
     """
+
+    def retry_wait(self, failures: int, random: Callable[[], float]) -> float:
+        """Seconds to wait before the retry after ``failures`` failed attempts."""
+        base = min(self.max_delay, self.retry_delay * self.backoff ** (failures - 1))
+        return max(0.0, base * (1 + self.jitter * (2 * random() - 1)))
 
     # AutoTrail's names for the states, so runbooks that compare against them keep working.
     READY = State.READY.value
@@ -74,6 +82,13 @@ class Step:
         idempotent: bool = False,
         executor: str | None = None,
         conditional: bool = False,
+        retries: int = 0,
+        retry_delay: float = 1.0,
+        backoff: float = 2.0,
+        max_delay: float = 60.0,
+        jitter: float = 0.1,
+        retry_on: Callable[[BaseException], bool] | None = None,
+        priority: int = 0,
         **tags: Any,
     ) -> None:
         if not callable(action_function):
@@ -82,6 +97,11 @@ class Step:
             raise ValueError(f"a step's timeout must be a positive number of seconds: {timeout!r}")
         if not kill_grace >= 0:
             raise ValueError(f"kill_grace must be zero or more seconds: {kill_grace!r}")
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be a whole number >= 0: {retries!r}")
+        if not (retry_delay >= 0 and backoff >= 1 and max_delay >= 0 and 0 <= jitter <= 1):
+            raise ValueError("retry_delay and max_delay must be >= 0, backoff >= 1, and "
+                             "jitter between 0 and 1")
         self.action_function = action_function
         self.pre_processor = pre_processor
         self.post_processor = post_processor
@@ -93,6 +113,13 @@ class Step:
         self.idempotent = idempotent
         self.executor = executor
         self.conditional = conditional
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.backoff = backoff
+        self.max_delay = max_delay
+        self.jitter = jitter
+        self.retry_on = retry_on
+        self.priority = priority
         self.tags: dict[str, Any] = dict(tags)
         self.tags.setdefault("name", _name_of(action_function))
 

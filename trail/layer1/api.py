@@ -38,6 +38,9 @@ _FIELDS: dict[str, Callable[[StepRecord], Any]] = {
     StatusField.UNREPLIED_PROMPT_MESSAGE: lambda r: r.unreplied_prompt,
     StatusField.STARTED_AT: lambda r: r.started_at,
     StatusField.FINISHED_AT: lambda r: r.finished_at,
+    StatusField.ATTEMPT: lambda r: (f"{r.tries} of {r.step.retries + 1}"
+                                    if r.step.retries and r.tries else None),
+    StatusField.NEXT_RETRY_AT: lambda r: r.retry_at_wall,
 }
 
 

@@ -40,6 +40,12 @@ _NOT_A_TAG = object()
 _ENDED = frozenset({State.SUCCEEDED, State.FAILED, State.PAUSED_ON_FAIL})  # events carry the value
 
 
+def random_fraction() -> float:
+    import random
+
+    return random.random()
+
+
 def wire_value(value: Any) -> Any:
     """A return value as the API shows it: itself if JSON holds it, else its text.
 
@@ -84,6 +90,10 @@ class StepRecord:
     started_at: float | None = None
     finished_at: float | None = None
     attempt: int = 0  # the run id of the latest run, as the journal numbers messages
+    tries: int = 0  # runs since the operator (or the start) last let it run
+    retrying: bool = False  # the next start is a retry, not a fresh start
+    retry_at: float | None = None  # monotonic time before which a retry must not start
+    retry_at_wall: float | None = None  # the same, wall clock, for status
     version: int = 0
     on_change: Callable[[StepRecord], None] | None = field(default=None, repr=False)
     _rows: dict[tuple[str, ...], tuple[int, bytes]] = field(default_factory=dict)
@@ -122,6 +132,10 @@ class StepRecord:
         self.state = state
         self._changed()
 
+    def schedule_retry(self, at: float, wall: float) -> None:
+        self.retrying, self.retry_at, self.retry_at_wall = True, at, wall
+        self._changed()
+
     def set_pause_on_fail(self, value: bool) -> None:
         self.pause_on_fail = value
         self._changed()
@@ -132,6 +146,8 @@ class StepRecord:
         self.return_value = self.shown_return_value = None
         self.run_id, self.executor, self.environment = run_id, executor, env
         self.attempt = run_id
+        self.tries = self.tries + 1 if self.retrying else 1
+        self.retrying, self.retry_at, self.retry_at_wall = False, None, None
         self.started_at, self.finished_at = time.time(), None
         self._changed()
 
@@ -205,6 +221,9 @@ class TrailManager:
         executor: str = "process",
         clock: Callable[[], float] = time.monotonic,
         info: dict[str, Any] | None = None,
+        max_parallel: int | None = None,
+        pools: dict[str, int] | None = None,
+        random: Callable[[], float] = random_fraction,
         step_output: str | None = None,
         journal: Journal | None = None,
         journal_run: int | None = None,
@@ -212,6 +231,13 @@ class TrailManager:
     ) -> None:
         self.graph = graph
         self.step_output = step_output
+        if max_parallel is not None and max_parallel < 1:
+            raise ValueError(f"max_parallel must be at least 1: {max_parallel!r}")
+        self.max_parallel = max_parallel
+        self.pools = dict(pools or {})
+        self._in_pool: dict[str, int] = dict.fromkeys(self.pools, 0)
+        self._held: set[StepRecord] = set()  # reached and Waiting, but no slot free
+        self._random = random
         self.journal = journal
         self.journal_run = journal_run
         self.context = context
@@ -233,7 +259,8 @@ class TrailManager:
         self._tag_index: dict[str, dict[Any, list[StepRecord]] | None] = {}
         self._subscribers = 0
         self._frontier = Frontier(graph)
-        self._dirty: list[int] = []  # heap of n: steps to look at in the next advance
+        # Steps to look at in the next advance, highest priority first, then by n.
+        self._dirty: list[tuple[int, int]] = []
         self._dirty_set: set[int] = set()
         self._live: dict[int, StepRecord] = {}  # run id -> record, while the run counts
         self._groups: dict[int, list[int]] = {}  # run id -> process groups it adopted
@@ -429,20 +456,50 @@ class TrailManager:
     def _mark_dirty(self, record: StepRecord) -> None:
         if record.n not in self._dirty_set:
             self._dirty_set.add(record.n)
-            heapq.heappush(self._dirty, record.n)
+            heapq.heappush(self._dirty, (-record.step.priority, record.n))
 
     def _advance(self) -> None:
         """Move every step whose parents are done and which has somewhere to go."""
         while self._dirty:
-            n = heapq.heappop(self._dirty)
+            _, n = heapq.heappop(self._dirty)
             self._dirty_set.discard(n)
             record = self.records[n]
             if not self._frontier.reached(record.step):
                 continue
             if record.state is State.WAITING:
+                if record.retry_at is not None and record.retry_at > self.timers.clock():
+                    continue  # its timer brings it back
+                if not self._slot_free(record):
+                    self._held.add(record)
+                    continue
                 self._start(record)
             elif record.state in (State.TO_PAUSE, State.TO_SKIP, State.TO_BLOCK):
                 self.apply(record, Action.ARRIVE, "reached")
+
+    def _slot_free(self, record: StepRecord) -> bool:
+        if self.max_parallel is not None and len(self._live) >= self.max_parallel:
+            return False
+        pool = record.step.tags.get("pool")
+        return pool not in self.pools or self._in_pool[pool] < self.pools[pool]
+
+    def _go_live(self, run_id: int, record: StepRecord) -> None:
+        self._live[run_id] = record
+        pool = record.step.tags.get("pool")
+        if pool in self._in_pool:
+            self._in_pool[pool] += 1
+
+    def _end_live(self, run_id: int | None) -> StepRecord | None:
+        """The run no longer counts: free its slot, and look again at the steps held."""
+        record = self._live.pop(run_id or 0, None)
+        if record is None:
+            return None
+        pool = record.step.tags.get("pool")
+        if pool in self._in_pool:
+            self._in_pool[pool] -= 1
+        for held in self._held:
+            self._mark_dirty(held)
+        self._held.clear()
+        return record
 
     def publish(self, kind: str, record: StepRecord, **fields: Any) -> None:
         """Tell subscribers what happened to a step (a state change, output, a prompt)."""
@@ -476,7 +533,7 @@ class TrailManager:
         env = executor.prepare(run_id)
         record.begin_run(run_id, executor, env)
         self.apply(record, Action.RUN, "started")
-        self._live[run_id] = record
+        self._go_live(run_id, record)
         try:
             args, kwargs = step.pre_processor(env, self.context)
         except Exception as exc:
@@ -526,7 +583,7 @@ class TrailManager:
             self._fail(record, error, "", str(error))
 
     def _finish(self, record: StepRecord, outcome: Outcome) -> None:
-        self._live.pop(record.run_id or 0, None)
+        self._end_live(record.run_id)
         record.end_run()
         if not outcome.ok:
             self._fail(record, outcome.value, outcome.traceback, "raised")
@@ -542,9 +599,15 @@ class TrailManager:
             self._skip_below(record, f"step {record.n} returned False")
 
     def _fail(self, record: StepRecord, error: BaseException, trace: str, cause: str) -> None:
-        """End the latest run of a step as failed; later word from that run is ignored."""
-        self._live.pop(record.run_id or 0, None)
+        """End the latest run of a step as failed; later word from that run is ignored.
+
+        With retries left (and ``retry_on`` agreeing) the step goes back to Waiting until
+        its back-off has passed; the failure handler sees only the last failure.
+        """
+        self._end_live(record.run_id)
         record.end_run()
+        if self._retry(record, error, cause):
+            return
         log.error("step %s %s failed (%s): %s\n%s", record.n, record.name, cause,
                   wire_value(error), trace)
         try:
@@ -557,6 +620,30 @@ class TrailManager:
         self.apply(record, action, cause)
         if record.step.skip_progeny_on_failure:
             self._skip_below(record, f"step {record.n} failed")
+
+    def _retry(self, record: StepRecord, error: BaseException, cause: str) -> bool:
+        step = record.step
+        if record.state is not State.RUNNING or record.tries > step.retries:
+            return False
+        if step.retry_on is not None:
+            try:
+                if not step.retry_on(error):
+                    return False
+            except Exception:
+                log.exception("retry_on of step %s %s raised; not retrying", record.n,
+                              record.name)
+                return False
+        wait = step.retry_wait(record.tries, self._random)
+        record.set_return_value(error)
+        note = (f"[trail] attempt {record.tries} of {step.retries + 1} failed "
+                f"({wire_value(error)}); next attempt in {wait:.1f} s")
+        record.add_output(note)
+        self._journal_message(record, "output", note)
+        self.publish("output", record, message=note)
+        record.schedule_retry(self.timers.clock() + wait, time.time() + wait)
+        self.apply(record, Action.RETRY, f"{cause}; retry in {wait:.1f} s")
+        self.timers.call_later(wait, lambda: self._mark_dirty(record))
+        return True
 
     def _skip_below(self, record: StepRecord, cause: str) -> None:
         """Skip the strict progeny of a step: the branch only it leads to (AutoTrail's rule)."""
@@ -639,7 +726,7 @@ class TrailManager:
     def interrupt(self, record: StepRecord, cause: str) -> None:
         run_id = record.run_id
         assert run_id is not None
-        self._live.pop(run_id, None)
+        self._end_live(run_id)
         record.end_run()
         self.apply(record, Action.INTERRUPT, cause)
         self._stop_run(record, run_id)

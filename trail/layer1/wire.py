@@ -72,6 +72,8 @@ class StatusField:
     UNREPLIED_PROMPT_MESSAGE = "Waiting for response"
     STARTED_AT = "Started at"  # wall-clock seconds of the latest run's start, or None
     FINISHED_AT = "Finished at"  # ... and of its end, or None while it runs
+    ATTEMPT = "Attempt"  # "2 of 4" for a step with retries, else None
+    NEXT_RETRY_AT = "Next retry at"  # wall-clock seconds of the next retry, or None
 
 
 STATUS_FIELDS = frozenset(

@@ -36,6 +36,10 @@ class TrailServer:
     ``resume`` picks the run: None takes up the journal's latest run of this trail if its
     server died, True also one that was shut down, False always starts anew. The trail's
     ``name`` (default: its first step's) is what ties a run to its journal entries.
+
+    ``max_parallel`` caps how many steps run at once (default: no cap, as AutoTrail);
+    ``pools`` caps steps by their ``pool`` tag (``{"db": 2}``: at most two steps tagged
+    ``pool="db"`` at once). When slots are short, higher ``priority`` steps go first.
     """
 
     def __init__(
@@ -53,6 +57,8 @@ class TrailServer:
         step_output: str | None = None,
         journal: str | Path | bool | None = None,
         resume: bool | None = None,
+        max_parallel: int | None = None,
+        pools: dict[str, int] | None = None,
     ) -> None:
         self.graph = make_trail_graph(trail_definition)
         self.context = context
@@ -100,6 +106,8 @@ class TrailServer:
             journal=self.journal,
             journal_run=run_id,
             restored=restored,
+            max_parallel=max_parallel,
+            pools=pools,
         )
         if dag_file is not None:
             self._manager.dag_file = dag_file

@@ -1,0 +1,128 @@
+"""Retries with back-off, max_parallel, pools and priorities."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from tests.support import states, wait_states, wait_until
+from trail import Step
+
+
+def flaky(counter: Path, succeed_on: int, error: type[Exception] = ConnectionError):
+    def action(trail_env, context):
+        with open(counter, "a") as out:
+            out.write("x")
+        tries = len(counter.read_text())
+        if tries < succeed_on:
+            raise error(f"try {tries} failed")
+        return f"ok on try {tries}"
+
+    return action
+
+
+def test_retries_with_backoff_until_success(serve, executor, tmp_path):
+    counter = tmp_path / "count"
+    step = Step(flaky(counter, 3), name="flaky", retries=3, retry_delay=0.2, backoff=2,
+                jitter=0)
+    client = serve(step, executor=executor)
+    client.start()
+    wait_until(lambda: (client.status(fields=["Attempt", "Next retry at", "State"])[0]
+                        ["Attempt"] == "1 of 4"), "the first attempt to be counted")
+    wait_states(client, {"flaky": "Succeeded"})
+    row = client.status(fields=["Attempt", "Return value", "Output messages"])[0]
+    assert row["Attempt"] == "3 of 4" and row["Return value"] == "ok on try 3"
+    notes = [m for m in row["Output messages"] if m.startswith("[trail] attempt")]
+    assert notes == [
+        "[trail] attempt 1 of 4 failed (ConnectionError: try 1 failed); next attempt in 0.2 s",
+        "[trail] attempt 2 of 4 failed (ConnectionError: try 2 failed); next attempt in 0.4 s",
+    ]
+
+
+def test_out_of_retries_the_step_fails(serve, tmp_path):
+    counter = tmp_path / "count"
+    client = serve(Step(flaky(counter, 10), name="hopeless", retries=2, retry_delay=0.05))
+    client.start()
+    wait_states(client, {"hopeless": "Paused due to failure"})
+    assert len(counter.read_text()) == 3
+    row = client.status(fields=["Attempt", "Return value"])[0]
+    assert row == {"n": 0, "Name": "hopeless", "Attempt": "3 of 3",
+                   "Return value": "ConnectionError: try 3 failed"}
+    client.rerun(dry_run=False)  # an operator's rerun gets a fresh set of attempts
+    wait_until(lambda: len(counter.read_text()) == 6, "three more attempts")
+    wait_states(client, {"hopeless": "Paused due to failure"})
+
+
+def test_retry_on_picks_the_errors_worth_retrying(serve, tmp_path):
+    counter = tmp_path / "count"
+    step = Step(flaky(counter, 5, ValueError), name="picky", retries=5, retry_delay=0.05,
+                retry_on=lambda error: isinstance(error, ConnectionError))
+    client = serve(step)
+    client.start()
+    wait_states(client, {"picky": "Paused due to failure"})
+    assert len(counter.read_text()) == 1  # a ValueError is not retried
+
+
+def test_a_step_waiting_for_its_retry_can_be_paused(serve, tmp_path):
+    counter = tmp_path / "count"
+    client = serve(Step(flaky(counter, 2), name="held", retries=1, retry_delay=1.0,
+                        jitter=0))
+    client.start()
+    wait_until(lambda: client.status(fields=["Next retry at"])[0]["Next retry at"],
+               "the retry to be scheduled")
+    assert states(client) == {"held": "Waiting"}
+    client.pause(dry_run=False, name="held")
+    wait_states(client, {"held": "Paused"})
+    time.sleep(1.3)  # past the retry time: a paused step stays held
+    assert states(client) == {"held": "Paused"} and len(counter.read_text()) == 1
+    client.resume(dry_run=False, name="held")
+    wait_states(client, {"held": "Succeeded"})
+
+
+def recorder(log: Path, name: str, hold: float = 0.3):
+    def action(trail_env, context):
+        with open(log, "a") as out:
+            out.write(f"start {name} {time.time()}\n")
+        time.sleep(hold)
+        with open(log, "a") as out:
+            out.write(f"end {name} {time.time()}\n")
+        return os.getpid()
+
+    return action
+
+
+def most_at_once(log: Path, names: set[str] | None = None) -> int:
+    events = []
+    for line in log.read_text().splitlines():
+        kind, name, stamp = line.split()
+        if names is None or name in names:
+            events.append((float(stamp), 0 if kind == "end" else 1))
+    running = peak = 0
+    for _, starts in sorted(events):
+        running += 1 if starts else -1
+        peak = max(peak, running)
+    return peak
+
+
+def test_max_parallel_caps_running_steps_and_priority_orders_them(serve, executor, tmp_path):
+    log = tmp_path / "log"
+    steps = [Step(recorder(log, f"s{i}"), name=f"s{i}", priority=i) for i in range(6)]
+    client = serve(steps, executor=executor, max_parallel=2)
+    client.start()
+    wait_states(client, {f"s{i}": "Succeeded" for i in range(6)})
+    assert most_at_once(log) == 2
+    starts = [line.split()[1] for line in log.read_text().splitlines()
+              if line.startswith("start")]
+    assert starts[:2] == ["s5", "s4"]  # highest priority first when slots are short
+
+
+def test_pools_cap_steps_by_tag(serve, tmp_path):
+    log = tmp_path / "log"
+    db = [Step(recorder(log, f"db{i}"), name=f"db{i}", pool="db") for i in range(4)]
+    web = [Step(recorder(log, f"web{i}"), name=f"web{i}") for i in range(3)]
+    client = serve([*db, *web], pools={"db": 2})
+    client.start()
+    wait_states(client, dict.fromkeys([s.name for s in db + web], "Succeeded"))
+    assert most_at_once(log, {f"db{i}" for i in range(4)}) == 2
+    assert most_at_once(log) >= 4  # the web steps were not held back
