@@ -41,6 +41,7 @@ def test_round_trip():
         (body(call="next_step", args={"step_count": True}), "whole number"),
         (body(call="status", args={"fields": ["Colour"]}), "'Colour' in 'fields'"),
         (body(call="status", args={"states": ["Sleeping"]}), "'Sleeping' in 'states'"),
+        (body(call="status", args={"fields": [["State"]]}), "\\['State'\\] in 'fields'"),
         (body(call="send_message_to_steps"), "needs the argument 'message'"),
         (body(call="status", v=99), "speaks trail protocol 1, the request is 99"),
         (b" " * (MAX_REQUEST_BYTES + 1), "the limit is"),

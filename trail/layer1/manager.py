@@ -403,6 +403,9 @@ class TrailManager:
         except ProtocolError as exc:
             log.warning("refused a request: %s", exc)
             return error_reply(request_id(body), exc)
+        except Exception as exc:  # a request no check foresaw must not stop the server
+            log.exception("could not read a request")
+            return error_reply(request_id(body), ProtocolError(f"unreadable request: {exc}"))
         try:
             result = self._handlers[request.call](self, request.args)
         except TrailError as exc:

@@ -118,7 +118,7 @@ def _choices(allowed: frozenset[str]) -> Callable[[str, Any], list[str] | None]:
         if not isinstance(value, list):
             raise ProtocolError(f"argument {name!r} must be a list, not {value!r}")
         for item in value:
-            if item not in allowed:
+            if not isinstance(item, str) or item not in allowed:
                 raise ProtocolError(
                     f"{item!r} in {name!r} is not one of: {', '.join(sorted(allowed))}"
                 )
