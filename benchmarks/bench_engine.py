@@ -16,6 +16,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import zmq
@@ -129,11 +130,72 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.3f} ms"
 
 
+def load(steps: int, clients: int) -> None:
+    """Clients sending status/pause/resume as fast as they can while a trail of ``steps``
+    process-executor steps runs: latency, errors, and whether every step ran once."""
+    log = os.path.join(tempfile.mkdtemp(prefix="trail-load-"), "ran.log")
+
+    def counted(name: str):
+        def action(trail_env: object, context: object) -> str:
+            with open(log, "a") as out:
+                out.write(name + "\n")
+            return name
+
+        return action
+
+    chained = [Step(counted(f"s{i}"), name=f"s{i}") for i in range(steps)]
+    server = TrailServer(list(zip(chained, chained[1:], strict=False)), journal=False)
+    server.serve(threaded=True)
+    stop = threading.Event()
+    times: list[float] = []
+    errors: list[BaseException] = []
+
+    def hammer(seed: int) -> None:
+        import random
+
+        rng = random.Random(seed)
+        client = TrailClient(server.socket_file, timeout=60)
+        while not stop.is_set():
+            name = f"s{rng.randrange(steps)}"
+            for call in (lambda name=name: client.status(name=name),
+                         lambda name=name: client.pause(dry_run=False, name=name),
+                         lambda name=name: client.resume(dry_run=False, name=name)):
+                started = time.perf_counter()
+                try:
+                    call()
+                except Exception as exc:
+                    errors.append(exc)
+                times.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    client = TrailClient(server.socket_file, timeout=60)
+    started = time.perf_counter()
+    client.start()
+    while client.info()["counts"].get("Succeeded", 0) < steps:
+        client.resume(dry_run=False)  # what a hammer left paused
+        time.sleep(0.05)
+    took = time.perf_counter() - started
+    stop.set()
+    for thread in threads:
+        thread.join()
+    client.shutdown(dry_run=False)
+    server.join(30)
+    with open(log) as ran:
+        counts = Counter(ran.read().split())
+    once = sum(1 for c in counts.values() if c == 1)
+    print(f"load: {clients} clients on a {steps}-step process trail: {len(times)} calls, "
+          f"{len(errors)} errors, p50 {ms(pct(times, 50))}, p99 {ms(pct(times, 99))}; "
+          f"{once} of {steps} steps ran exactly once, {len(counts)} ran; {took:.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--fan", type=int, default=100)
     parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=20)
     options = parser.parse_args()
 
     floors = {"thread": per_op(thread_floor, 2000), "process": per_op(fork_floor, 300)}
@@ -188,6 +250,8 @@ def main() -> None:
     for label, times in timed.items():
         p50, p99 = pct(times, 50), pct(times, 99)
         print(f"{label:34} {ms(p50)} {ms(p99)} {p50 / floor_p50:9.1f}")
+    print()
+    load(options.steps, options.clients)
 
 
 if __name__ == "__main__":

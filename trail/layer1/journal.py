@@ -10,6 +10,10 @@ Tables:
     steps        the latest state of each step of a run (what recovery restores)
     transitions  every state change: when, from, to, and the cause (``api:pause`` ...)
     messages     output, prompts and replies, per step and attempt
+
+Few indexes on purpose: a commit writes every page it touches, and the hot path (a
+transition, a step row) then touches about two; history reads scan, which is fine for a
+command a person runs now and then.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ CREATE TABLE IF NOT EXISTS steps (
     started_at REAL,
     finished_at REAL,
     PRIMARY KEY (run_id, n)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS transitions (
     id INTEGER PRIMARY KEY,
     run_id INTEGER NOT NULL,
@@ -68,8 +72,6 @@ CREATE TABLE IF NOT EXISTS messages (
     kind TEXT NOT NULL,           -- 'output', 'prompt', 'input'
     message TEXT NOT NULL         -- JSON
 );
-CREATE INDEX IF NOT EXISTS transitions_by_run ON transitions (run_id, id);
-CREATE INDEX IF NOT EXISTS messages_by_run ON messages (run_id, n, id);
 CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, id);
 """
 
