@@ -52,6 +52,10 @@ def status_row(record: StepRecord, fields: Iterable[str]) -> dict[str, Any]:
     return row
 
 
+def _encoded(record: StepRecord, fields: tuple[str, ...]) -> bytes:
+    return record.encoded_row(fields, lambda: status_row(record, fields))
+
+
 def briefs(records: Iterable[StepRecord]) -> list[dict[str, Any]]:
     return [record.brief for record in records]
 
@@ -145,7 +149,7 @@ def status(manager: TrailManager, args: Args) -> Encoded:
     if args["states"]:
         states = {State(value) for value in args["states"]}
         records = [record for record in records if record.state in states]
-    rows = [r.encoded_row(fields, lambda r=r: status_row(r, fields)) for r in records]
+    rows = [_encoded(record, fields) for record in records]
     return Encoded(b"[" + b",".join(rows) + b"]")
 
 

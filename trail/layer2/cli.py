@@ -200,7 +200,7 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
         console = Console(force_terminal=False if plain else None)
         console.print(f"trail {book.name}: serving at {server.socket_file}  (log: {log_path})",
                       markup=False, highlight=False, soft_wrap=True)
-        if server.resumed:
+        if server.resumed and server.journal is not None:
             console.print(f"took up run {server.run_id} from the journal {server.journal.path}"
                           f" (steps that were running come back Interrupted: resume or rerun "
                           f"them)", markup=False, highlight=False, soft_wrap=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import json
 import os
@@ -46,7 +47,7 @@ class TrailClient:
             raise TrailConnectionError(self.socket_file, "the socket file does not exist")
         if self._socket is not None and self._pid == os.getpid():
             return self._socket
-        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock: zmq.Socket = zmq.Context.instance().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(f"ipc://{self.socket_file}")
         self._socket, self._pid = sock, os.getpid()
@@ -126,7 +127,8 @@ class TrailClient:
         return self.call(Call.LIST, tags=tags)
 
     def status(
-        self, fields: list[str] | None = None, states: list[str] | None = None, **tags: Any
+        self, fields: builtins.list[str] | None = None,
+        states: builtins.list[str] | None = None, **tags: Any
     ) -> Steps:
         """A row per matching step: n and Name, then ``fields`` (StatusField values).
 
@@ -217,7 +219,7 @@ class EventStream:
         if not os.path.exists(path):
             raise TrailConnectionError(path, "the event socket file does not exist")
         self.path = path
-        self._sock = zmq.Context.instance().socket(zmq.SUB)
+        self._sock: zmq.Socket = zmq.Context.instance().socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
         self._sock.connect(f"ipc://{path}")

@@ -51,15 +51,19 @@ class SharedProxy(BaseProxy):
 
     _exposed_ = ("get", "set", "call", "describe")
 
+    def _call(self, method: str, args: tuple[Any, ...] = ()) -> Any:
+        call: Any = self._callmethod  # typeshed says it returns None; it returns the result
+        return call(method, args)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        kind, value = self._callmethod("get", (name,))
+        kind, value = self._call("get", (name,))
         if kind == "value":
             return value
 
         def method(*args: Any, **kwargs: Any) -> Any:
-            return self._callmethod("call", (name, args, kwargs))
+            return self._call("call", (name, args, kwargs))
 
         method.__name__ = name
         return method
@@ -68,10 +72,10 @@ class SharedProxy(BaseProxy):
         if name.startswith("_"):
             object.__setattr__(self, name, value)
         else:
-            self._callmethod("set", (name, value))
+            self._call("set", (name, value))
 
     def __repr__(self) -> str:
-        return f"<shared {self._callmethod('describe')}>"
+        return f"<shared {self._call('describe')}>"
 
     __str__ = __repr__
 

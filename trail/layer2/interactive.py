@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import re
 from collections.abc import Callable
@@ -43,8 +44,8 @@ class InteractiveTrail:
             dry_run = kwargs.get("dry_run", method != "start")
             self.console.print(affected_text(method, result, dry_run))
 
-    def status(self, fields: list[str] | None = None, states: list[str] | None = None,
-               **tags: Any) -> None:
+    def status(self, fields: builtins.list[str] | None = None,
+               states: builtins.list[str] | None = None, **tags: Any) -> None:
         rows = self._call("status", fields=fields, states=states, **tags)
         if rows is not None:
             self.console.print(status_table(rows) if rows else "No step matches.")
@@ -90,7 +91,7 @@ class InteractiveTrail:
         call.__doc__ = getattr(TrailClient, name).__doc__
         return call
 
-    def __dir__(self) -> list[str]:
+    def __dir__(self) -> builtins.list[str]:
         return sorted({*super().__dir__(), *CALLS})
 
 

@@ -286,7 +286,7 @@ def _live_loop(view: RunView, stream: EventStream, console: Console, keys: bool,
             if not os.path.exists(view.client.socket_file):
                 view.finished = True
                 break
-            ready = []
+            ready: list[int] = []
             try:
                 if keys:
                     ready, _, _ = select.select([fd], [], [], 0)

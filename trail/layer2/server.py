@@ -75,7 +75,8 @@ class TrailServer:
         self.journal: Journal | None = None
         run_id, restored = None, None
         if journal is not False:
-            path = default_journal_path() if journal in (None, True) else Path(journal)
+            path = (default_journal_path() if journal is None or journal is True
+                    else Path(journal))
             self.journal = Journal(path)
             records = steps_in_order(self.graph)
             shape = shape_of([(s.tags["n"], s.name) for s in records],
