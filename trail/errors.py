@@ -23,7 +23,7 @@ site says the same thing the same way.
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -129,8 +129,3 @@ class InputTimeoutError(StepError, TimeoutError, queue.Empty):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.prompt, self.timeout))
-
-
-def describe_tags(tags: Mapping[str, Any]) -> str:
-    """``name='a', n=3`` for messages."""
-    return ", ".join(f"{key}={value!r}" for key, value in tags.items()) or "(all steps)"

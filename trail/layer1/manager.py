@@ -15,6 +15,7 @@ import itertools
 import json
 import logging
 import os
+import random
 import signal
 import time
 import traceback
@@ -37,13 +38,8 @@ from trail.layer1.wire import ProtocolError, Reply, error_reply, parse_request, 
 log = logging.getLogger(__name__)
 
 _NOT_A_TAG = object()
+DEFAULT_GRACE = 2.0  # seconds from SIGTERM to SIGKILL where no step says otherwise
 _ENDED = frozenset({State.SUCCEEDED, State.FAILED, State.PAUSED_ON_FAIL})  # events carry the value
-
-
-def random_fraction() -> float:
-    import random
-
-    return random.random()
 
 
 def wire_value(value: Any) -> Any:
@@ -223,7 +219,7 @@ class TrailManager:
         info: dict[str, Any] | None = None,
         max_parallel: int | None = None,
         pools: dict[str, int] | None = None,
-        random: Callable[[], float] = random_fraction,
+        random_fraction: Callable[[], float] = random.random,
         step_output: str | None = None,
         journal: Journal | None = None,
         journal_run: int | None = None,
@@ -237,7 +233,7 @@ class TrailManager:
         self.pools = dict(pools or {})
         self._in_pool: dict[str, int] = dict.fromkeys(self.pools, 0)
         self._held: set[StepRecord] = set()  # reached and Waiting, but no slot free
-        self._random = random
+        self._random = random_fraction  # injectable: tests may fix the jitter
         self.journal = journal
         self.journal_run = journal_run
         self.context = context
@@ -681,8 +677,8 @@ class TrailManager:
         record = self._live.get(run_id)
         if record is None:  # the run was stopped before its word arrived: stop this too
             signal_groups([pgid], signal.SIGTERM)
-            grace = 2.0
-            self.timers.call_later(grace, lambda: signal_groups([pgid], signal.SIGKILL))
+            self.timers.call_later(DEFAULT_GRACE,
+                                   lambda: signal_groups([pgid], signal.SIGKILL))
             return
         self._groups.setdefault(run_id, []).append(pgid)
 

@@ -225,9 +225,6 @@ class ProcessExecutor(Executor):
         if pid is not None:
             signal_groups([pid], signal.SIGKILL)
 
-    def running_pids(self) -> list[int]:
-        return [run.pid for run in self._runs.values() if run.pid is not None]
-
     def close(self, grace: float) -> None:
         runs = [run for run in self._runs.values() if run.pid is not None and not run.exited]
         for run in runs:
