@@ -64,22 +64,25 @@ def test_a_step_that_ignores_sigterm_is_killed_after_its_grace(serve, tmp_path):
 
 
 def test_a_timeout_stops_the_step_and_fails_it(serve, tmp_path, executor):
+    pid_file = tmp_path / "pid"
+
     def slow(trail_env, context):
-        trail_env.output(os.getpid())
+        pid_file.write_text(str(os.getpid()))
         for _ in range(600):
             if trail_env.interrupted:
                 return "noticed"
             time.sleep(0.1)
 
-    client = serve(Step(slow, timeout=0.5), executor=executor)
+    client = serve(Step(slow, timeout=2), executor=executor)
     client.start()
+    wait_until(pid_file.exists, "the step to start")
     wait_states(client, {"slow": "Paused due to failure"})
     row = client.status()[0]
     assert row["Return value"] == (
-        "StepTimeoutError: step 'slow' timed out after 0.5 s and was stopped"
+        "StepTimeoutError: step 'slow' timed out after 2 s and was stopped"
     )
     if executor == "process":
-        pid = row["Output messages"][0]
+        pid = int(pid_file.read_text())
         wait_until(lambda: not pid_alive(pid), "the timed-out process to be gone", timeout=5)
 
 
