@@ -180,7 +180,7 @@ def test_no_orphans_after_interrupts_and_timeouts(serve, tmp_path):
     steps = []
     for i in range(ORPHAN_STEPS):
         command = f"echo $$ > {tmp_path}/{i}.pid; sh -c 'sleep 60' & sleep 60"
-        options = {"timeout": 1.0, "kill_grace": 0.5} if i % 2 else {}
+        options = {"timeout": 3.0, "kill_grace": 0.5} if i % 2 else {}
         steps.append(Step(ShellCommand(f"c{i}", command, shell=True), name=f"c{i}",
                           **options))
     client = serve(steps)

@@ -99,7 +99,7 @@ def test_the_commands_own_timeout_kills_its_group(serve, executor, tmp_path):
 
 def test_a_step_timeout_kills_the_command(serve, executor, tmp_path):
     script = f"echo $$ > {tmp_path}/pid; exec sleep 60"
-    client = serve(Step(ShellCommand("nap", script, shell=True), name="nap", timeout=0.5,
+    client = serve(Step(ShellCommand("nap", script, shell=True), name="nap", timeout=2,
                         kill_grace=0.5), executor=executor)
     client.start()
     wait_until((tmp_path / "pid").exists, "the command to start")
