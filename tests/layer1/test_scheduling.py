@@ -114,7 +114,9 @@ def test_max_parallel_caps_running_steps_and_priority_orders_them(serve, executo
     assert most_at_once(log) == 2
     starts = [line.split()[1] for line in log.read_text().splitlines()
               if line.startswith("start")]
-    assert starts[:2] == ["s5", "s4"]  # highest priority first when slots are short
+    # Highest priority first when slots are short (the two in a pair start together, so
+    # their order within the pair is the threads' race).
+    assert set(starts[:2]) == {"s5", "s4"} and set(starts[2:4]) == {"s3", "s2"}
 
 
 def test_pools_cap_steps_by_tag(serve, tmp_path):
