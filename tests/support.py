@@ -67,12 +67,13 @@ def lines(path: Path) -> list[str]:
 
 
 def require(program: str) -> str:
-    """The path of a program a test needs: missing fails in CI, skips (loudly) elsewhere."""
+    """The path of a program a test needs: missing fails in CI, skips (loudly) elsewhere.
+    Daemons are looked for in the sbin directories too, which a user's PATH may lack."""
     import shutil
 
     import pytest
 
-    path = shutil.which(program)
+    path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
     if path:
         return path
     message = f"{program} is not installed (scripts/setup installs it)"

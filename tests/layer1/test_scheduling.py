@@ -6,8 +6,10 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support import states, wait_states, wait_until
-from trail import Step
+from trail import DefinitionError, Step
 
 
 def flaky(counter: Path, succeed_on: int, error: type[Exception] = ConnectionError):
@@ -128,3 +130,28 @@ def test_pools_cap_steps_by_tag(serve, tmp_path):
     wait_states(client, dict.fromkeys([s.name for s in db + web], "Succeeded"))
     assert most_at_once(log, {f"db{i}" for i in range(4)}) == 2
     assert most_at_once(log) >= 4  # the web steps were not held back
+
+
+def test_steps_can_size_their_own_pool_and_the_server_overrides_it(serve, tmp_path):
+    log = tmp_path / "log"
+    steps = [Step(recorder(log, f"s{i}"), name=f"s{i}", pool="hosts", pool_size=1)
+             for i in range(3)]
+    client = serve(steps)
+    client.start()
+    wait_states(client, {f"s{i}": "Succeeded" for i in range(3)})
+    assert most_at_once(log) == 1
+    log.unlink()
+    client = serve([Step(recorder(log, f"t{i}"), name=f"t{i}", pool="hosts", pool_size=1)
+                    for i in range(4)], pools={"hosts": 2})
+    client.start()
+    wait_states(client, {f"t{i}": "Succeeded" for i in range(4)})
+    assert most_at_once(log) == 2
+
+
+def test_steps_that_disagree_on_a_pool_size_are_refused_by_name(serve):
+    steps = [Step(lambda e, c: 1, name="a", pool="db", pool_size=1),
+             Step(lambda e, c: 1, name="b", pool="db", pool_size=3)]
+    with pytest.raises(DefinitionError, match="'a' and 'b' of pool 'db' disagree.*1 vs 3"):
+        serve(steps)
+    with pytest.raises(ValueError, match="pool_size needs a pool tag"):
+        Step(lambda e, c: 1, pool_size=2)

@@ -86,6 +86,25 @@ def steps_in_order(graph: nx.DiGraph) -> list[Step]:
     return sorted(graph.nodes, key=lambda step: step.tags["n"])
 
 
+def pool_sizes(graph: nx.DiGraph) -> dict[str, int]:
+    """The pool sizes the trail's steps declare (``Step(pool=..., pool_size=...)``).
+
+    Raises DefinitionError naming the steps when two steps of one pool disagree.
+    """
+    sizes: dict[str, tuple[int, Step]] = {}
+    for step in steps_in_order(graph):
+        if step.pool_size is None:
+            continue
+        pool = str(step.tags["pool"])
+        seen = sizes.setdefault(pool, (step.pool_size, step))
+        if seen[0] != step.pool_size:
+            raise DefinitionError(
+                f"steps {seen[1].name!r} and {step.name!r} of pool {pool!r} disagree on its "
+                f"size: {seen[0]} vs {step.pool_size}"
+            )
+    return {pool: size for pool, (size, _) in sizes.items()}
+
+
 def progeny(graph: nx.DiGraph, roots: Iterable[V]) -> set[V]:
     """The roots and every step below them."""
     found: set[V] = set()

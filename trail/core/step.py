@@ -43,7 +43,9 @@ class Step:
     step's strict progeny: the branch it guards), ``retries`` (run again after a failure,
     up to that many times, ``retry_delay * backoff ** k`` seconds later, capped at
     ``max_delay``, give or take ``jitter`` of it; only for errors ``retry_on`` accepts, if
-    given), ``priority`` (higher runs first when ``max_parallel`` or a pool is short).
+    given), ``priority`` (higher runs first when ``max_parallel`` or a pool is short),
+    ``pool_size`` (how many steps tagged with this step's ``pool`` may run at once, when
+    the server's ``pools`` does not say; steps of one pool must agree on it).
     """
 
     def retry_wait(self, failures: int, random: Callable[[], float]) -> float:
@@ -89,6 +91,7 @@ class Step:
         jitter: float = 0.1,
         retry_on: Callable[[BaseException], bool] | None = None,
         priority: int = 0,
+        pool_size: int | None = None,
         **tags: Any,
     ) -> None:
         if not callable(action_function):
@@ -102,6 +105,11 @@ class Step:
         if not (retry_delay >= 0 and backoff >= 1 and max_delay >= 0 and 0 <= jitter <= 1):
             raise ValueError("retry_delay and max_delay must be >= 0, backoff >= 1, and "
                              "jitter between 0 and 1")
+        if pool_size is not None and (not isinstance(pool_size, int) or pool_size < 1):
+            raise ValueError(f"pool_size must be a whole number >= 1: {pool_size!r}")
+        if pool_size is not None and "pool" not in tags:
+            raise ValueError("pool_size needs a pool tag to size: Step(..., pool='db', "
+                             "pool_size=2)")
         self.action_function = action_function
         self.pre_processor = pre_processor
         self.post_processor = post_processor
@@ -120,6 +128,7 @@ class Step:
         self.jitter = jitter
         self.retry_on = retry_on
         self.priority = priority
+        self.pool_size = pool_size
         self.tags: dict[str, Any] = dict(tags)
         self.tags.setdefault("name", _name_of(action_function))
 

@@ -26,7 +26,7 @@ from typing import Any
 import networkx as nx
 import zmq
 
-from trail.core.dag import Frontier, progeny, strict_progeny
+from trail.core.dag import Frontier, pool_sizes, progeny, strict_progeny
 from trail.core.states import Action, State, states_for, transition
 from trail.core.step import Step
 from trail.errors import RemoteStepError, StepProcessError, StepTimeoutError, TrailError
@@ -230,7 +230,7 @@ class TrailManager:
         if max_parallel is not None and max_parallel < 1:
             raise ValueError(f"max_parallel must be at least 1: {max_parallel!r}")
         self.max_parallel = max_parallel
-        self.pools = dict(pools or {})
+        self.pools = {**pool_sizes(graph), **(pools or {})}
         self._in_pool: dict[str, int] = dict.fromkeys(self.pools, 0)
         self._held: set[StepRecord] = set()  # reached and Waiting, but no slot free
         self._random = random_fraction  # injectable: tests may fix the jitter

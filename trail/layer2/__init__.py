@@ -20,17 +20,20 @@ from trail.layer2.helpers import (
     make_context_attribute_based_templating_function,
     make_simple_templating_function,
 )
+from trail.layer2.hosts import RemoteCommand, on_hosts
 from trail.layer2.interactive import InteractiveTrail, Names, interactive
 from trail.layer2.monitor import monitor_trail
 from trail.layer2.server import TrailServer
-from trail.layer2.shell import ShellCommand, ShellCommandFailedError
+from trail.layer2.shell import HostUnreachableError, ShellCommand, ShellCommandFailedError
 
 __all__ = [
     "EventStream",
+    "HostUnreachableError",
     "Instruction",
     "InstructionNotCompletedError",
     "InteractiveTrail",
     "Names",
+    "RemoteCommand",
     "ShellCommand",
     "ShellCommandFailedError",
     "TrailClient",
@@ -47,6 +50,7 @@ __all__ = [
     "make_context_attribute_based_templating_function",
     "make_simple_templating_function",
     "monitor_trail",
+    "on_hosts",
     "render",
     "threadsafe_class",
     "write_trail_definition_as_dot",

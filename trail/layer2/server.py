@@ -39,7 +39,8 @@ class TrailServer:
 
     ``max_parallel`` caps how many steps run at once (default: no cap, as AutoTrail);
     ``pools`` caps steps by their ``pool`` tag (``{"db": 2}``: at most two steps tagged
-    ``pool="db"`` at once). When slots are short, higher ``priority`` steps go first.
+    ``pool="db"`` at once), overriding sizes the steps declare with ``pool_size``. When
+    slots are short, higher ``priority`` steps go first.
     """
 
     def __init__(

@@ -5,6 +5,9 @@ the step is interrupted or times out, the manager stops that whole group, SIGTER
 SIGKILL, even if the step's own process is gone. Lines are read the moment they are
 written (a selector on both pipes, no polling delay), and every stderr line is checked
 against ``is_error_fatal``, not only the last read.
+
+With ``host=`` the command runs on another machine through the system's ``ssh``; how it
+is stopped there is told in ``trail.layer2.ssh``.
 """
 
 from __future__ import annotations
@@ -21,24 +24,67 @@ from typing import Any
 from trail.errors import StepInterruptedError
 from trail.layer1.executors.base import signal_groups
 from trail.layer2.helpers import apply_object_attributes_to_template
+from trail.layer2.ssh import (
+    SSH_FAILED,
+    Markers,
+    Target,
+    diagnose,
+    inner_script,
+    new_tag,
+    remote_command,
+    ssh_options_argv,
+    sudo_wants_password,
+)
 
 MAX_KEPT_LINES = 10_000  # per stream, in the return value; the operator saw every line
+MAX_SSH_LINES = 50  # stderr lines kept to tell why ssh or sudo gave up
+REMOTE_STOP_MARGIN = 5.0  # seconds beyond the grace for a remote command to stop itself
 
 
 class ShellCommandFailedError(RuntimeError):
     """The command failed: an exit code that is not ignorable, or a fatal stderr line."""
 
     def __init__(self, command: str, exit_code: int | None, last_error: str | None,
-                 reason: str = "") -> None:
+                 reason: str = "", host: str | None = None) -> None:
         self.command = command
         self.exit_code = exit_code
         self.last_error = last_error
         self.reason = reason
+        self.host = host
         detail = reason or f"Failed with exit code: {exit_code}"
-        super().__init__(f"[Command: {command}] -- {detail}, STDERR (Last line): {last_error}")
+        super().__init__(f"{label(command, host)} -- {detail}, STDERR (Last line): {last_error}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.command, self.exit_code, self.last_error, self.reason))
+        return (type(self), (self.command, self.exit_code, self.last_error, self.reason,
+                             self.host))
+
+
+class HostUnreachableError(ShellCommandFailedError):
+    """ssh could not reach the host, or lost it while the command ran: the command's own
+    result is unknown. ``problem`` names what went wrong ("connection refused",
+    "authentication failed", "host key refused", "name not resolved", "connection lost",
+    ...); ``transient`` says whether trying again later may help (for ``retry_on``)."""
+
+    def __init__(self, command: str, host: str, problem: str, detail: str | None,
+                 transient: bool, during: bool = False) -> None:
+        self.problem = problem
+        self.transient = transient
+        self.during = during
+        what = ("Lost the connection to the host while the command ran" if during
+                else "Could not reach the host")
+        super().__init__(command, None, detail, f"{what} ({problem})", host)
+
+    def __str__(self) -> str:
+        return f"{label(self.command, self.host)} -- {self.reason}: {self.last_error}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.command, self.host, self.problem, self.last_error,
+                             self.transient, self.during))
+
+
+def label(command: str, host: str | None) -> str:
+    """How output and errors name a command: ``[Command: ...]``, and where it ran."""
+    return f"[Command: {command}]" if host is None else f"[Command: {command}] [Host: {host}]"
 
 
 def _blank(line: str) -> bool:
@@ -70,6 +116,19 @@ class ShellCommand:
     Returns ``{"command", "exit_code", "stdout", "stderr", "message"}`` (the captured lines).
     ``timeout`` stops the command (its whole process group) after that many seconds and
     fails the step; ``kill_grace`` is the time between SIGTERM and SIGKILL.
+
+    ``host`` runs the command on that host through the system's ``ssh`` (``user``,
+    ``port``, ``ssh_options`` as a list of ssh arguments or a mapping of ``-o`` options;
+    ``connect_timeout`` and ``alive_interval`` bound how long an unreachable or silent host
+    is waited for). There a string command is sh text, run by the remote ``sh``; an argv
+    list is quoted exactly. Interrupt and timeout stop the command's process group on the
+    host (see ``trail.layer2.ssh``). A host that cannot be reached, or is lost during the
+    command, fails the step with HostUnreachableError, never with the command's exit code.
+
+    ``sudo=True`` (root) or ``sudo_user="name"`` runs the command through ``sudo -n``:
+    sudo never prompts where nobody can see it; if it wants a password, the step fails at
+    once saying so. (A password typed into a step prompt would be kept in the journal, so
+    trail does not offer one: allow the command NOPASSWD in sudoers instead.)
     """
 
     def __init__(
@@ -87,7 +146,17 @@ class ShellCommand:
         timeout: float | None = None,
         kill_grace: float = 2.0,
         shell: bool = False,
+        host: str | None = None,
+        user: str | None = None,
+        port: int | None = None,
+        ssh_options: Sequence[str] | Mapping[str, object] | None = None,
+        connect_timeout: float = 10.0,
+        alive_interval: float = 15.0,
+        sudo: bool = False,
+        sudo_user: str | None = None,
     ) -> None:
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds: {timeout!r}")
         self.name = self.__name__ = name
         self.command_function = command_function
         self.is_error_ignorable = is_error_ignorable
@@ -99,9 +168,18 @@ class ShellCommand:
         self.timeout = timeout
         self.kill_grace = kill_grace
         self.shell = shell
+        self.target = Target(
+            host=host, user=user, port=port, ssh_options=ssh_options_argv(ssh_options),
+            sudo_user=sudo_user or ("root" if sudo else None),
+            connect_timeout=connect_timeout, alive_interval=alive_interval,
+        )
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def host(self) -> str | None:
+        return self.target.host
 
     def command(self, trail_env: Any, context: Any) -> Command | None:
         spec = self.command_function
@@ -111,98 +189,173 @@ class ShellCommand:
             return apply_object_attributes_to_template(spec, context)
         return list(spec)
 
-    def argv(self, command: Command) -> list[str]:
+    def argv(self, command: Command, tag: str = "") -> list[str]:
+        """What runs on this machine: the command itself, or the ssh that runs it."""
+        if self.target.host is not None:
+            text = command if isinstance(command, str) else shlex.join(command)
+            script = inner_script(text, self.cwd, self.env)
+            return self.target.ssh_argv(
+                remote_command(self.target, script, tag or new_tag(), self.kill_grace))
         if self.shell:
             text = command if isinstance(command, str) else shlex.join(command)
-            return ["/bin/sh", "-c", text]
-        return shlex.split(command) if isinstance(command, str) else list(command)
+            argv = ["/bin/sh", "-c", text]
+        else:
+            argv = shlex.split(command) if isinstance(command, str) else list(command)
+        return [*self.target.sudo_argv(), *argv]
 
     def __call__(self, trail_env: Any, context: Any) -> dict[str, Any] | str:
         command = self.command(trail_env, context)
         if command is None:
             return "No command to run."
         text = command if isinstance(command, str) else shlex.join(command)
-        trail_env.output(f"[Command: {text}] -- Starting.")
-        environment = None if self.env is None else {**os.environ, **self.env}
+        where = None if self.target.host is None else self.target.where
+        trail_env.output(f"{label(text, where)} -- Starting.")
+        run = _Run(self, trail_env, Markers(new_tag()) if where else None)
+        remote = where is not None
+        environment = None if self.env is None or remote else {**os.environ, **self.env}
         try:
             process = subprocess.Popen(
-                self.argv(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, cwd=self.cwd, env=environment, start_new_session=True,
+                self.argv(command, run.markers.tag if run.markers else ""),
+                stdin=subprocess.PIPE if remote else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                cwd=None if remote else self.cwd, env=environment, start_new_session=True,
             )
         except OSError as exc:
-            raise ShellCommandFailedError(text, None, None, f"Could not start: {exc}") from exc
+            raise ShellCommandFailedError(text, None, None, f"Could not start: {exc}",
+                                          where) from exc
         trail_env.adopt_process_group(process.pid)
-        captured: dict[str, list[str]] = {"STDOUT": [], "STDERR": []}
-        fatal: str | None = None
-        timed_out = False
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        with selectors.DefaultSelector() as selector:
-            assert process.stdout is not None and process.stderr is not None
-            partial = {}
-            for label, stream in (("STDOUT", process.stdout), ("STDERR", process.stderr)):
-                os.set_blocking(stream.fileno(), False)
-                selector.register(stream, selectors.EVENT_READ, label)
-                partial[label] = b""
-            while selector.get_map():
-                wait = None if deadline is None else deadline - time.monotonic()
-                if wait is not None and wait <= 0:
-                    timed_out = True
-                    self._stop(process)
-                    deadline = None
-                    continue
-                for key, _ in selector.select(wait):
-                    label = key.data
-                    try:
-                        chunk = os.read(key.fd, 1 << 16)
-                    except BlockingIOError:
-                        continue
-                    if not chunk:
-                        selector.unregister(key.fileobj)
-                        lines, partial[label] = [partial[label]] if partial[label] else [], b""
-                    else:
-                        *lines, partial[label] = (partial[label] + chunk).split(b"\n")
-                    for raw in lines:
-                        line = raw.decode(errors="replace").rstrip("\r")
-                        fatal = self._line(trail_env, label, line, captured) or fatal
+        timed_out = run.pump(process)
         exit_code = process.wait()
         if trail_env.interrupted:
-            raise StepInterruptedError(f"[Command: {text}] -- interrupted")
-        last_error = fatal or (captured["STDERR"][-1] if captured["STDERR"] else None)
-        if timed_out:
-            error = ShellCommandFailedError(
-                text, exit_code, last_error, f"Timed out after {self.timeout:g} s")
+            raise StepInterruptedError(f"{label(text, where)} -- interrupted")
+        error = self._failure(run, text, where, exit_code, timed_out)
+        if error is not None:
             trail_env.output(str(error))
             raise error
-        if not self.is_exit_code_ignorable(exit_code) or fatal is not None:
-            error = ShellCommandFailedError(text, exit_code, last_error)
-            trail_env.output(str(error))
-            raise error
-        message = f"[Command: {text}] -- Succeeded with exit code: {exit_code}."
+        if run.markers is not None and run.markers.exit_code is not None:
+            exit_code = run.markers.exit_code
+        message = f"{label(text, where)} -- Succeeded with exit code: {exit_code}."
         trail_env.output(message)
-        return {"command": text, "exit_code": exit_code, "stdout": captured["STDOUT"],
-                "stderr": captured["STDERR"], "message": message}
+        return {"command": text, "exit_code": exit_code, "stdout": run.captured["STDOUT"],
+                "stderr": run.captured["STDERR"], "message": message}
 
-    def _line(self, trail_env: Any, label: str, line: str,
-              captured: dict[str, list[str]]) -> str | None:
-        """Report one line; return it if it is a fatal error."""
-        ignorable = self.is_output_ignorable if label == "STDOUT" else self.is_error_ignorable
-        if ignorable(line):
-            return None
-        kept = captured[label]
-        kept.append(line)
-        if len(kept) > MAX_KEPT_LINES:
-            del kept[0]
-        trail_env.output(f"[{label}] -- {line}")
-        if label == "STDERR" and self.is_error_fatal(line):
-            return line
+    def _failure(self, run: _Run, text: str, where: str | None, exit_code: int,
+                 timed_out: bool) -> ShellCommandFailedError | None:
+        """Why the command failed, or None if it succeeded."""
+        markers = run.markers
+        if markers is not None:
+            if markers.exit_code is not None:
+                exit_code = markers.exit_code
+            elif exit_code == SSH_FAILED and not timed_out and not markers.started:
+                problem, transient = diagnose(run.before_start)
+                detail = run.before_start[-1] if run.before_start else None
+                return HostUnreachableError(text, where or "", problem, detail, transient)
+            elif exit_code == SSH_FAILED and not timed_out:
+                # Started, but no exit status came back: the connection broke.
+                said = run.captured["STDERR"][-1:] or ["ssh ended without the exit status"]
+                return HostUnreachableError(text, where or "", "connection lost", said[0],
+                                            transient=True, during=True)
+        last_error = run.fatal or (run.captured["STDERR"][-1] if run.captured["STDERR"]
+                                   else None)
+        if timed_out:
+            return ShellCommandFailedError(
+                text, exit_code, last_error, f"Timed out after {self.timeout:g} s", where)
+        if self.target.sudo_user is not None and sudo_wants_password(run.before_start):
+            return ShellCommandFailedError(
+                text, exit_code, last_error,
+                f"sudo -u {self.target.sudo_user} asks for a password, which trail never "
+                "types: allow this command without a password (NOPASSWD) in sudoers", where)
+        if markers is not None and not markers.started:
+            return ShellCommandFailedError(
+                text, exit_code, last_error, f"Did not start on the host (exit code "
+                f"{exit_code})", where)
+        if not self.is_exit_code_ignorable(exit_code) or run.fatal is not None:
+            return ShellCommandFailedError(text, exit_code, last_error, "", where)
         return None
 
-    def _stop(self, process: subprocess.Popen[bytes]) -> None:
-        """SIGTERM the command's group, then after the grace period SIGKILL what is left
-        of it (a grandchild may ignore SIGTERM and hold the pipes open)."""
+    def stop(self, process: subprocess.Popen[bytes], remote: bool) -> None:
+        """Stop the command: SIGTERM its group, then after the grace period SIGKILL what is
+        left of it (a grandchild may ignore SIGTERM and hold the pipes open). A remote
+        command is asked through its channel first, so it stops on the host with the same
+        grace, and its last words still arrive."""
+        if remote:
+            assert process.stdin is not None
+            process.stdin.close()  # the remote watcher's end of input: stop the command
+            try:
+                process.wait(self.kill_grace + REMOTE_STOP_MARGIN)
+                return
+            except subprocess.TimeoutExpired:
+                pass
         signal_groups([process.pid], signal.SIGTERM)
         try:
             process.wait(self.kill_grace)
         except subprocess.TimeoutExpired:
             pass
         signal_groups([process.pid], signal.SIGKILL)
+
+
+class _Run:
+    """One run of a ShellCommand: reads both pipes as lines arrive, reports and keeps them."""
+
+    def __init__(self, shell: ShellCommand, trail_env: Any, markers: Markers | None) -> None:
+        self.shell = shell
+        self.trail_env = trail_env
+        self.markers = markers
+        self.captured: dict[str, list[str]] = {"STDOUT": [], "STDERR": []}
+        self.before_start: list[str] = []  # stderr from ssh and sudo, before the command
+        self.fatal: str | None = None
+
+    def pump(self, process: subprocess.Popen[bytes]) -> bool:
+        """Report lines until both pipes close; True if the command was stopped for its
+        timeout."""
+        timeout = self.shell.timeout
+        timed_out = False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            assert process.stdout is not None and process.stderr is not None
+            partial = {}
+            for name, stream in (("STDOUT", process.stdout), ("STDERR", process.stderr)):
+                os.set_blocking(stream.fileno(), False)
+                selector.register(stream, selectors.EVENT_READ, name)
+                partial[name] = b""
+            while selector.get_map():
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0:
+                    timed_out = True
+                    self.shell.stop(process, self.markers is not None)
+                    deadline = None
+                    continue
+                for key, _ in selector.select(wait):
+                    name = key.data
+                    try:
+                        chunk = os.read(key.fd, 1 << 16)
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                        lines, partial[name] = [partial[name]] if partial[name] else [], b""
+                    else:
+                        *lines, partial[name] = (partial[name] + chunk).split(b"\n")
+                    for raw in lines:
+                        self.line(name, raw.decode(errors="replace").rstrip("\r"))
+        return timed_out
+
+    def line(self, name: str, line: str) -> None:
+        """Report one line; remember it if it is a fatal error."""
+        shell = self.shell
+        if name == "STDERR":
+            if self.markers is not None and self.markers.take(line):
+                return
+            if self.markers is None or not self.markers.started:
+                self.before_start.append(line)  # ssh's or sudo's, or the command's
+                del self.before_start[:-MAX_SSH_LINES]
+        ignorable = shell.is_output_ignorable if name == "STDOUT" else shell.is_error_ignorable
+        if ignorable(line):
+            return
+        kept = self.captured[name]
+        kept.append(line)
+        if len(kept) > MAX_KEPT_LINES:
+            del kept[0]
+        self.trail_env.output(f"[{name}] -- {line}")
+        if name == "STDERR" and shell.is_error_fatal(line):
+            self.fatal = self.fatal or line

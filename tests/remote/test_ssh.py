@@ -1,0 +1,314 @@
+"""Steps on remote hosts, against a real sshd on loopback (tests/remote/sshd.py): output
+streaming, exit codes, hosts that cannot be reached, stopping the remote command, fan-out,
+per-host steering, sudo."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.remote.sshd import ALIASES
+from tests.support import require, wait_states, wait_until
+from trail import HostUnreachableError, RemoteCommand, ShellCommand, Step, on_hosts
+from trail.layer2.ssh import sudo_wants_password
+
+
+def output(client: Any, name: str) -> list[str]:
+    rows = client.status(fields=["Output messages"], name=name)
+    return rows[0]["Output messages"] if rows else []
+
+
+def value(client: Any, name: str) -> Any:
+    return client.status(fields=["Return value"], name=name)[0]["Return value"]
+
+
+def pgrep(*args: str) -> list[str]:
+    found = subprocess.run([require("pgrep"), *args], capture_output=True, text=True)
+    return found.stdout.split()
+
+
+def remote_group(client: Any, name: str) -> int:
+    """The remote command's process group: it prints ``pgid=$$`` first (the command runs
+    as the leader of a session of its own)."""
+    def seen() -> int | None:
+        for line in output(client, name):
+            match = re.fullmatch(r"\[STDOUT\] -- pgid=(\d+)", line)
+            if match:
+                return int(match.group(1))
+        return None
+    return wait_until(seen, f"{name} to start on the host")
+
+
+def wait_gone(pgid: int, marker: str) -> None:
+    wait_until(lambda: not pgrep("-g", str(pgid)) and not pgrep("-f", marker),
+               f"no process of the command left (group {pgid}, marker {marker})")
+
+
+def test_output_streams_while_the_command_runs_and_the_result_is_returned(serve, sshd):
+    flag = Path(f"/tmp/trail-{uuid.uuid4().hex}")
+    command = (f"echo first; echo warning >&2; "
+               f"while [ ! -e {flag} ]; do sleep 0.05; done; echo last; rm {flag}")
+    step = Step(RemoteCommand("stream", command, host="db1", ssh_options=sshd.options),
+                name="stream")
+    client = serve(step)
+    client.start()
+    wait_until(lambda: "[STDOUT] -- first" in output(client, "stream"),
+               "the first line while the command still runs")
+    assert "[STDERR] -- warning" in output(client, "stream")
+    assert client.status(fields=["State"])[0]["State"] == "Running"
+    flag.touch()
+    wait_states(client, {"stream": "Succeeded"})
+    result = value(client, "stream")
+    assert result["exit_code"] == 0
+    assert result["stdout"] == ["first", "last"]
+    assert result["stderr"] == ["warning"]  # nothing of ssh's or trail's own markers
+    messages = output(client, "stream")
+    assert messages[0] == f"[Command: {command}] [Host: db1] -- Starting."
+    assert messages[-1] == f"[Command: {command}] [Host: db1] -- Succeeded with exit code: 0."
+
+
+def test_argv_cwd_and_env_reach_the_host_exactly(serve, sshd):
+    shell = ShellCommand("where", ["sh", "-c", 'pwd; echo "$GREETING"; echo "$1"', "sh",
+                                   "it's a $HOME `x`"],
+                         host="db2", cwd="/tmp", env={"GREETING": "hello there; 'quoted'"},
+                         ssh_options=sshd.options)
+    client = serve(Step(shell, name="where"))
+    client.start()
+    wait_states(client, {"where": "Succeeded"})
+    assert value(client, "where")["stdout"] == ["/tmp", "hello there; 'quoted'",
+                                                "it's a $HOME `x`"]
+
+
+@pytest.mark.parametrize("code", [3, 255])
+def test_a_failing_command_reports_its_own_exit_code(serve, sshd, code):
+    """255 too: it is the command's, not taken for ssh failing to connect."""
+    command = f"echo 'disk full' >&2; exit {code}"
+    client = serve(Step(RemoteCommand("fail", command, host="db1", ssh_options=sshd.options),
+                        name="fail"))
+    client.start()
+    wait_states(client, {"fail": "Paused due to failure"})
+    assert value(client, "fail") == (
+        f"ShellCommandFailedError: [Command: {command}] [Host: db1] -- Failed with exit code: "
+        f"{code}, STDERR (Last line): disk full")
+
+
+def test_exit_codes_the_runbook_accepts_succeed_remotely(serve, sshd):
+    shell = RemoteCommand("grep", "exit 1", host="db1", ssh_options=sshd.options,
+                          is_exit_code_ignorable=lambda code: code in (0, 1))
+    client = serve(Step(shell, name="grep"))
+    client.start()
+    wait_states(client, {"grep": "Succeeded"})
+    assert value(client, "grep")["exit_code"] == 1
+
+
+@pytest.mark.parametrize("host, problem, says", [
+    ("closed", "connection refused", "Connection refused"),
+    ("stranger", "authentication failed", "Permission denied"),
+    ("impostor", "host key refused", "Host key verification failed"),
+    ("no-such-host.invalid", "name not resolved", "Could not resolve hostname"),
+])
+def test_a_host_that_cannot_be_reached_is_told_apart_from_a_failed_command(
+        serve, sshd, host, problem, says):
+    client = serve(Step(RemoteCommand("reach", "true", host=host, ssh_options=sshd.options),
+                        name="reach"))
+    client.start()
+    wait_states(client, {"reach": "Paused due to failure"})
+    text = value(client, "reach")
+    assert text.startswith(f"HostUnreachableError: [Command: true] [Host: {host}] -- Could "
+                           f"not reach the host ({problem}): ")
+    assert says in text
+    assert "exit code" not in text
+
+
+@pytest.mark.parametrize("host, attempts", [("closed", 3), ("stranger", 1)])
+def test_retry_on_can_retry_a_refused_connection_but_not_a_refused_key(
+        serve, sshd, host, attempts):
+    step = Step(RemoteCommand("r", "true", host=host, ssh_options=sshd.options), name="r",
+                retries=2, retry_delay=0.01,
+                retry_on=lambda error: isinstance(error, HostUnreachableError)
+                and error.transient)
+    client = serve(step)
+    client.start()
+    wait_states(client, {"r": "Paused due to failure"})
+    started = [m for m in output(client, "r") if m.endswith("-- Starting.")]
+    assert len(started) == attempts
+
+
+@pytest.mark.parametrize("ignores_term", [False, True])
+def test_interrupt_leaves_no_process_on_the_host(serve, sshd, executor, ignores_term):
+    """The command and its children, even one that ignores SIGTERM (killed after the
+    grace period), are gone from the host, not only the local ssh."""
+    marker = f"trail-mark-{uuid.uuid4().hex}"
+    trap = "trap '' TERM; " if ignores_term else ""
+    command = (f"echo pgid=$$; {trap}sh -c 'sleep 600; :' {marker} & "
+               f"sh -c 'sleep 600; :' {marker}-2; wait")
+    shell = RemoteCommand("long", command, host="db1", ssh_options=sshd.options,
+                          kill_grace=0.5)
+    client = serve(Step(shell, name="long"), executor=executor)
+    client.start()
+    pgid = remote_group(client, "long")
+    children = f"sleep 600; : {marker}"  # as their command lines read, unquoted
+    wait_until(lambda: len(pgrep("-f", children)) == 2, "both remote children to start")
+    client.interrupt(dry_run=False)
+    wait_states(client, {"long": "Interrupted"})
+    wait_gone(pgid, marker)
+
+
+def test_timeout_stops_the_remote_command_which_may_still_clean_up(serve, sshd):
+    marker = f"trail-mark-{uuid.uuid4().hex}"
+    command = (f"echo pgid=$$; trap 'echo cleaning up; exit 7' TERM; "
+               f"sh -c 'sleep 600; :' {marker} & wait")
+    shell = RemoteCommand("slow", command, host="db1", ssh_options=sshd.options, timeout=1.5)
+    client = serve(Step(shell, name="slow"))
+    client.start()
+    pgid = remote_group(client, "slow")
+    wait_states(client, {"slow": "Paused due to failure"})
+    text = value(client, "slow")
+    assert "[Host: db1] -- Timed out after 1.5 s" in text
+    assert "[STDOUT] -- cleaning up" in output(client, "slow")  # it was asked, on the host
+    wait_gone(pgid, marker)
+
+
+def test_a_lost_connection_fails_the_step_clearly_and_the_run_goes_on(serve, sshd):
+    marker = f"trail-mark-{uuid.uuid4().hex}"
+    flag = Path(f"/tmp/trail-{uuid.uuid4().hex}")
+    command = (f"if [ -e {flag} ]; then echo second try; exit 0; fi; "
+               f"echo pgid=$$; sh -c 'sleep 600; :' {marker}")
+    step = Step(RemoteCommand("cut", command, host="db3", ssh_options=sshd.options),
+                name="cut")
+    after = Step(lambda env, ctx: "after", name="after")
+    client = serve([(step, after)])
+    client.start()
+    pgid = remote_group(client, "cut")
+    sshd.drop_connections()
+    wait_states(client, {"cut": "Paused due to failure"})
+    text = value(client, "cut")
+    assert text.startswith(f"HostUnreachableError: [Command: {command}] [Host: db3] -- Lost "
+                           "the connection to the host while the command ran (connection "
+                           "lost)")
+    wait_gone(pgid, marker)  # the host noticed too, and stopped the command
+    flag.touch()
+    try:
+        client.resume(dry_run=False, name="cut")  # the operator tries again
+        wait_states(client, {"cut": "Succeeded", "after": "Succeeded"})
+        assert value(client, "cut")["stdout"] == ["second try"]
+    finally:
+        flag.unlink()
+
+
+def test_fan_out_runs_each_host_once_and_never_more_than_the_limit(serve, sshd, tmp_path):
+    log = tmp_path / "log"
+    steps = on_hosts(ALIASES, lambda host: f"echo start >> {log}; sleep 0.4; "
+                     f"echo end >> {log}; echo {host}", per_host=True, name="restart",
+                     limit=2, ssh_options=sshd.options)
+    assert [s.name for s in steps] == ["restart@db1", "restart@db2", "restart@db3"]
+    done = Step(lambda env, ctx: "all restarted", name="done")
+    client = serve(steps >> done)
+    client.start()
+    wait_states(client, {"done": "Succeeded"})
+    for host in ALIASES:
+        assert value(client, f"restart@{host}")["stdout"] == [host]
+    running = peak = 0
+    events = log.read_text().split()
+    for event in events:
+        running += 1 if event == "start" else -1
+        peak = max(peak, running)
+    assert events.count("start") == 3 and events.count("end") == 3
+    assert peak <= 2
+
+
+def test_pause_and_skip_one_host_of_a_fan_out(serve, sshd):
+    steps = on_hosts(ALIASES, "hostname", name="drain", ssh_options=sshd.options)
+    client = serve(steps)
+    assert [row["Name"] for row in client.status(host="db2")] == ["drain@db2"]
+    assert [s["name"] for s in client.pause(dry_run=False, host="db2")] == ["drain@db2"]
+    assert [s["name"] for s in client.skip(dry_run=False, host="db3")] == ["drain@db3"]
+    client.start()
+    wait_states(client, {"drain@db1": "Succeeded", "drain@db2": "Paused",
+                         "drain@db3": "Skipped"})
+    client.resume(dry_run=False, host="db2")
+    wait_states(client, {"drain@db2": "Succeeded"})
+
+
+def test_fan_out_rejects_what_it_cannot_run():
+    with pytest.raises(ValueError, match="more than once.*db1"):
+        on_hosts(["db1", "db2", "db1"], "true", name="x")
+    with pytest.raises(ValueError, match="no hosts"):
+        on_hosts([], "true", name="x")
+    with pytest.raises(ValueError, match="not a host name"):
+        on_hosts(["-oProxyCommand=evil"], "true", name="x")
+
+
+def test_fan_out_options_go_to_the_command_or_the_step():
+    [step] = on_hosts(["db1"], "true", name="x", user="deploy", port=2222, retries=2,
+                      timeout=30, team="storage")
+    assert step.tags["host"] == "db1" and step.tags["team"] == "storage"
+    assert step.retries == 2
+    shell = step.action_function
+    assert (shell.target.user, shell.target.port, shell.timeout) == ("deploy", 2222, 30)
+
+
+def needs_root() -> None:
+    require("sudo")
+    if os.getuid() != 0:
+        message = "the sudo tests log in as root (CI runs as root)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_sudo_runs_the_command_as_the_user_and_interrupt_still_stops_it(serve, sshd):
+    needs_root()
+    marker = f"trail-mark-{uuid.uuid4().hex}"
+    command = f"id -un; echo pgid=$$; sh -c 'sleep 600; :' {marker}"
+    shell = RemoteCommand("as nobody", command, host="db1", sudo_user="nobody",
+                          ssh_options=sshd.options)
+    client = serve(Step(shell, name="as nobody"))
+    client.start()
+    pgid = remote_group(client, "as nobody")
+    assert "[STDOUT] -- nobody" in output(client, "as nobody")
+    owners = subprocess.run(["ps", "-o", "user=", "-g", str(pgid)], capture_output=True,
+                            text=True).stdout.split()
+    assert owners and set(owners) == {"nobody"}
+    client.interrupt(dry_run=False)
+    wait_states(client, {"as nobody": "Interrupted"})
+    wait_gone(pgid, marker)
+
+
+def test_sudo_that_cannot_start_the_command_fails_clearly(serve, sshd):
+    needs_root()
+    shell = RemoteCommand("sudo", "true", host="db1", sudo_user="no-such-user-here",
+                          ssh_options=sshd.options)
+    client = serve(Step(shell, name="sudo"))
+    client.start()
+    wait_states(client, {"sudo": "Paused due to failure"})
+    text = value(client, "sudo")
+    assert "[Host: db1] -- Did not start on the host (exit code 1)" in text
+    assert "sudo: unknown user no-such-user-here" in "\n".join(output(client, "sudo"))
+
+
+def test_sudo_never_prompts_and_a_password_demand_is_recognised(tmp_path):
+    """trail runs ``sudo -n``: asked as a user with no sudo rights, the installed sudo
+    fails at once rather than prompt, and what it says is what trail recognises."""
+    needs_root()
+    result = subprocess.run(
+        [require("setpriv"), "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+         *ShellCommand("s", "true", sudo=True).argv("true")],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert result.returncode != 0
+    assert sudo_wants_password(result.stderr.splitlines()), result.stderr
+
+
+def test_host_options_are_checked_when_the_runbook_loads():
+    with pytest.raises(ValueError, match="not a host name"):
+        ShellCommand("x", "true", host="db1 -oProxyCommand=x")
+    with pytest.raises(ValueError, match="need a host"):
+        ShellCommand("x", "true", user="root")
+    with pytest.raises(ValueError, match="not a port"):
+        ShellCommand("x", "true", host="db1", port=70000)
