@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -262,3 +263,35 @@ def test_input_timeout(serve, executor):
     client.start()
     wait_states(client, {"ask": "Succeeded"})
     assert client.status()[0]["Return value"] == "no reply to 'anyone?' within 0.2 s"
+
+
+def test_a_step_that_closes_its_channel_and_lingers_does_not_cost_the_server_a_descriptor():
+    """A step that daemonizes (closes every descriptor) but keeps running: its pipe is
+    closed on end of input, and closing the executor must not close that number again,
+    which by then belongs to something else of the server's (it aborted ZeroMQ)."""
+    import select
+
+    from trail.layer1.executors.process import ProcessExecutor
+
+    executor = ProcessExecutor()
+    later: list[Any] = []
+    executor.bind(lambda message: None, lambda delay, call: later.append(call))
+
+    def daemonish(trail_env: Any, context: Any) -> None:
+        os.closerange(3, 65536)
+        time.sleep(30)
+
+    trail_env = executor.prepare(1)
+    fd = executor.start(1, daemonish, (trail_env, None), {})
+    while True:
+        select.select([fd], [], [], 10)
+        if executor.collect(fd):
+            break
+    assert later, "the step still runs: it is looked at again later"
+    reused = os.open(os.devnull, os.O_RDONLY)
+    try:
+        assert reused == fd  # the number was free again, and now it is someone else's
+        executor.close(grace=0.5)
+        os.fstat(reused)  # still open
+    finally:
+        os.close(reused)

@@ -14,7 +14,6 @@ is gone, and the child is then reaped.
 from __future__ import annotations
 
 import ctypes
-import errno
 import json
 import logging
 import os
@@ -124,6 +123,15 @@ class _Run:
     exited: bool = False
     interrupted: bool = False
 
+    def close(self, *names: str) -> None:
+        """Close this end of the run's pipes, each once: a descriptor number closed twice
+        may by then belong to someone else (a ZeroMQ socket of this very server)."""
+        for name in names:
+            fd = getattr(self, name)
+            if fd >= 0:
+                setattr(self, name, -1)
+                os.close(fd)
+
 
 class ProcessExecutor(Executor):
     """Runs each step in a forked child process of its own process group."""
@@ -146,9 +154,7 @@ class ProcessExecutor(Executor):
         return TrailEnvironment(PipeChannel(out_w, in_r))
 
     def discard(self, run_id: int) -> None:
-        run = self._runs.pop(run_id)
-        for fd in (run.out_r, run.out_w, run.in_r, run.in_w):
-            os.close(fd)
+        self._runs.pop(run_id).close("out_r", "out_w", "in_r", "in_w")
 
     def start(
         self, run_id: int, function: Callable[..., Any], args: Any, kwargs: dict[str, Any]
@@ -160,8 +166,7 @@ class ProcessExecutor(Executor):
         if pid == 0:  # the child: never returns
             _child(run, function, args, kwargs, self.step_output)
         run.pid = pid
-        os.close(run.out_w)
-        os.close(run.in_r)
+        run.close("out_w", "in_r")
         os.set_blocking(run.out_r, False)
         os.set_blocking(run.in_w, False)
         self._by_fd[run.out_r] = run
@@ -184,7 +189,7 @@ class ProcessExecutor(Executor):
             self._deliver(Message(run.run_id, kind, payload))
         if eof:
             del self._by_fd[fd]
-            os.close(fd)
+            run.close("out_r")
             self._reap(run)
         return eof
 
@@ -196,7 +201,7 @@ class ProcessExecutor(Executor):
             self._call_later(delay, lambda: self._reap(run, min(delay * 2, 1.0)))
             return
         run.exited = True
-        os.close(run.in_w)
+        run.close("in_w")
         del self._runs[run.run_id]
         if run.interrupted:
             self._to_kill[run.run_id] = run.pid
@@ -243,13 +248,8 @@ class ProcessExecutor(Executor):
                     os.waitpid(run.pid, 0)
                 except ChildProcessError:
                     pass
-        for run in list(self._runs.values()):
-            for fd in (run.out_r, run.in_w):
-                try:
-                    os.close(fd)
-                except OSError as exc:
-                    if exc.errno != errno.EBADF:
-                        raise
+        for run in self._runs.values():
+            run.close("out_r", "out_w", "in_r", "in_w")
         for pgid in self._to_kill.values():
             signal_groups([pgid], signal.SIGKILL)
         self._runs.clear()
