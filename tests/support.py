@@ -62,6 +62,14 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def wait_pids(path: Path, what: str) -> list[int]:
+    """The pids a step writes to ``path``, once written: the file exists, empty, a moment
+    before its content does."""
+    def written() -> list[str]:
+        return path.read_text().split() if path.exists() else []
+    return [int(pid) for pid in wait_until(written, what)]
+
+
 def lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 

@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.support import lines, names, pid_alive, states, wait_states, wait_until
+from tests.support import (
+    lines,
+    names,
+    pid_alive,
+    states,
+    wait_pids,
+    wait_states,
+    wait_until,
+)
 from trail import Step, TrailClient, TrailClientError, TrailConnectionError
 
 ALL = "abcdefg"
@@ -153,8 +161,7 @@ def test_interrupt_a_sleeping_step_kills_it_and_resume_runs_it_again(serve, tmp_
     client = serve(Step(sleeper(marker), name="nap"))
     client.start()
     wait_states(client, {"nap": "Running"})
-    wait_until(marker.exists, "the step to write its pid")
-    pid = int(marker.read_text())
+    [pid] = wait_pids(marker, "the step to write its pid")
     assert pid_alive(pid)
     check_dry_run(client, "interrupt", ["nap"], name="nap")
     assert states(client) == {"nap": "Interrupted"}

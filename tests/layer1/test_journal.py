@@ -204,3 +204,21 @@ def test_trail_history_lists_runs_and_a_timeline(tmp_path):
                            str(listed[0]["id"])], capture_output=True, text=True, env=env,
                           check=True).stdout
     assert "api:pause" in text and "To Pause" in text and "returned" in text
+
+
+@pytest.mark.parametrize("bad, error", [
+    ({"executor": "bogus"}, "unknown executor 'bogus'"),
+    ({"max_parallel": 0}, "max_parallel must be at least 1"),
+])
+def test_a_server_that_cannot_start_leaves_no_run_to_take_up_and_no_socket(
+        tmp_path, bad, error):
+    journal = tmp_path / "j.sqlite3"
+    socket_file = tmp_path / "s.sock"
+    with pytest.raises(ValueError, match=error):
+        TrailServer(chain("a", "b"), journal=journal, socket_file=str(socket_file), **bad)
+    assert not socket_file.exists()
+    assert all(run["ended"] is not None for run in Journal(journal).runs())
+    # The same trail, changed, starts without being taken for a crashed run of the above.
+    server, client = serve(chain("a", "b", "c"), journal, socket_file=str(socket_file))
+    assert not server.resumed
+    shut(server, client)

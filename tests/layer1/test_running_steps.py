@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import pid_alive, states, wait_states, wait_until
+from tests.support import pid_alive, states, wait_pids, wait_states, wait_until
 from trail import Step, StepInterruptedError
 
 
@@ -40,8 +40,7 @@ def test_interrupt_kills_the_whole_process_group(serve, tmp_path):
     pids = tmp_path / "pids"
     client = serve(Step(group_sleeper(pids), name="group"))
     client.start()
-    wait_until(pids.exists, "the step to record its pids")
-    recorded = [int(p) for p in pids.read_text().split()]
+    recorded = wait_pids(pids, "the step to record its pids")
     assert len(recorded) >= 4 and all(pid_alive(p) for p in recorded)
     client.interrupt(dry_run=False)
     wait_until(lambda: not any(pid_alive(p) for p in recorded), "every process to be gone",
@@ -53,8 +52,7 @@ def test_a_step_that_ignores_sigterm_is_killed_after_its_grace(serve, tmp_path):
     client = serve(Step(group_sleeper(pids, ignore_term=True), name="stubborn",
                         kill_grace=3))
     client.start()
-    wait_until(pids.exists, "the step to record its pids")
-    recorded = [int(p) for p in pids.read_text().split()]
+    recorded = wait_pids(pids, "the step to record its pids")
     client.interrupt(dry_run=False)
     assert states(client) == {"stubborn": "Interrupted"}
     # SIGTERM is ignored: during the grace period the processes are still there ...
@@ -76,7 +74,7 @@ def test_a_timeout_stops_the_step_and_fails_it(serve, tmp_path, executor):
 
     client = serve(Step(slow, timeout=2), executor=executor)
     client.start()
-    wait_until(pid_file.exists, "the step to start")
+    wait_pids(pid_file, "the step to start")
     wait_states(client, {"slow": "Paused due to failure"})
     row = client.status()[0]
     assert row["Return value"] == (

@@ -4,14 +4,9 @@ whole process group."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-from tests.support import pid_alive, wait_states, wait_until
+from tests.support import pid_alive, wait_pids, wait_states, wait_until
 from trail import ShellCommand, Step
-
-
-def pids_in(*files: Path) -> list[int]:
-    return [int(f.read_text()) for f in files]
 
 
 def test_output_is_streamed_while_the_command_runs_and_interrupt_leaves_no_process(
@@ -24,8 +19,8 @@ def test_output_is_streamed_while_the_command_runs_and_interrupt_leaves_no_proce
     wait_until(lambda: "[STDOUT] -- first line" in client.status()[0]["Output messages"],
                "the first line to show while the command runs")
     assert client.status()[0]["State"] == "Running"
-    wait_until(lambda: (tmp_path / "kid").exists() and (tmp_path / "pid").exists(), "pids")
-    pids = pids_in(tmp_path / "kid", tmp_path / "pid")
+    pids = [*wait_pids(tmp_path / "kid", "the child's pid"),
+            *wait_pids(tmp_path / "pid", "the command's pid")]
     assert all(pid_alive(p) for p in pids)
     client.interrupt(dry_run=False)
     wait_states(client, {"long": "Interrupted"})
@@ -89,8 +84,7 @@ def test_the_commands_own_timeout_kills_its_group(serve, executor, tmp_path):
     shell = ShellCommand("slow", script, shell=True, timeout=0.5, kill_grace=0.5)
     client = serve(Step(shell, name="slow"), executor=executor)
     client.start()
-    wait_until((tmp_path / "kid").exists, "the command to start")
-    kid = int((tmp_path / "kid").read_text())
+    [kid] = wait_pids(tmp_path / "kid", "the command to start")
     wait_states(client, {"slow": "Paused due to failure"})
     assert "Timed out after 0.5 s" in client.status()[0]["Return value"]
     wait_until(lambda: not pid_alive(kid), "the TERM-ignoring grandchild to be killed",
@@ -102,8 +96,7 @@ def test_a_step_timeout_kills_the_command(serve, executor, tmp_path):
     client = serve(Step(ShellCommand("nap", script, shell=True), name="nap", timeout=2,
                         kill_grace=0.5), executor=executor)
     client.start()
-    wait_until((tmp_path / "pid").exists, "the command to start")
-    pid = int((tmp_path / "pid").read_text())
+    [pid] = wait_pids(tmp_path / "pid", "the command to start")
     wait_states(client, {"nap": "Paused due to failure"})
     wait_until(lambda: not pid_alive(pid), "the command to be stopped", timeout=5)
 
@@ -115,8 +108,7 @@ def test_no_orphans_after_many_interrupts(serve, tmp_path):
     client = serve(steps)
     client.start()
     files = [tmp_path / str(i) for i in range(count)]
-    wait_until(lambda: all(f.exists() for f in files), "every command to start")
-    pids = pids_in(*files)
+    pids = [pid for f in files for pid in wait_pids(f, "every command to start")]
     time.sleep(0.1)
     client.interrupt(dry_run=False)
     wait_until(lambda: not any(pid_alive(p) for p in pids), "every command to be gone",

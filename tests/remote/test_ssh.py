@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -312,3 +313,36 @@ def test_host_options_are_checked_when_the_runbook_loads():
         ShellCommand("x", "true", user="root")
     with pytest.raises(ValueError, match="not a port"):
         ShellCommand("x", "true", host="db1", port=70000)
+
+
+def test_a_crashed_server_leaves_no_process_on_the_host(sshd, tmp_path):
+    """SIGKILL the `trail run` process: its step dies with it, the local ssh reads end of
+    input, the channel closes, and the host stops the command."""
+    marker = f"trail-mark-{uuid.uuid4().hex}"
+    book = tmp_path / "book.py"
+    book.write_text(
+        "from trail import RemoteCommand, Step\n"
+        f"trail = Step(RemoteCommand('long', \"echo pgid=$$; sh -c 'sleep 600; :' {marker}\",\n"
+        f"                           host='db1', ssh_options={sshd.options!r}), name='long')\n")
+    root = Path(__file__).parents[2]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trail", "run", str(book), "--plain", "--journal",
+         str(tmp_path / "journal.sqlite3")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        assert process.stdout is not None
+        pgid = None
+        for line in process.stdout:
+            found = re.search(r"\[STDOUT\] -- pgid=(\d+)", line)
+            if found:
+                pgid = int(found.group(1))
+                break
+        assert pgid is not None, "the command never started"
+        wait_until(lambda: pgrep("-f", f"sleep 600; : {marker}"), "the remote child")
+        process.kill()
+        process.wait(30)
+        wait_gone(pgid, marker)
+    finally:
+        if process.poll() is None:
+            process.kill()

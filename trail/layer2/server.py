@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from trail.core.dag import make_trail_graph, steps_in_order
+from trail.core.dag import make_trail_graph, pool_sizes, steps_in_order
 from trail.core.states import State
 from trail.errors import TrailError
 from trail.layer1.journal import Journal, SavedStep, default_journal_path, open_run, shape_of
@@ -62,6 +62,10 @@ class TrailServer:
         pools: dict[str, int] | None = None,
     ) -> None:
         self.graph = make_trail_graph(trail_definition)
+        # What can be refused is refused before a socket is bound or a run journaled.
+        if max_parallel is not None and max_parallel < 1:
+            raise ValueError(f"max_parallel must be at least 1: {max_parallel!r}")
+        pool_sizes(self.graph)  # steps of one pool that disagree on its size
         self.context = context
         self.dag_file = dag_file
         self.name = name or steps_in_order(self.graph)[0].name
@@ -91,26 +95,36 @@ class TrailServer:
                                             socket_file, resume)
         except BaseException:
             self._sockets.close()
+            if self.journal is not None:
+                self.journal.close()
             raise
         self.run_id = run_id
         self.resumed = restored is not None
         self.events_file = self._sockets.events_file
-        self._manager = TrailManager(
-            self.graph,
-            self._sockets.api,
-            self._sockets.events,
-            context,
-            executor,
-            info={"name": self.name, "socket": socket_file, "events": self.events_file,
-                  "run": run_id, "resumed": restored is not None,
-                  "journal": str(self.journal.path) if self.journal else None},
-            step_output=step_output,
-            journal=self.journal,
-            journal_run=run_id,
-            restored=restored,
-            max_parallel=max_parallel,
-            pools=pools,
-        )
+        try:
+            self._manager = TrailManager(
+                self.graph,
+                self._sockets.api,
+                self._sockets.events,
+                context,
+                executor,
+                info={"name": self.name, "socket": socket_file, "events": self.events_file,
+                      "run": run_id, "resumed": restored is not None,
+                      "journal": str(self.journal.path) if self.journal else None},
+                step_output=step_output,
+                journal=self.journal,
+                journal_run=run_id,
+                restored=restored,
+                max_parallel=max_parallel,
+                pools=pools,
+            )
+        except BaseException:
+            self._sockets.close()
+            if self.journal is not None:
+                if run_id is not None and restored is None:
+                    self.journal.close_run(run_id, "could not start")
+                self.journal.close()
+            raise
         if dag_file is not None:
             self._manager.dag_file = dag_file
         self._thread: threading.Thread | None = None
