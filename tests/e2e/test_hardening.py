@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from tests.support import pid_alive, wait_states, wait_until
+from tests.support import pid_alive, wait_pids, wait_states, wait_until
 from trail import (
     ShellCommand,
     Step,
@@ -186,8 +186,7 @@ def test_no_orphans_after_interrupts_and_timeouts(serve, tmp_path):
     client = serve(steps)
     client.start()
     files = [tmp_path / f"{i}.pid" for i in range(ORPHAN_STEPS)]
-    wait_until(lambda: all(f.exists() for f in files), "every command to start")
-    shells = [int(f.read_text()) for f in files]
+    shells = [pid for f in files for pid in wait_pids(f, "every command to start")]
     for i in range(0, ORPHAN_STEPS, 2):  # the even ones are interrupted, the odd time out
         client.interrupt(dry_run=False, name=f"c{i}")
     wait_states(client, {f"c{i}": ("Paused due to failure" if i % 2 else "Interrupted")
