@@ -46,10 +46,10 @@ def parallel_floor(sshd: Sshd, count: int) -> float:
     return time.perf_counter() - started
 
 
-def remote(sshd: Sshd, i: int) -> Step:
+def remote(sshd: Sshd, i: int, extra: list[str] | None = None) -> Step:
     host = ALIASES[i % len(ALIASES)]
-    return Step(RemoteCommand(f"r{i}", "true", host=host, ssh_options=sshd.options),
-                name=f"r{i}")
+    return Step(RemoteCommand(f"r{i}", "true", host=host,
+                              ssh_options=[*sshd.options, *(extra or [])]), name=f"r{i}")
 
 
 def stop_latency(sshd: Sshd, rounds: int) -> list[float]:
@@ -98,6 +98,17 @@ def main() -> None:
             each = run_time(chain, executor, f"r{options.steps - 1}") / options.steps
             print(f"chain of {options.steps} RemoteCommands, {executor:7}  {ms(each)} each, "
                   f"{each / floor:5.2f}x bare ssh")
+        shared = tempfile.mkdtemp(prefix="cm-", dir="/tmp")
+        mux = ["-o", "ControlMaster=auto", "-o", f"ControlPath={shared}/%C",
+               "-o", "ControlPersist=60"]
+        steps = [remote(sshd, i, mux) for i in range(options.steps)]
+        chain = list(zip(steps, steps[1:], strict=False))
+        each = run_time(chain, "process", f"r{options.steps - 1}") / options.steps
+        print(f"the same, sharing connections (ControlMaster)  {ms(each)} each, "
+              f"{each / floor:5.2f}x bare ssh")
+        for host in ALIASES:
+            subprocess.run(["ssh", *sshd.options, *mux, "-O", "exit", host],
+                           capture_output=True)
         fan = [remote(sshd, i) for i in range(options.fan)]
         head = Step(lambda env, ctx: None, name="head")
         tail = Step(lambda env, ctx: None, name="tail")

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -159,6 +161,32 @@ def test_interrupt_leaves_no_process_on_the_host(serve, sshd, executor, ignores_
     client.interrupt(dry_run=False)
     wait_states(client, {"long": "Interrupted"})
     wait_gone(pgid, marker)
+
+
+def test_a_shared_connection_controlmaster_keeps_the_same_stop(serve, sshd):
+    """With ssh's connection sharing (a ControlMaster in the user's config, common for
+    fleets) the step's ssh is a client of the master: stopping it still stops the command
+    on the host, and the shared connection stays up for the next step."""
+    short = tempfile.mkdtemp(prefix="cm-", dir="/tmp")  # a socket path: ~100 bytes at most
+    shared = [*sshd.options, "-o", "ControlMaster=auto", "-o", f"ControlPath={short}/%C",
+              "-o", "ControlPersist=30"]
+    marker = f"trail-mark-{uuid.uuid4().hex}"
+    first = Step(RemoteCommand("warm", "true", host="db2", ssh_options=shared), name="warm")
+    long = Step(RemoteCommand("long", f"echo pgid=$$; sh -c 'sleep 600; :' {marker}",
+                              host="db2", ssh_options=shared), name="long")
+    client = serve(first >> long)
+    try:
+        client.start()
+        pgid = remote_group(client, "long")
+        client.interrupt(dry_run=False)
+        wait_states(client, {"long": "Interrupted"})
+        wait_gone(pgid, marker)
+        check = subprocess.run(["ssh", *shared, "-O", "check", "db2"], capture_output=True,
+                               text=True, timeout=30)
+        assert check.returncode == 0, check.stderr  # the master lives on
+    finally:
+        subprocess.run(["ssh", *shared, "-O", "exit", "db2"], capture_output=True, timeout=30)
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def test_timeout_stops_the_remote_command_which_may_still_clean_up(serve, sshd):
