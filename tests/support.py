@@ -90,6 +90,19 @@ def require(program: str) -> str:
     pytest.skip(message)
 
 
+def require_root() -> None:
+    """sudo tests act as root, which may become any user with no password (CI is root):
+    not root fails in CI, skips (loudly) elsewhere."""
+    import pytest
+
+    require("sudo")
+    if os.getuid() != 0:
+        message = "this test runs sudo as root (CI runs as root)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 class Tmux:
     """A real terminal: a tmux session on a private server, driven by keys, read by capture."""
 

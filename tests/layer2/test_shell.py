@@ -3,9 +3,11 @@ whole process group."""
 
 from __future__ import annotations
 
+import subprocess
 import time
+import uuid
 
-from tests.support import pid_alive, wait_pids, wait_states, wait_until
+from tests.support import pid_alive, require_root, wait_pids, wait_states, wait_until
 from trail import ShellCommand, Step
 
 
@@ -120,3 +122,43 @@ def test_a_command_that_cannot_start_fails_clearly(serve):
     client.start()
     wait_states(client, {"missing": "Paused due to failure"})
     assert "Could not start" in client.status()[0]["Return value"]
+
+
+def test_sudo_runs_a_local_command_as_the_user_with_its_env_and_stops_all_of_it(
+        serve, executor, tmp_path):
+    """As another user, the command is out of reach of our signals; it runs under the same
+    stop wrapper as a remote one, as that user, which stops its whole group, even a child
+    that ignores SIGTERM."""
+    require_root()
+    marker = f"trail-mark-{uuid.uuid4().hex}"
+    command = (f"id -un; echo \"$GREETING\"; pwd; echo pgid=$$; trap '' TERM; "
+               f"sh -c 'sleep 600; :' {marker}")
+    shell = ShellCommand("as nobody", command, shell=True, sudo_user="nobody", cwd="/tmp",
+                         env={"GREETING": "hi there"}, kill_grace=0.5)
+    client = serve(Step(shell, name="as nobody"), executor=executor)
+    client.start()
+
+    def started() -> list[str]:
+        lines = client.status()[0]["Output messages"]
+        return lines if any(line.startswith("[STDOUT] -- pgid=") for line in lines) else []
+
+    lines = wait_until(started, "the command to start as nobody")
+    assert lines[1:4] == ["[STDOUT] -- nobody", "[STDOUT] -- hi there", "[STDOUT] -- /tmp"]
+    pgid = int(lines[4].rsplit("=", 1)[1])
+    children = f"sleep 600; : {marker}"
+    wait_until(lambda: subprocess.run(["pgrep", "-f", children], capture_output=True).stdout,
+               "the child to start")
+    client.interrupt(dry_run=False)
+    wait_states(client, {"as nobody": "Interrupted"})
+    wait_until(lambda: not subprocess.run(["pgrep", "-g", str(pgid)],
+                                          capture_output=True).stdout,
+               "no process of the command left")
+
+
+def test_sudo_that_refuses_fails_the_step_without_waiting(serve):
+    require_root()
+    shell = ShellCommand("sudo", "true", sudo_user="no-such-user-here")
+    client = serve(Step(shell, name="sudo"))
+    client.start()
+    wait_states(client, {"sudo": "Paused due to failure"})
+    assert "[Command: true] -- Did not start (exit code 1)" in client.status()[0]["Return value"]

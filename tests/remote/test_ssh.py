@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.remote.sshd import ALIASES
-from tests.support import require, wait_states, wait_until
+from tests.support import require, require_root, wait_states, wait_until
 from trail import HostUnreachableError, RemoteCommand, ShellCommand, Step, on_hosts
 from trail.layer2.ssh import sudo_wants_password
 
@@ -283,17 +283,8 @@ def test_fan_out_options_go_to_the_command_or_the_step():
     assert (shell.target.user, shell.target.port, shell.timeout) == ("deploy", 2222, 30)
 
 
-def needs_root() -> None:
-    require("sudo")
-    if os.getuid() != 0:
-        message = "the sudo tests log in as root (CI runs as root)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 def test_sudo_runs_the_command_as_the_user_and_interrupt_still_stops_it(serve, sshd):
-    needs_root()
+    require_root()
     marker = f"trail-mark-{uuid.uuid4().hex}"
     command = f"id -un; echo pgid=$$; sh -c 'sleep 600; :' {marker}"
     shell = RemoteCommand("as nobody", command, host="db1", sudo_user="nobody",
@@ -311,7 +302,7 @@ def test_sudo_runs_the_command_as_the_user_and_interrupt_still_stops_it(serve, s
 
 
 def test_sudo_that_cannot_start_the_command_fails_clearly(serve, sshd):
-    needs_root()
+    require_root()
     shell = RemoteCommand("sudo", "true", host="db1", sudo_user="no-such-user-here",
                           ssh_options=sshd.options)
     client = serve(Step(shell, name="sudo"))
@@ -325,7 +316,7 @@ def test_sudo_that_cannot_start_the_command_fails_clearly(serve, sshd):
 def test_sudo_never_prompts_and_a_password_demand_is_recognised(tmp_path):
     """trail runs ``sudo -n``: asked as a user with no sudo rights, the installed sudo
     fails at once rather than prompt, and what it says is what trail recognises."""
-    needs_root()
+    require_root()
     result = subprocess.run(
         [require("setpriv"), "--reuid=nobody", "--regid=nogroup", "--clear-groups",
          *ShellCommand("s", "true", sudo=True).argv("true")],

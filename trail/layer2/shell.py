@@ -31,14 +31,15 @@ from trail.layer2.ssh import (
     diagnose,
     inner_script,
     new_tag,
-    remote_command,
     ssh_options_argv,
     sudo_wants_password,
+    wrapped_argv,
 )
 
 MAX_KEPT_LINES = 10_000  # per stream, in the return value; the operator saw every line
 MAX_SSH_LINES = 50  # stderr lines kept to tell why ssh or sudo gave up
 REMOTE_STOP_MARGIN = 5.0  # seconds beyond the grace for a remote command to stop itself
+EXIT_POLL = 0.5  # seconds between looks at a wrapped command's process, without a pidfd
 
 
 class ShellCommandFailedError(RuntimeError):
@@ -189,19 +190,28 @@ class ShellCommand:
             return apply_object_attributes_to_template(spec, context)
         return list(spec)
 
+    @property
+    def wrapped(self) -> bool:
+        """Run under trail's stop wrapper (``trail.layer2.ssh``): on a host, or as another
+        user, where signals from here cannot reach the whole command."""
+        return self.target.host is not None or self.target.sudo_user is not None
+
     def argv(self, command: Command, tag: str = "") -> list[str]:
-        """What runs on this machine: the command itself, or the ssh that runs it."""
-        if self.target.host is not None:
-            text = command if isinstance(command, str) else shlex.join(command)
-            script = inner_script(text, self.cwd, self.env)
-            return self.target.ssh_argv(
-                remote_command(self.target, script, tag or new_tag(), self.kill_grace))
-        if self.shell:
-            text = command if isinstance(command, str) else shlex.join(command)
-            argv = ["/bin/sh", "-c", text]
+        """What runs on this machine: the command itself, sudo running it, or the ssh
+        that runs it."""
+        if self.shell or (self.target.host is not None and isinstance(command, str)):
+            script = command if isinstance(command, str) else shlex.join(command)
+            argv = ["/bin/sh", "-c", script]
         else:
             argv = shlex.split(command) if isinstance(command, str) else list(command)
-        return [*self.target.sudo_argv(), *argv]
+            script = shlex.join(argv)
+        if not self.wrapped:
+            return argv
+        wrapped = wrapped_argv(self.target, inner_script(script, self.cwd, self.env),
+                               tag or new_tag(), self.kill_grace)
+        if self.target.host is None:
+            return wrapped
+        return self.target.ssh_argv(shlex.join(wrapped))
 
     def __call__(self, trail_env: Any, context: Any) -> dict[str, Any] | str:
         command = self.command(trail_env, context)
@@ -210,15 +220,15 @@ class ShellCommand:
         text = command if isinstance(command, str) else shlex.join(command)
         where = None if self.target.host is None else self.target.where
         trail_env.output(f"{label(text, where)} -- Starting.")
-        run = _Run(self, trail_env, Markers(new_tag()) if where else None)
-        remote = where is not None
-        environment = None if self.env is None or remote else {**os.environ, **self.env}
+        wrapped = self.wrapped
+        run = _Run(self, trail_env, Markers(new_tag()) if wrapped else None)
+        environment = None if self.env is None or wrapped else {**os.environ, **self.env}
         try:
             process = subprocess.Popen(
                 self.argv(command, run.markers.tag if run.markers else ""),
-                stdin=subprocess.PIPE if remote else subprocess.DEVNULL,
+                stdin=subprocess.PIPE if wrapped else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                cwd=None if remote else self.cwd, env=environment, start_new_session=True,
+                cwd=None if wrapped else self.cwd, env=environment, start_new_session=True,
             )
         except OSError as exc:
             raise ShellCommandFailedError(text, None, None, f"Could not start: {exc}",
@@ -246,11 +256,13 @@ class ShellCommand:
         if markers is not None:
             if markers.exit_code is not None:
                 exit_code = markers.exit_code
-            elif exit_code == SSH_FAILED and not timed_out and not markers.started:
+            elif where is None or exit_code != SSH_FAILED or timed_out:
+                pass  # not ssh's failure
+            elif not markers.started:
                 problem, transient = diagnose(run.before_start)
                 detail = run.before_start[-1] if run.before_start else None
                 return HostUnreachableError(text, where or "", problem, detail, transient)
-            elif exit_code == SSH_FAILED and not timed_out:
+            else:
                 # Started, but no exit status came back: the connection broke.
                 said = run.captured["STDERR"][-1:] or ["ssh ended without the exit status"]
                 return HostUnreachableError(text, where or "", "connection lost", said[0],
@@ -267,18 +279,19 @@ class ShellCommand:
                 "types: allow this command without a password (NOPASSWD) in sudoers", where)
         if markers is not None and not markers.started:
             return ShellCommandFailedError(
-                text, exit_code, last_error, f"Did not start on the host (exit code "
-                f"{exit_code})", where)
+                text, exit_code, last_error,
+                f"Did not start{' on the host' if where else ''} (exit code {exit_code})",
+                where)
         if not self.is_exit_code_ignorable(exit_code) or run.fatal is not None:
             return ShellCommandFailedError(text, exit_code, last_error, "", where)
         return None
 
-    def stop(self, process: subprocess.Popen[bytes], remote: bool) -> None:
+    def stop(self, process: subprocess.Popen[bytes], wrapped: bool) -> None:
         """Stop the command: SIGTERM its group, then after the grace period SIGKILL what is
-        left of it (a grandchild may ignore SIGTERM and hold the pipes open). A remote
-        command is asked through its channel first, so it stops on the host with the same
-        grace, and its last words still arrive."""
-        if remote:
+        left of it (a grandchild may ignore SIGTERM and hold the pipes open). A wrapped
+        command (remote, or sudo) is asked through its input first, so it stops on the host
+        and as its own user with the same grace, and its last words still arrive."""
+        if wrapped:
             assert process.stdin is not None
             process.stdin.close()  # the remote watcher's end of input: stop the command
             try:
@@ -318,6 +331,7 @@ class _Run:
                 os.set_blocking(stream.fileno(), False)
                 selector.register(stream, selectors.EVENT_READ, name)
                 partial[name] = b""
+            exited = self._watch_exit(process, selector)
             while selector.get_map():
                 wait = None if deadline is None else deadline - time.monotonic()
                 if wait is not None and wait <= 0:
@@ -325,8 +339,17 @@ class _Run:
                     self.shell.stop(process, self.markers is not None)
                     deadline = None
                     continue
+                if exited is None and self.markers is not None:  # no pidfd: look now and then
+                    wait = EXIT_POLL if wait is None else min(wait, EXIT_POLL)
+                    if process.poll() is not None:
+                        self._ended(process)
                 for key, _ in selector.select(wait):
                     name = key.data
+                    if name == "EXIT":
+                        selector.unregister(key.fileobj)
+                        os.close(key.fd)
+                        self._ended(process)
+                        continue
                     try:
                         chunk = os.read(key.fd, 1 << 16)
                     except BlockingIOError:
@@ -339,6 +362,27 @@ class _Run:
                     for raw in lines:
                         self.line(name, raw.decode(errors="replace").rstrip("\r"))
         return timed_out
+
+    def _watch_exit(self, process: subprocess.Popen[bytes],
+                    selector: selectors.BaseSelector) -> int | None:
+        """For a wrapped command, wake when the process we started ends (a pidfd): if the
+        command's group still holds the pipes then, the wrapper was killed (sudo's group,
+        on interrupt) and the watcher must hear it. None when there is no pidfd."""
+        if self.markers is None or not hasattr(os, "pidfd_open"):
+            return None
+        try:
+            pidfd = os.pidfd_open(process.pid)
+        except OSError:  # an old kernel; or the process is gone already
+            return None
+        selector.register(pidfd, selectors.EVENT_READ, "EXIT")
+        return pidfd
+
+    @staticmethod
+    def _ended(process: subprocess.Popen[bytes]) -> None:
+        """The wrapper (or ssh) ended: close its input, so a watcher left behind stops the
+        command (it already exited, or was stopped, if the wrapper ended normally)."""
+        if process.stdin is not None and not process.stdin.closed:
+            process.stdin.close()
 
     def line(self, name: str, line: str) -> None:
         """Report one line; remember it if it is a fatal error."""

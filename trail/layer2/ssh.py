@@ -13,15 +13,18 @@ script on the host instead:
 
 - the command starts in a session of its own (``setsid``), so its whole process group,
   children included, can be signalled;
-- a watcher reads the ssh channel's stdin, on which trail never writes. End of input means
-  trail asked the command to stop (it closed the channel), or the local ssh died, or the
-  connection dropped: the watcher then sends the group SIGTERM and, after the grace period,
-  SIGKILL to whatever is left;
+- a watcher, in a session of its own, reads the ssh channel's stdin, on which trail never
+  writes. End of input means trail asked the command to stop (it closed the channel, or
+  the step's process died), or the local ssh died, or the connection dropped: the watcher
+  then sends the group SIGTERM and, after the grace period, SIGKILL to whatever is left;
 - markers on stderr (with a per-run random tag, hidden from the operator) say that the
   command started and with which exit code it ended. So a lost connection (no end marker)
   is told apart from a command that exits 255, which ssh alone cannot do.
 
 The remote account's login shell must understand POSIX quoting (sh, bash, dash, ksh, zsh).
+
+The same wrapper runs a command under sudo on this machine: as another user, the command
+is out of reach of the server's signals, but not of a watcher running as that user.
 """
 
 from __future__ import annotations
@@ -34,36 +37,42 @@ from dataclasses import dataclass
 
 SSH_FAILED = 255  # ssh's own exit code for its errors
 
-# $1: the marker tag, $2: grace period in tenths of a second, $3: the command (sh text).
+# $1: the marker tag, $2: grace period in tenths of a second, $3: the command (sh text),
+# $4: WATCHER.
 WRAPPER = """
 command -v setsid >/dev/null 2>&1 || {
     echo "trail: setsid (util-linux) is not installed on this host" >&2; exit 127; }
 tag=$1 ticks=$2
-alive() {  # a live process in the group (an orphaned zombie waiting for init is not)
-    kill -0 -$pid 2>/dev/null || return 1
-    command -v ps >/dev/null 2>&1 || return 0
-    ps -A -o pgid= -o stat= | awk -v g="$pid" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }'
-}
 exec 3<&0 </dev/null
 setsid /bin/sh -c "$3" 3<&- &
 pid=$!
 echo "$tag started $pid" >&2
-(
-    while IFS= read -r _ <&3; do :; done
-    trap '' TERM
-    kill -TERM -$pid 2>/dev/null || exit 0
-    i=0
-    while alive; do
-        if [ "$i" -ge "$ticks" ]; then kill -KILL -$pid 2>/dev/null; exit 0; fi
-        sleep 0.1; i=$((i + 1))
-    done
-) >/dev/null 2>&1 &
+setsid /bin/sh -c "$4" trail-watcher "$pid" "$ticks" <&3 >/dev/null 2>&1 &
 watcher=$!
 exec 3<&-
 { wait "$pid"; } 2>/dev/null; status=$?
 kill "$watcher" 2>/dev/null; { wait "$watcher"; } 2>/dev/null
 echo "$tag exit $status" >&2
 exit "$status"
+"""
+
+# In a session of its own, so signals meant for the wrapper (sudo's group here) leave it
+# be. $1: the command's process group, $2: the grace in tenths of a second.
+WATCHER = """
+pid=$1 ticks=$2
+alive() {  # a live process in the group (an orphaned zombie waiting for init is not)
+    kill -0 -$pid 2>/dev/null || return 1
+    command -v ps >/dev/null 2>&1 || return 0
+    ps -A -o pgid= -o stat= | awk -v g="$pid" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }'
+}
+while IFS= read -r _; do :; done
+trap '' TERM INT HUP
+kill -TERM -$pid 2>/dev/null || exit 0
+i=0
+while alive; do
+    if [ "$i" -ge "$ticks" ]; then kill -KILL -$pid 2>/dev/null; exit 0; fi
+    sleep 0.1; i=$((i + 1))
+done
 """
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -146,12 +155,12 @@ def inner_script(command: str, cwd: str | None, env: Mapping[str, str] | None) -
     return "\n".join(parts)
 
 
-def remote_command(target: Target, script: str, tag: str, grace: float) -> str:
-    """The one string ssh hands the remote login shell."""
+def wrapped_argv(target: Target, script: str, tag: str, grace: float) -> list[str]:
+    """The wrapper running ``script`` (under sudo when asked): on a host, ssh hands it,
+    joined, to the login shell; here, it is run as it is."""
     ticks = max(1, round(grace * 10))
-    argv = [*target.sudo_argv(), "/bin/sh", "-c", WRAPPER, "trail-remote", tag, str(ticks),
-            script]
-    return shlex.join(argv)
+    return [*target.sudo_argv(), "/bin/sh", "-c", WRAPPER, "trail-wrapper", tag, str(ticks),
+            script, WATCHER]
 
 
 def new_tag() -> str:
