@@ -126,9 +126,10 @@ class ShellCommand:
     host (see ``trail.layer2.ssh``). A host that cannot be reached, or is lost during the
     command, fails the step with HostUnreachableError, never with the command's exit code.
 
-    ``sudo=True`` (root) or ``sudo_user="name"`` runs the command through ``sudo -n``:
-    sudo never prompts where nobody can see it; if it wants a password, the step fails at
-    once saying so. (A password typed into a step prompt would be kept in the journal, so
+    ``sudo=True`` (root) or ``sudo_user="name"`` runs the command through ``sudo -n``, here
+    or on the host: sudo never prompts where nobody can see it; if it wants a password,
+    the step fails at once saying so. As another user the command is beyond this process's
+    signals, so it runs under the same stop wrapper as a remote command, as that user. (A password typed into a step prompt would be kept in the journal, so
     trail does not offer one: allow the command NOPASSWD in sudoers instead.)
     """
 
