@@ -325,6 +325,23 @@ def test_sudo_never_prompts_and_a_password_demand_is_recognised(tmp_path):
     assert sudo_wants_password(result.stderr.splitlines()), result.stderr
 
 
+def test_ssh_takes_the_users_config_and_the_runbooks_options_over_trails_defaults(sshd):
+    """What ssh will use, as ``ssh -G`` reports it for the very argv trail runs: the
+    config file's host entry, the runbook's ConnectTimeout rather than trail's default,
+    and trail's BatchMode and keep-alive where nobody said otherwise."""
+    command = RemoteCommand("x", "true", host="db1", user="deploy",
+                            ssh_options=[*sshd.options, "-o", "ConnectTimeout=3"])
+    argv = command.argv("true")
+    result = subprocess.run([argv[0], "-G", *argv[1:]], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    settings = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert settings["hostname"] == "127.0.0.1" and settings["port"] == str(sshd.port)
+    assert settings["user"] == "deploy"
+    assert settings["connecttimeout"] == "3"
+    assert settings["batchmode"] == "yes" and settings["serveraliveinterval"] == "15"
+
+
 def test_host_options_are_checked_when_the_runbook_loads():
     with pytest.raises(ValueError, match="not a host name"):
         ShellCommand("x", "true", host="db1 -oProxyCommand=x")

@@ -116,19 +116,23 @@ class Target:
         return ["sudo", "-n", "-u", self.sudo_user, "--"]
 
     def ssh_argv(self, remote_command: str) -> list[str]:
+        """ssh takes the first value it is given for an option: the runbook's options come
+        first, then trail's defaults; both beat the user's config file for those options
+        (a dead host must fail the step, not hang it: ServerAlive)."""
         assert self.host is not None
-        argv = [
-            "ssh", "-T",
-            "-o", "BatchMode=yes",  # never a password or host-key question nobody sees
-            "-o", f"ConnectTimeout={max(1, round(self.connect_timeout))}",
-            "-o", f"ServerAliveInterval={max(1, round(self.alive_interval))}",
-            "-o", "ServerAliveCountMax=3",
-        ]
+        argv = ["ssh", "-T"]
         if self.user is not None:
             argv += ["-l", self.user]
         if self.port is not None:
             argv += ["-p", str(self.port)]
-        return [*argv, *self.ssh_options, "--", self.host, remote_command]
+        return [
+            *argv, *self.ssh_options,
+            "-o", "BatchMode=yes",  # never a password or host-key question nobody sees
+            "-o", f"ConnectTimeout={max(1, round(self.connect_timeout))}",
+            "-o", f"ServerAliveInterval={max(1, round(self.alive_interval))}",
+            "-o", "ServerAliveCountMax=3",
+            "--", self.host, remote_command,
+        ]
 
 
 def ssh_options_argv(options: Sequence[str] | Mapping[str, object] | None) -> tuple[str, ...]:
