@@ -162,3 +162,37 @@ def test_sudo_that_refuses_fails_the_step_without_waiting(serve):
     client.start()
     wait_states(client, {"sudo": "Paused due to failure"})
     assert "[Command: true] -- Did not start (exit code 1)" in client.status()[0]["Return value"]
+
+
+def test_a_sudo_command_stops_even_while_a_forked_step_runs_beside_it(serve, tmp_path):
+    """A thread-run sudo command is told to stop by closing its input; a process step
+    forked meanwhile must not keep a copy of that input open (it would never close)."""
+    require_root()
+    marker = f"trail-mark-{uuid.uuid4().hex}"
+    shell = ShellCommand("as nobody", f"echo pgid=$$; sh -c 'sleep 600; :' {marker}",
+                         shell=True, sudo_user="nobody", kill_grace=0.5)
+    started = tmp_path / "started"
+
+    def beside(trail_env, context):
+        started.write_text("yes")
+        time.sleep(60)
+
+    gate = Step(lambda env, ctx: time.sleep(1), name="gate", executor="thread")
+    sudo = Step(shell, name="as nobody", executor="thread")
+    other = Step(beside, name="beside", executor="process")
+    client = serve([(gate, other), sudo])
+    client.start()
+    wait_until(started.exists, "the forked step to start after the command")
+
+    def group() -> int | None:
+        for line in client.status(name="as nobody")[0]["Output messages"]:
+            if line.startswith("[STDOUT] -- pgid="):
+                return int(line.rsplit("=", 1)[1])
+        return None
+
+    pgid = wait_until(group, "the command to start")
+    client.interrupt(dry_run=False, name="as nobody")
+    wait_until(lambda: not subprocess.run(["pgrep", "-g", str(pgid)],
+                                          capture_output=True).stdout,
+               "no process of the command left")
+    client.interrupt(dry_run=False, name="beside")

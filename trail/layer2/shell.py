@@ -129,8 +129,9 @@ class ShellCommand:
     ``sudo=True`` (root) or ``sudo_user="name"`` runs the command through ``sudo -n``, here
     or on the host: sudo never prompts where nobody can see it; if it wants a password,
     the step fails at once saying so. As another user the command is beyond this process's
-    signals, so it runs under the same stop wrapper as a remote command, as that user. (A password typed into a step prompt would be kept in the journal, so
-    trail does not offer one: allow the command NOPASSWD in sudoers instead.)
+    signals, so it runs under the same stop wrapper as a remote command, as that user.
+    (A password typed into a step prompt would be kept in the journal, so trail does not
+    offer one: allow the command NOPASSWD in sudoers instead.)
     """
 
     def __init__(
@@ -234,9 +235,14 @@ class ShellCommand:
         except OSError as exc:
             raise ShellCommandFailedError(text, None, None, f"Could not start: {exc}",
                                           where) from exc
+        if process.stdin is not None:
+            _INPUTS.add(process.stdin.fileno())
         trail_env.adopt_process_group(process.pid)
-        timed_out = run.pump(process)
-        exit_code = process.wait()
+        try:
+            timed_out = run.pump(process)
+            exit_code = process.wait()
+        finally:
+            close_input(process)
         if trail_env.interrupted:
             raise StepInterruptedError(f"{label(text, where)} -- interrupted")
         error = self._failure(run, text, where, exit_code, timed_out)
@@ -293,8 +299,7 @@ class ShellCommand:
         command (remote, or sudo) is asked through its input first, so it stops on the host
         and as its own user with the same grace, and its last words still arrive."""
         if wrapped:
-            assert process.stdin is not None
-            process.stdin.close()  # the remote watcher's end of input: stop the command
+            close_input(process)  # the watcher's end of input: stop the command
             try:
                 process.wait(self.kill_grace + REMOTE_STOP_MARGIN)
                 return
@@ -306,6 +311,30 @@ class ShellCommand:
         except subprocess.TimeoutExpired:
             pass
         signal_groups([process.pid], signal.SIGKILL)
+
+
+# The write ends of wrapped commands' input in this process. Closing one is how a command
+# is told to stop, so no other process may hold a copy: a step forked meanwhile by the
+# process executor (os.fork keeps every descriptor) closes them at once.
+_INPUTS: set[int] = set()
+
+
+def _close_inputs_in_child() -> None:
+    for fd in _INPUTS:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _INPUTS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inputs_in_child)
+
+
+def close_input(process: subprocess.Popen[bytes]) -> None:
+    if process.stdin is not None and not process.stdin.closed:
+        _INPUTS.discard(process.stdin.fileno())
+        process.stdin.close()
 
 
 class _Run:
@@ -382,8 +411,7 @@ class _Run:
     def _ended(process: subprocess.Popen[bytes]) -> None:
         """The wrapper (or ssh) ended: close its input, so a watcher left behind stops the
         command (it already exited, or was stopped, if the wrapper ended normally)."""
-        if process.stdin is not None and not process.stdin.closed:
-            process.stdin.close()
+        close_input(process)
 
     def line(self, name: str, line: str) -> None:
         """Report one line; remember it if it is a fatal error."""
