@@ -90,6 +90,42 @@ def require(program: str) -> str:
     pytest.skip(message)
 
 
+def crash_while_running(book: Path, journal: Path, executor: str = "process") -> int:
+    """Run the runbook with `trail run`, wait for its command to print ``pgid=N`` and for
+    the command's child (a ``sleep 600``) to start, then SIGKILL the whole server. Returns
+    N: the command's process group, for the caller to check it is gone."""
+    import re
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trail", "run", str(book), "--plain", "--journal",
+         str(journal), "--executor", executor],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        assert process.stdout is not None
+        pgid = None
+        for line in process.stdout:
+            found = re.search(r"\[STDOUT\] -- pgid=(\d+)", line)
+            if found:
+                pgid = int(found.group(1))
+                break
+        assert pgid is not None, "the command never started"
+
+        def child() -> bool:
+            members = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True)
+            return len(members.stdout.split()) >= 2
+        wait_until(child, "the command's child to start")
+        process.kill()
+        process.wait(30)
+        return pgid
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def require_root() -> None:
     """sudo tests act as root, which may become any user with no password (CI is root):
     not root fails in CI, skips (loudly) elsewhere."""

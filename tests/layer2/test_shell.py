@@ -7,7 +7,14 @@ import subprocess
 import time
 import uuid
 
-from tests.support import pid_alive, require_root, wait_pids, wait_states, wait_until
+from tests.support import (
+    crash_while_running,
+    pid_alive,
+    require_root,
+    wait_pids,
+    wait_states,
+    wait_until,
+)
 from trail import ShellCommand, Step
 
 
@@ -117,11 +124,19 @@ def test_no_orphans_after_many_interrupts(serve, tmp_path):
                timeout=10)
 
 
-def test_a_command_that_cannot_start_fails_clearly(serve):
-    client = serve(Step(ShellCommand("missing", "/no/such/program --flag"), name="missing"))
+def test_a_command_that_cannot_start_fails_clearly(serve, tmp_path):
+    steps = [Step(ShellCommand("missing", "/no/such/program --flag"), name="missing"),
+             Step(ShellCommand("unknown", "no-such-program-here x"), name="unknown"),
+             Step(ShellCommand("nowhere", "true", cwd=str(tmp_path / "gone")), name="nowhere")]
+    client = serve(steps)
     client.start()
-    wait_states(client, {"missing": "Paused due to failure"})
-    assert "Could not start" in client.status()[0]["Return value"]
+    wait_states(client, dict.fromkeys(["missing", "unknown", "nowhere"],
+                                      "Paused due to failure"))
+    values = {row["Name"]: row["Return value"] for row in client.status()}
+    assert values["missing"].endswith(
+        "-- Could not start: no such program: /no/such/program, STDERR (Last line): None")
+    assert "-- Could not start: no such program: no-such-program-here," in values["unknown"]
+    assert f"-- Could not start: no such directory: {tmp_path / 'gone'}," in values["nowhere"]
 
 
 def test_sudo_runs_a_local_command_as_the_user_with_its_env_and_stops_all_of_it(
@@ -196,3 +211,18 @@ def test_a_sudo_command_stops_even_while_a_forked_step_runs_beside_it(serve, tmp
                                           capture_output=True).stdout,
                "no process of the command left")
     client.interrupt(dry_run=False, name="beside")
+
+
+def test_a_crashed_server_leaves_no_command_running(executor, tmp_path):
+    """SIGKILL the `trail run` process while a command runs (in a session of its own, out
+    of reach of the step's death signal): the command and its child stop all the same,
+    rather than run on unwatched while the operator may start it again."""
+    book = tmp_path / "book.py"
+    book.write_text(
+        "from trail import ShellCommand, Step\n"
+        "trail = Step(ShellCommand('long', \"echo pgid=$$; sh -c 'sleep 600; :'\",\n"
+        "                          shell=True), name='long')\n")
+    pgid = crash_while_running(book, tmp_path / "journal.sqlite3", executor)
+    wait_until(lambda: not subprocess.run(["pgrep", "-g", str(pgid)],
+                                          capture_output=True).stdout,
+               "no process of the command left")

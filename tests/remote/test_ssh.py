@@ -4,11 +4,9 @@ per-host steering, sudo."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -17,7 +15,13 @@ from typing import Any
 import pytest
 
 from tests.remote.sshd import ALIASES
-from tests.support import require, require_root, wait_states, wait_until
+from tests.support import (
+    crash_while_running,
+    require,
+    require_root,
+    wait_states,
+    wait_until,
+)
 from trail import HostUnreachableError, RemoteCommand, ShellCommand, Step, on_hosts
 from trail.layer2.ssh import sudo_wants_password
 
@@ -360,25 +364,5 @@ def test_a_crashed_server_leaves_no_process_on_the_host(sshd, tmp_path):
         "from trail import RemoteCommand, Step\n"
         f"trail = Step(RemoteCommand('long', \"echo pgid=$$; sh -c 'sleep 600; :' {marker}\",\n"
         f"                           host='db1', ssh_options={sshd.options!r}), name='long')\n")
-    root = Path(__file__).parents[2]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "trail", "run", str(book), "--plain", "--journal",
-         str(tmp_path / "journal.sqlite3")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(root)})
-    try:
-        assert process.stdout is not None
-        pgid = None
-        for line in process.stdout:
-            found = re.search(r"\[STDOUT\] -- pgid=(\d+)", line)
-            if found:
-                pgid = int(found.group(1))
-                break
-        assert pgid is not None, "the command never started"
-        wait_until(lambda: pgrep("-f", f"sleep 600; : {marker}"), "the remote child")
-        process.kill()
-        process.wait(30)
-        wait_gone(pgid, marker)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    pgid = crash_while_running(book, tmp_path / "journal.sqlite3")
+    wait_gone(pgid, marker)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import selectors
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -40,6 +41,7 @@ MAX_KEPT_LINES = 10_000  # per stream, in the return value; the operator saw eve
 MAX_SSH_LINES = 50  # stderr lines kept to tell why ssh or sudo gave up
 REMOTE_STOP_MARGIN = 5.0  # seconds beyond the grace for a remote command to stop itself
 EXIT_POLL = 0.5  # seconds between looks at a wrapped command's process, without a pidfd
+LOCAL_SETSID = shutil.which("setsid")  # util-linux: every Linux; not macOS
 
 
 class ShellCommandFailedError(RuntimeError):
@@ -125,6 +127,9 @@ class ShellCommand:
     list is quoted exactly. Interrupt and timeout stop the command's process group on the
     host (see ``trail.layer2.ssh``). A host that cannot be reached, or is lost during the
     command, fails the step with HostUnreachableError, never with the command's exit code.
+    On a host (and under sudo) ``cwd`` and ``env`` are set by the shell that runs the
+    command, so ``env`` values are part of its command line, which ``ps`` shows: keep
+    secrets out of them (read them from a file on the host instead).
 
     ``sudo=True`` (root) or ``sudo_user="name"`` runs the command through ``sudo -n``, here
     or on the host: sudo never prompts where nobody can see it; if it wants a password,
@@ -194,13 +199,22 @@ class ShellCommand:
 
     @property
     def wrapped(self) -> bool:
-        """Run under trail's stop wrapper (``trail.layer2.ssh``): on a host, or as another
-        user, where signals from here cannot reach the whole command."""
-        return self.target.host is not None or self.target.sudo_user is not None
+        """Run under trail's stop wrapper (``trail.layer2.ssh``): always where ``setsid``
+        is (so a command stops when its step's process dies, even with a crashed server);
+        without it, only on a host or as another user, where signals from here cannot
+        reach the whole command."""
+        return (self.target.host is not None or self.target.sudo_user is not None
+                or LOCAL_SETSID is not None)
+
+    @property
+    def here(self) -> bool:
+        """Runs as this process's user on this machine: cwd and env are given to it as
+        to any child, not written into its command line."""
+        return self.target.host is None and self.target.sudo_user is None
 
     def argv(self, command: Command, tag: str = "") -> list[str]:
-        """What runs on this machine: the command itself, sudo running it, or the ssh
-        that runs it."""
+        """What runs on this machine: the command itself, or the wrapper running it
+        (under sudo), or the ssh that runs that."""
         if self.shell or (self.target.host is not None and isinstance(command, str)):
             script = command if isinstance(command, str) else shlex.join(command)
             argv = ["/bin/sh", "-c", script]
@@ -209,11 +223,33 @@ class ShellCommand:
             script = shlex.join(argv)
         if not self.wrapped:
             return argv
-        wrapped = wrapped_argv(self.target, inner_script(script, self.cwd, self.env),
-                               tag or new_tag(), self.kill_grace)
+        if not self.here:
+            script = inner_script(script, self.cwd, self.env)
+        wrapped = wrapped_argv(self.target, script, tag or new_tag(), self.kill_grace)
         if self.target.host is None:
             return wrapped
         return self.target.ssh_argv(shlex.join(wrapped))
+
+    def _cannot_start(self, command: Command) -> str | None:
+        """Why a command for this machine cannot start, told before the wrapper hides it
+        behind a shell's "not found"."""
+        if not self.here:
+            return None
+        if self.cwd is not None and not os.path.isdir(self.cwd):
+            return f"Could not start: no such directory: {self.cwd}"
+        if self.shell:
+            return None
+        argv = shlex.split(command) if isinstance(command, str) else list(command)
+        if not argv:
+            return "Could not start: an empty command"
+        program = argv[0]
+        if os.sep in program:
+            path = program if self.cwd is None else os.path.join(self.cwd, program)
+            found = os.access(path, os.X_OK) and not os.path.isdir(path)
+        else:
+            search = (self.env or {}).get("PATH", os.environ.get("PATH", os.defpath))
+            found = shutil.which(program, path=search) is not None
+        return None if found else f"Could not start: no such program: {program}"
 
     def __call__(self, trail_env: Any, context: Any) -> dict[str, Any] | str:
         command = self.command(trail_env, context)
@@ -222,15 +258,21 @@ class ShellCommand:
         text = command if isinstance(command, str) else shlex.join(command)
         where = None if self.target.host is None else self.target.where
         trail_env.output(f"{label(text, where)} -- Starting.")
+        refused = self._cannot_start(command)
+        if refused is not None:
+            refusal = ShellCommandFailedError(text, None, None, refused, where)
+            trail_env.output(str(refusal))
+            raise refusal
         wrapped = self.wrapped
         run = _Run(self, trail_env, Markers(new_tag()) if wrapped else None)
-        environment = None if self.env is None or wrapped else {**os.environ, **self.env}
+        here = self.here
+        environment = None if self.env is None or not here else {**os.environ, **self.env}
         try:
             process = subprocess.Popen(
                 self.argv(command, run.markers.tag if run.markers else ""),
                 stdin=subprocess.PIPE if wrapped else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                cwd=None if wrapped else self.cwd, env=environment, start_new_session=True,
+                cwd=self.cwd if here else None, env=environment, start_new_session=True,
             )
         except OSError as exc:
             raise ShellCommandFailedError(text, None, None, f"Could not start: {exc}",
