@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -21,7 +22,7 @@ from collections.abc import Callable
 
 import zmq
 
-from trail import Step, TrailClient, TrailServer
+from trail import ShellCommand, Step, TrailClient, TrailServer
 
 
 def noop(trail_env: object, context: object) -> None:
@@ -190,6 +191,30 @@ def load(steps: int, clients: int) -> None:
           f"{once} of {steps} steps ran exactly once, {len(counts)} ran; {took:.1f} s")
 
 
+class _QuietEnvironment:
+    """Enough of a step's environment to call a ShellCommand directly."""
+
+    interrupted = False
+
+    def output(self, message: object) -> None:
+        pass
+
+    def adopt_process_group(self, pgid: int) -> None:
+        pass
+
+
+def shell_command_cost(count: int) -> None:
+    """ShellCommand's own cost (the stop wrapper, line reading) against running the same
+    program with subprocess.run."""
+    floor = statistics.median(
+        [per_op(lambda: subprocess.run(["true"], check=True), 1) for _ in range(count)])
+    command = ShellCommand("true", ["true"])
+    each = statistics.median(
+        [per_op(lambda: command(_QuietEnvironment(), None), 1) for _ in range(count)])
+    print(f"ShellCommand('true') {ms(each)}   subprocess.run(['true']) {ms(floor)}   "
+          f"ratio {each / floor:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
@@ -250,6 +275,8 @@ def main() -> None:
     for label, times in timed.items():
         p50, p99 = pct(times, 50), pct(times, 99)
         print(f"{label:34} {ms(p50)} {ms(p99)} {p50 / floor_p50:9.1f}")
+    print()
+    shell_command_cost(100)
     print()
     load(options.steps, options.clients)
 

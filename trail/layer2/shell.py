@@ -220,7 +220,7 @@ class ShellCommand:
             argv = ["/bin/sh", "-c", script]
         else:
             argv = shlex.split(command) if isinstance(command, str) else list(command)
-            script = shlex.join(argv)
+            script = f"exec {shlex.join(argv)}"  # the program leads its group: no sh between
         if not self.wrapped:
             return argv
         if not self.here:
