@@ -3,6 +3,7 @@ whole process group."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import uuid
@@ -223,6 +224,22 @@ def test_a_crashed_server_leaves_no_command_running(executor, tmp_path):
         "trail = Step(ShellCommand('long', \"echo pgid=$$; sh -c 'sleep 600; :'\",\n"
         "                          shell=True), name='long')\n")
     pgid = crash_while_running(book, tmp_path / "journal.sqlite3", executor)
+    wait_until(lambda: not subprocess.run(["pgrep", "-g", str(pgid)],
+                                          capture_output=True).stdout,
+               "no process of the command left")
+
+
+def test_without_pidfd_the_wrappers_end_is_noticed_by_polling(serve, tmp_path, monkeypatch):
+    """Kernels before 5.3 have no pidfd: a thread-run command whose wrapper is killed
+    (interrupt signals the wrapper's group) is still stopped, its end seen by polling."""
+    monkeypatch.delattr(os, "pidfd_open")
+    script = f"echo $$ > {tmp_path}/pid; trap '' TERM; sleep 600"
+    shell = ShellCommand("nap", script, shell=True, kill_grace=0.5)
+    client = serve(Step(shell, name="nap"), executor="thread")
+    client.start()
+    [pgid] = wait_pids(tmp_path / "pid", "the command to start")
+    client.interrupt(dry_run=False)
+    wait_states(client, {"nap": "Interrupted"})
     wait_until(lambda: not subprocess.run(["pgrep", "-g", str(pgid)],
                                           capture_output=True).stdout,
                "no process of the command left")

@@ -1,13 +1,13 @@
 """ShellCommand: run a command as a step, streaming its output to the operator as it comes.
 
-The command runs in a session (process group) of its own, adopted by the step's run: when
-the step is interrupted or times out, the manager stops that whole group, SIGTERM then
-SIGKILL, even if the step's own process is gone. Lines are read the moment they are
-written (a selector on both pipes, no polling delay), and every stderr line is checked
-against ``is_error_fatal``, not only the last read.
-
-With ``host=`` the command runs on another machine through the system's ``ssh``; how it
-is stopped there is told in ``trail.layer2.ssh``.
+The command runs in a session (process group) of its own under a small ``sh`` wrapper
+(``trail.layer2.ssh``) whose watcher stops that whole group, SIGTERM then SIGKILL, when
+its input closes: when the step is interrupted or times out, and also when the step's
+process dies, crashed server included. The wrapper's own group is adopted by the step's
+run, so the manager signals it too. The same wrapper runs a command on another host
+(``host=``, through ``ssh``) and as another user (``sudo``), where no signal from here
+reaches. Lines are read the moment they are written (a selector on both pipes, no polling
+delay), and every stderr line is checked against ``is_error_fatal``, not only the last.
 """
 
 from __future__ import annotations
@@ -338,8 +338,9 @@ class ShellCommand:
     def stop(self, process: subprocess.Popen[bytes], wrapped: bool) -> None:
         """Stop the command: SIGTERM its group, then after the grace period SIGKILL what is
         left of it (a grandchild may ignore SIGTERM and hold the pipes open). A wrapped
-        command (remote, or sudo) is asked through its input first, so it stops on the host
-        and as its own user with the same grace, and its last words still arrive."""
+        command is asked through its input first, so its watcher does that where the
+        command is (on the host, as its user), and its last words still arrive; signals
+        from here are the fallback."""
         if wrapped:
             close_input(process)  # the watcher's end of input: stop the command
             try:
@@ -393,46 +394,55 @@ class _Run:
     def pump(self, process: subprocess.Popen[bytes]) -> bool:
         """Report lines until both pipes close; True if the command was stopped for its
         timeout."""
-        timeout = self.shell.timeout
-        timed_out = False
-        deadline = None if timeout is None else time.monotonic() + timeout
+        assert process.stdout is not None and process.stderr is not None
         with selectors.DefaultSelector() as selector:
-            assert process.stdout is not None and process.stderr is not None
-            partial = {}
             for name, stream in (("STDOUT", process.stdout), ("STDERR", process.stderr)):
                 os.set_blocking(stream.fileno(), False)
                 selector.register(stream, selectors.EVENT_READ, name)
-                partial[name] = b""
-            exited = self._watch_exit(process, selector)
-            while selector.get_map():
-                wait = None if deadline is None else deadline - time.monotonic()
-                if wait is not None and wait <= 0:
-                    timed_out = True
-                    self.shell.stop(process, self.markers is not None)
-                    deadline = None
+            pidfd = self._watch_exit(process, selector)
+            try:
+                return self._read(process, selector, poll_exit=pidfd is None)
+            finally:
+                if pidfd is not None and pidfd in selector.get_map():
+                    selector.unregister(pidfd)
+                    os.close(pidfd)
+
+    def _read(self, process: subprocess.Popen[bytes], selector: selectors.BaseSelector,
+              poll_exit: bool) -> bool:
+        timeout = self.shell.timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        timed_out = False
+        partial = {"STDOUT": b"", "STDERR": b""}
+        wrapped = self.markers is not None
+        while selector.get_map():
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                timed_out = True
+                self.shell.stop(process, wrapped)
+                deadline = None
+                continue
+            if wrapped and poll_exit:  # no pidfd: look now and then
+                wait = EXIT_POLL if wait is None else min(wait, EXIT_POLL)
+                if process.poll() is not None:
+                    self._ended(process)
+            for key, _ in selector.select(wait):
+                name = key.data
+                if name == "EXIT":
+                    selector.unregister(key.fileobj)
+                    os.close(key.fd)
+                    self._ended(process)
                     continue
-                if exited is None and self.markers is not None:  # no pidfd: look now and then
-                    wait = EXIT_POLL if wait is None else min(wait, EXIT_POLL)
-                    if process.poll() is not None:
-                        self._ended(process)
-                for key, _ in selector.select(wait):
-                    name = key.data
-                    if name == "EXIT":
-                        selector.unregister(key.fileobj)
-                        os.close(key.fd)
-                        self._ended(process)
-                        continue
-                    try:
-                        chunk = os.read(key.fd, 1 << 16)
-                    except BlockingIOError:
-                        continue
-                    if not chunk:
-                        selector.unregister(key.fileobj)
-                        lines, partial[name] = [partial[name]] if partial[name] else [], b""
-                    else:
-                        *lines, partial[name] = (partial[name] + chunk).split(b"\n")
-                    for raw in lines:
-                        self.line(name, raw.decode(errors="replace").rstrip("\r"))
+                try:
+                    chunk = os.read(key.fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    lines, partial[name] = [partial[name]] if partial[name] else [], b""
+                else:
+                    *lines, partial[name] = (partial[name] + chunk).split(b"\n")
+                for raw in lines:
+                    self.line(name, raw.decode(errors="replace").rstrip("\r"))
         return timed_out
 
     def _watch_exit(self, process: subprocess.Popen[bytes],
