@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,53 @@ def test_a_server_that_cannot_start_leaves_no_run_to_take_up_and_no_socket(
     server, client = serve(chain("a", "b", "c"), journal, socket_file=str(socket_file))
     assert not server.resumed
     shut(server, client)
+
+
+def test_a_step_waiting_for_its_retry_keeps_its_back_off_and_count_across_a_crash(tmp_path):
+    journal = tmp_path / "j.sqlite3"
+    ran_at = tmp_path / "ran_at"
+    book = Journal(journal)
+    shape = {"steps": [[0, "a"], [1, "b"]], "edges": [[0, 1]]}
+    run_id = book.new_run("retrying", shape, [(0, "a", "Succeeded", True),
+                                              (1, "b", "Waiting", True)], "/nonexistent.sock")
+    retry_at = time.time() + 2
+    book.step(run_id, 1, state="Waiting", attempt=2, pause_on_fail=True,
+              return_value="ConnectionError: try 2 failed", started_at=None,
+              finished_at=None, tries=2, retry_at=retry_at)
+    book.commit()
+    book.close()  # its server "died" while b waited out its back-off
+
+    def b(trail_env, context):
+        ran_at.write_text(repr(time.time()))
+        return "ok"
+
+    a = Step(lambda env, ctx: "a", name="a")
+    step_b = Step(b, name="b", retries=3, retry_delay=60)
+    server, client = serve([(a, step_b)], journal, name="retrying")
+    try:
+        row = client.status(fields=["State", "Attempt", "Next retry at"], name="b")[0]
+        assert row["State"] == "Waiting" and row["Next retry at"] == pytest.approx(retry_at)
+        wait_states(client, {"b": "Succeeded"})
+        assert float(ran_at.read_text()) >= retry_at  # not at once, as before the crash
+        assert client.status(fields=["Attempt"], name="b")[0]["Attempt"] == "3 of 4"
+    finally:
+        shut(server, client)
+
+
+def test_a_journal_from_before_retry_columns_is_upgraded_in_place(tmp_path):
+    from trail.layer1.journal import SCHEMA
+
+    journal = tmp_path / "old.sqlite3"
+    old_schema = "\n".join(line for line in SCHEMA.splitlines()
+                           if not line.lstrip().startswith(("tries ", "retry_at ")))
+    with sqlite3.connect(journal) as db:
+        db.executescript(old_schema)
+        db.execute("INSERT INTO runs (name, shape, started) VALUES ('old', '{}', 0)")
+    server, client = serve(chain("a", "b"), journal, name="fresh")
+    try:
+        client.start()
+        wait_states(client, {"a": "Succeeded", "b": "Succeeded"})
+    finally:
+        shut(server, client)
+    names = [run["name"] for run in Journal(journal).runs()]
+    assert "old" in names and "fresh" in names

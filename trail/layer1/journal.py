@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS steps (
     return_kind TEXT,             -- 'json': the value itself; 'repr': its text
     started_at REAL,
     finished_at REAL,
+    tries INTEGER NOT NULL DEFAULT 0,  -- runs since the operator last let it run (retries)
+    retry_at REAL,                -- wall clock: a Waiting step's retry must not start before
     PRIMARY KEY (run_id, n)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS transitions (
@@ -151,6 +153,8 @@ class SavedStep:
     output: list[Any] = field(default_factory=list)
     prompts: list[Any] = field(default_factory=list)
     inputs: list[Any] = field(default_factory=list)
+    tries: int = 0
+    retry_at: float | None = None  # wall clock
 
 
 class Journal:
@@ -170,11 +174,19 @@ class Journal:
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.executescript(SCHEMA)
+            self._add_missing_columns()
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"the journal at {self.path} cannot be read ({exc}); move it "
                                f"aside to start a new one") from exc
         os.chmod(self.path, 0o600)
         self._open = False
+
+    def _add_missing_columns(self) -> None:
+        """A journal written by an older trail lacks the newer step columns; add them."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(steps)")}
+        for column, kind in (("tries", "INTEGER NOT NULL DEFAULT 0"), ("retry_at", "REAL")):
+            if column not in have:
+                self.db.execute(f"ALTER TABLE steps ADD COLUMN {column} {kind}")
 
     # --- writing (inside the manager's wake-up transaction) -------------------------
 
@@ -215,15 +227,17 @@ class Journal:
                         "VALUES (?, ?, ?, ?, ?, ?)", (run_id, n, now, old, new, cause))
 
     def step(self, run_id: int, n: int, *, state: str, attempt: int, pause_on_fail: bool,
-             return_value: Any, started_at: float | None, finished_at: float | None) -> None:
+             return_value: Any, started_at: float | None, finished_at: float | None,
+             tries: int = 0, retry_at: float | None = None) -> None:
         """A step's latest state (the manager writes each changed step once per commit)."""
         self._begin()
         text, kind = encode_value(return_value)
         self.db.execute(
             "UPDATE steps SET state = ?, attempt = ?, pause_on_fail = ?, return_value = ?, "
-            "return_kind = ?, started_at = ?, finished_at = ? WHERE run_id = ? AND n = ?",
-            (state, attempt, int(pause_on_fail), text, kind, started_at, finished_at,
-             run_id, n))
+            "return_kind = ?, started_at = ?, finished_at = ?, tries = ?, retry_at = ? "
+            "WHERE run_id = ? AND n = ?",
+            (state, attempt, int(pause_on_fail), text, kind, started_at, finished_at, tries,
+             retry_at, run_id, n))
 
     def message(self, run_id: int, n: int, attempt: int, kind: str, message: Any) -> None:
         self._begin()
@@ -280,11 +294,13 @@ class Journal:
 
     def saved_steps(self, run_id: int) -> dict[int, SavedStep]:
         steps = {}
-        for (n, name, state, pof, attempt, value, _kind, started, finished) in self.db.execute(
-                "SELECT n, name, state, pause_on_fail, attempt, return_value, return_kind, "
-                "started_at, finished_at FROM steps WHERE run_id = ?", (run_id,)):
+        for (n, name, state, pof, attempt, value, started, finished, tries,
+             retry_at) in self.db.execute(
+                "SELECT n, name, state, pause_on_fail, attempt, return_value, started_at, "
+                "finished_at, tries, retry_at FROM steps WHERE run_id = ?", (run_id,)):
             steps[n] = SavedStep(n, name, state, bool(pof), attempt,
-                                 None if value is None else json.loads(value), started, finished)
+                                 None if value is None else json.loads(value), started, finished,
+                                 tries=tries, retry_at=retry_at)
         for n, attempt, kind, message in self.db.execute(
                 "SELECT n, attempt, kind, message FROM messages WHERE run_id = ? ORDER BY id",
                 (run_id,)):

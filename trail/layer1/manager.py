@@ -10,6 +10,7 @@ guards it.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import json
@@ -178,6 +179,7 @@ class StepRecord:
         self.output_messages = list(saved.output)
         self.prompt_messages = list(saved.prompts)
         self.input_messages = list(saved.inputs)
+        self.tries = saved.tries
         self._changed()
 
 
@@ -293,6 +295,12 @@ class TrailManager:
                 record.set_state(was_running)
             if record.state.done:
                 self._frontier.mark_done(record.step)
+            retry_at = saved[record.n].retry_at if record.n in saved else None
+            if record.state is State.WAITING and retry_at is not None:
+                # A retry waits out what was left of its back-off, crash or not.
+                wait = max(0.0, retry_at - time.time())
+                record.schedule_retry(self.timers.clock() + wait, retry_at)
+                self.timers.call_later(wait, functools.partial(self._mark_dirty, record))
         for record in self.records:
             if record.state in (State.WAITING, State.TO_PAUSE, State.TO_SKIP, State.TO_BLOCK):
                 self._mark_dirty(record)
@@ -354,7 +362,9 @@ class TrailManager:
                                   pause_on_fail=record.pause_on_fail,
                                   return_value=record.return_value,
                                   started_at=record.started_at,
-                                  finished_at=record.finished_at)
+                                  finished_at=record.finished_at,
+                                  tries=record.tries,
+                                  retry_at=record.retry_at_wall if record.retrying else None)
             self.journal.commit()
         self._touched.clear()
 
