@@ -293,3 +293,25 @@ def test_a_step_that_closes_its_channel_and_lingers_does_not_cost_the_server_a_d
         os.fstat(reused)  # still open
     finally:
         os.close(reused)
+
+
+def test_what_steps_print_goes_to_the_step_output_file_under_either_executor(
+        serve, executor, tmp_path, capsys):
+    """`trail run` gives its log file as step_output: a step's prints must not land on the
+    terminal the live view draws on, while the rest of the process still prints there."""
+    log = tmp_path / "steps.log"
+
+    def chatty(trail_env, context):
+        print(f"printed by a {executor} step")
+        print("and to stderr", file=sys.stderr)
+        return "done"
+
+    client = serve(Step(chatty, name="chatty"), executor=executor, step_output=str(log))
+    client.start()
+    wait_states(client, {"chatty": "Succeeded"})
+    print("printed by the test")
+    text = log.read_text()
+    assert f"printed by a {executor} step" in text and "and to stderr" in text
+    captured = capsys.readouterr()
+    assert "printed by the test" in captured.out
+    assert "step" not in captured.out and "stderr" not in captured.err

@@ -28,8 +28,8 @@ class TrailServer:
     steps run ('process', the default, or 'thread'). ``dag_file``, ``delay``, ``timeout`` and
     ``backlog_count`` are accepted so AutoTrail runbooks run unchanged: trail never sleeps a
     delay, and its socket needs no timeout or backlog. ``step_output`` names a file that
-    process-executor steps write their own stdout and stderr to (``trail run`` uses it so
-    that a step's prints don't scribble over the live view).
+    steps write their own stdout and stderr to, under either executor (``trail run`` uses
+    it so that a step's prints don't scribble over the live view).
 
     Every change is journaled (``journal``: a path, default
     ``$XDG_STATE_HOME/trail/journal.sqlite3``; False for none) before it is acknowledged.

@@ -13,12 +13,13 @@ EXECUTORS: dict[str, type[Executor]] = {
 def make_executor(name: str, step_output: str | None = None) -> Executor:
     """A new executor by name ('process' or 'thread').
 
-    ``step_output``: a file the process executor's steps write their stdout/stderr to.
+    ``step_output``: a file steps write their stdout/stderr to (the process executor's at
+    the descriptor level; the thread executor's what its threads print).
     """
     if name == ProcessExecutor.name:
         return ProcessExecutor(step_output)
     if name == ThreadExecutor.name:
-        return ThreadExecutor()
+        return ThreadExecutor(step_output)
     raise ValueError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTORS)}")
 
 

@@ -290,6 +290,10 @@ def _child(run: _Run, function: Callable[..., Any], args: Any, kwargs: dict[str,
             os.dup2(fd, 1)
             os.dup2(fd, 2)
             os.close(fd)
+            # Whatever sys.stdout was in the server (a REPL's, a test's capture), the
+            # step's prints go to the file too.
+            sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
         os.close(run.out_r)

@@ -1,5 +1,8 @@
 """The thread executor: runs in worker threads of the server's process, for cheap steps.
 
+With ``step_output`` (``trail run`` gives its log file), what steps print goes to that
+file instead of the terminal the live view draws on, as under the process executor.
+
 Workers are kept and reused (starting a thread costs more than a cheap step). Messages go
 into one queue, and a byte on a wake-up pipe tells the manager's poll there is something
 to collect. A thread cannot be killed: ``interrupt`` marks the run interrupted (the manager
@@ -9,9 +12,11 @@ step can check ``trail_env.interrupted``; whatever it returns later is ignored.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import queue
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -57,6 +62,30 @@ class QueueChannel(StepChannel):
         return self.stopped
 
 
+_in_step = threading.local()  # .active: this thread runs a step now
+
+
+class _StepStream(io.TextIOBase):
+    """Stands in for sys.stdout or sys.stderr: what a step's thread prints goes to the
+    step output file, what any other thread prints (the live view) where it always went.
+    (Only Python-level writes: a child process writing to fd 1 is not redirected.)"""
+
+    def __init__(self, original: Any, target: Any) -> None:
+        self.original = original
+        self.target = target
+
+    def write(self, text: str) -> int:
+        if getattr(_in_step, "active", False):
+            return int(self.target.write(text))
+        return int(self.original.write(text))
+
+    def flush(self) -> None:
+        (self.target if getattr(_in_step, "active", False) else self.original).flush()
+
+    def __getattr__(self, name: str) -> Any:  # fileno, isatty, encoding, ...
+        return getattr(self.original, name)
+
+
 @dataclass
 class _Job:
     run_id: int
@@ -71,7 +100,9 @@ class ThreadExecutor(Executor):
 
     name = "thread"
 
-    def __init__(self) -> None:
+    def __init__(self, step_output: str | None = None) -> None:
+        self.step_output = step_output
+        self._output: Any = None  # the open step output file, once a step runs
         self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -106,6 +137,8 @@ class ThreadExecutor(Executor):
     ) -> None:
         job = self._jobs[run_id]
         job.function, job.args, job.kwargs = function, args, kwargs
+        if self.step_output is not None and self._output is None:
+            self._redirect(self.step_output)
         with self._idle_lock:
             spawn = self._idle == 0
             if not spawn:
@@ -117,7 +150,23 @@ class ThreadExecutor(Executor):
         self._work.put(job)
         return None
 
+    def _redirect(self, path: str) -> None:
+        self._output = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        os.chmod(path, 0o600)
+        sys.stdout = _StepStream(sys.stdout, self._output)
+        sys.stderr = _StepStream(sys.stderr, self._output)
+
+    def _restore(self) -> None:
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if isinstance(stream, _StepStream) and stream.target is self._output:
+                setattr(sys, name, stream.original)
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+
     def _worker(self) -> None:
+        _in_step.active = True
         while True:
             job = self._work.get()
             if job is None:
@@ -170,5 +219,6 @@ class ThreadExecutor(Executor):
             self._work.put(None)
         for worker in self._workers:
             worker.join(timeout=grace / max(1, len(self._workers)))
+        self._restore()
         os.close(self._wake_r)
         os.close(self._wake_w)
