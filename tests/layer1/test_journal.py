@@ -191,9 +191,19 @@ def test_autotrail_dag_file_and_restore_trail(tmp_path):
 
 def test_trail_history_lists_runs_and_a_timeline(tmp_path):
     journal = tmp_path / "j.sqlite3"
-    server, client = serve(chain("a", "b"), journal, name="told")
+
+    def ask(trail_env, context):
+        trail_env.output("checking the replicas")
+        return trail_env.input("Promote which replica?")
+
+    a = Step(ask, name="a")
+    b = Step(lambda env, ctx: "b", name="b")
+    server, client = serve([(a, b)], journal, name="told")
     client.pause(dry_run=False, name="b")
     client.start()
+    wait_until(lambda: client.status(fields=["Waiting for response"], name="a")[0][
+        "Waiting for response"], "the question")
+    client.send_message_to_steps("db2", dry_run=False, name="a")
     wait_states(client, {"a": "Succeeded", "b": "Paused"})
     shut(server, client)
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "150"}
@@ -205,6 +215,21 @@ def test_trail_history_lists_runs_and_a_timeline(tmp_path):
                            str(listed[0]["id"])], capture_output=True, text=True, env=env,
                           check=True).stdout
     assert "api:pause" in text and "To Pause" in text and "returned" in text
+    lines = text.splitlines()
+
+    def line_of(words: str) -> int:
+        return next(i for i, line in enumerate(lines) if words in line)
+
+    # In order: what the step said, what it asked, what it was told, then how it ended.
+    assert (line_of("said") < line_of("asked") < line_of("was told")
+            < line_of("Running -> Succeeded"))
+    assert "checking the replicas" in lines[line_of("said")]
+    assert "Promote which replica?" in lines[line_of("asked")]
+    assert "db2" in lines[line_of("was told")]
+    states = subprocess.run([sys.executable, "-m", "trail", "history", "--journal",
+                             str(journal), str(listed[0]["id"]), "--states-only"],
+                            capture_output=True, text=True, env=env, check=True).stdout
+    assert "api:pause" in states and "checking the replicas" not in states
 
 
 @pytest.mark.parametrize("bad, error", [

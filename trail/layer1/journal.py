@@ -283,14 +283,29 @@ class Journal:
             "WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else _run_row(row)
 
-    def timeline(self, run_id: int) -> list[dict[str, Any]]:
+    def timeline(self, run_id: int, messages: bool = False) -> list[dict[str, Any]]:
+        """One run in order: state changes (``kind`` "state": old, new, cause) and, with
+        ``messages``, what steps said and were told ("output", "prompt", "input":
+        message, attempt)."""
         names = dict(self.db.execute("SELECT n, name FROM steps WHERE run_id = ?",
                                      (run_id,)).fetchall())
-        rows = self.db.execute(
-            "SELECT time, n, old, new, cause FROM transitions WHERE run_id = ? ORDER BY id",
-            (run_id,)).fetchall()
-        return [{"time": t, "n": n, "name": names.get(n), "old": old, "new": new,
-                 "cause": cause} for t, n, old, new, cause in rows]
+        entries = [
+            {"time": t, "n": n, "name": names.get(n), "kind": "state", "old": old, "new": new,
+             "cause": cause}
+            for t, n, old, new, cause in self.db.execute(
+                "SELECT time, n, old, new, cause FROM transitions WHERE run_id = ? ORDER BY id",
+                (run_id,))
+        ]
+        if messages:
+            entries += [
+                {"time": t, "n": n, "name": names.get(n), "kind": kind, "attempt": attempt,
+                 "message": json.loads(message)}
+                for t, n, attempt, kind, message in self.db.execute(
+                    "SELECT time, n, attempt, kind, message FROM messages WHERE run_id = ? "
+                    "ORDER BY id", (run_id,))
+            ]
+        entries.sort(key=lambda entry: entry["time"])  # stable: each table keeps its order
+        return entries
 
     def saved_steps(self, run_id: int) -> dict[int, SavedStep]:
         steps = {}

@@ -245,11 +245,14 @@ def watch_command(ctx: click.Context, socket: str | None, plain: bool) -> None:
 @click.option("--journal", metavar="PATH",
               help="The journal file (default: $XDG_STATE_HOME/trail/journal.sqlite3).")
 @click.option("--limit", default=20, show_default=True, help="How many runs to list.")
+@click.option("--states-only", is_flag=True,
+              help="In a timeline, state changes only (not what steps said and were told).")
 @JSON
 @click.pass_context
 def history(ctx: click.Context, run_id: int | None, journal: str | None, limit: int,
-            as_json: bool) -> None:
-    """Past runs from the journal, or one run's timeline (who changed what, when).
+            states_only: bool, as_json: bool) -> None:
+    """Past runs from the journal, or one run's timeline: who changed what, when, and what
+    the steps said, asked and were told.
 
     \b
     Examples:
@@ -271,7 +274,7 @@ def history(ctx: click.Context, run_id: int | None, journal: str | None, limit: 
         run = book.run(run_id)
         if run is None:
             raise Failure(f"no run {run_id} in {path}")
-        timeline = book.timeline(run_id)
+        timeline = book.timeline(run_id, messages=not states_only)
         if as_json:
             click.echo(json.dumps({"run": run, "timeline": timeline}, indent=2, default=str))
             return

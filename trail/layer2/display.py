@@ -111,11 +111,20 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
 
 
 def timeline_table(run: dict[str, Any], timeline: list[dict[str, Any]]) -> Table:
-    """One run's changes in order: when, which step, from and to, and who asked."""
+    """One run in order: when, which step, what happened (a state change, or what the step
+    said, asked, or was told), and why or what."""
     table = Table(title=f"run {run['id']} of {run['name']}, started {clock(run['started'])}")
-    for column in ("time", "n", "step", "from", "to", "cause"):
+    for column in ("time", "n", "step", "what", "detail"):
         table.add_column(column, justify="right" if column == "n" else "left")
-    for change in timeline:
-        table.add_row(clock(change["time"]), str(change["n"]), str(change["name"]),
-                      state_text(change["old"]), state_text(change["new"]), change["cause"])
+    for entry in timeline:
+        if entry["kind"] == "state":
+            what = Text.assemble(state_text(entry["old"]), " -> ", state_text(entry["new"]))
+            detail = Text(entry["cause"])
+        else:
+            what = Text(TIMELINE_KINDS.get(entry["kind"], entry["kind"]), style="dim")
+            detail = Text(str(entry["message"]))
+        table.add_row(clock(entry["time"]), str(entry["n"]), str(entry["name"]), what, detail)
     return table
+
+
+TIMELINE_KINDS = {"output": "said", "prompt": "asked", "input": "was told"}
