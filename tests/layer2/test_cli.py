@@ -178,6 +178,36 @@ def test_live_view_answers_a_prompt_and_pauses_a_step(tmp_path):
         tmux.close()
 
 
+def test_live_view_with_thread_steps_that_print(tmp_path):
+    """Thread steps share the live view's process: what they print goes to the log, and
+    the live view stays a live view (its terminal still answers as a terminal)."""
+    book = tmp_path / "chatty.py"
+    book.write_text(
+        "from trail import Instruction, Step\n"
+        "def chatty(trail_env, context):\n"
+        "    print('NOISE-FROM-A-STEP')\n"
+        "    return 'said it'\n"
+        "executor = 'thread'\n"
+        "trail = Step(chatty) >> Step(Instruction('confirm', 'All good? Reply yes'),\n"
+        "                             name='confirm')\n")
+    socket_file = str(tmp_path / "chatty.sock")
+    tmux = Tmux(f"{' '.join(TRAIL)} run {book} --socket {socket_file}",
+                env={"PYTHONPATH": str(ROOT)})
+    try:
+        tmux.wait_for("? All good? Reply yes")
+        screen = tmux.screen()
+        assert "NOISE-FROM-A-STEP" not in screen
+        assert any(line.count("│") > 4 and "chatty" in line for line in screen.splitlines())
+        tmux.keys("a")
+        tmux.wait_for("confirm: All good?")
+        tmux.keys("yes", "Enter")
+        screen = tmux.wait_for("EXIT=")
+        assert "EXIT=0" in screen and "NOISE-FROM-A-STEP" not in screen
+        assert "NOISE-FROM-A-STEP" in Path(socket_file + ".log").read_text()
+    finally:
+        tmux.close()
+
+
 def test_trail_watch_shows_a_change_within_a_second(serve):
     client = serve(Step(Instruction("wait_here", "Press on"), name="wait_here") >>
                    Step(lambda e, c: 1, name="next_one"))

@@ -12,7 +12,6 @@ step can check ``trail_env.interrupted``; whatever it returns later is ignored.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import queue
@@ -65,24 +64,27 @@ class QueueChannel(StepChannel):
 _in_step = threading.local()  # .active: this thread runs a step now
 
 
-class _StepStream(io.TextIOBase):
+class _StepStream:
     """Stands in for sys.stdout or sys.stderr: what a step's thread prints goes to the
-    step output file, what any other thread prints (the live view) where it always went.
+    step output file, what any other thread prints (the live view) where it always went,
+    and every other question (isatty, fileno, encoding) is answered by the original.
     (Only Python-level writes: a child process writing to fd 1 is not redirected.)"""
 
     def __init__(self, original: Any, target: Any) -> None:
         self.original = original
         self.target = target
 
+    def _stream(self) -> Any:
+        in_step = getattr(_in_step, "active", False)
+        return self.target if in_step and not self.target.closed else self.original
+
     def write(self, text: str) -> int:
-        if getattr(_in_step, "active", False):
-            return int(self.target.write(text))
-        return int(self.original.write(text))
+        return int(self._stream().write(text))
 
     def flush(self) -> None:
-        (self.target if getattr(_in_step, "active", False) else self.original).flush()
+        self._stream().flush()
 
-    def __getattr__(self, name: str) -> Any:  # fileno, isatty, encoding, ...
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.original, name)
 
 
