@@ -52,8 +52,8 @@ def remote_group(client: Any, name: str) -> int:
     return wait_until(seen, f"{name} to start on the host")
 
 
-def wait_gone(pgid: int, marker: str) -> None:
-    wait_until(lambda: not pgrep("-g", str(pgid)) and not pgrep("-f", marker),
+def wait_gone(pgid: int, marker: str | None = None) -> None:
+    wait_until(lambda: not pgrep("-g", str(pgid)) and not (marker and pgrep("-f", marker)),
                f"no process of the command left (group {pgid}, marker {marker})")
 
 
@@ -81,15 +81,23 @@ def test_output_streams_while_the_command_runs_and_the_result_is_returned(serve,
 
 
 def test_argv_cwd_and_env_reach_the_host_exactly(serve, sshd):
-    shell = ShellCommand("where", ["sh", "-c", 'pwd; echo "$GREETING"; echo "$1"', "sh",
-                                   "it's a $HOME `x`"],
-                         host="db2", cwd="/tmp", env={"GREETING": "hello there; 'quoted'"},
+    secret = f"s3cret-{uuid.uuid4().hex}"
+    shell = ShellCommand("where", ["sh", "-c", 'pwd; echo "$GREETING"; echo "$1"; '
+                                   'echo pgid=$$; sleep 600', "sh", "it's a $HOME `x`"],
+                         host="db2", cwd="/tmp",
+                         env={"GREETING": "hello there; 'quoted'\nsecond line",
+                              "TOKEN": secret},
                          ssh_options=sshd.options)
     client = serve(Step(shell, name="where"))
     client.start()
-    wait_states(client, {"where": "Succeeded"})
-    assert value(client, "where")["stdout"] == ["/tmp", "hello there; 'quoted'",
-                                                "it's a $HOME `x`"]
+    pgid = remote_group(client, "where")
+    assert [line for line in output(client, "where") if line.startswith("[STDOUT]")][:4] == [
+        "[STDOUT] -- /tmp", "[STDOUT] -- hello there; 'quoted'", "[STDOUT] -- second line",
+        "[STDOUT] -- it's a $HOME `x`"]
+    # The values travel on the wrapper's input: no command line here or there shows one.
+    assert pgrep("-f", secret) == []
+    client.interrupt(dry_run=False)
+    wait_gone(pgid)
 
 
 @pytest.mark.parametrize("code", [3, 255])

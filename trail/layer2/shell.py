@@ -32,6 +32,7 @@ from trail.layer2.ssh import (
     diagnose,
     inner_script,
     new_tag,
+    preamble,
     ssh_options_argv,
     sudo_wants_password,
     wrapped_argv,
@@ -127,9 +128,8 @@ class ShellCommand:
     list is quoted exactly. Interrupt and timeout stop the command's process group on the
     host (see ``trail.layer2.ssh``). A host that cannot be reached, or is lost during the
     command, fails the step with HostUnreachableError, never with the command's exit code.
-    On a host (and under sudo) ``cwd`` and ``env`` are set by the shell that runs the
-    command, so ``env`` values are part of its command line, which ``ps`` shows: keep
-    secrets out of them (read them from a file on the host instead).
+    On a host (and under sudo) ``cwd`` and ``env`` are set by the wrapper that runs the
+    command; ``env`` values travel on its input, never on a command line ``ps`` would show.
 
     ``sudo=True`` (root) or ``sudo_user="name"`` runs the command through ``sudo -n``, here
     or on the host: sudo never prompts where nobody can see it; if it wants a password,
@@ -224,7 +224,7 @@ class ShellCommand:
         if not self.wrapped:
             return argv
         if not self.here:
-            script = inner_script(script, self.cwd, self.env)
+            script = inner_script(script, self.cwd)
         wrapped = wrapped_argv(self.target, script, tag or new_tag(), self.kill_grace)
         if self.target.host is None:
             return wrapped
@@ -277,8 +277,13 @@ class ShellCommand:
         except OSError as exc:
             raise ShellCommandFailedError(text, None, None, f"Could not start: {exc}",
                                           where) from exc
-        if process.stdin is not None:
+        if process.stdin is not None and run.markers is not None:
             _INPUTS.add(process.stdin.fileno())
+            try:
+                process.stdin.write(preamble(run.markers.tag, None if here else self.env))
+                process.stdin.flush()
+            except BrokenPipeError:
+                pass  # it ended at once (ssh could not connect, sudo refused): told below
         trail_env.adopt_process_group(process.pid)
         try:
             timed_out = run.pump(process)

@@ -43,6 +43,16 @@ WRAPPER = """
 command -v setsid >/dev/null 2>&1 || {
     echo "trail: setsid (util-linux) is not installed on this host" >&2; exit 127; }
 tag=$1 ticks=$2
+# First on the input: the environment to set, up to a "go" line (so that no value is on a
+# command line, where ps shows it). No "go": whoever started us is gone; run nothing.
+env= go=
+while IFS= read -r line; do
+    if [ "$line" = "$tag go" ]; then go=1; break; fi
+    env="$env$line
+"
+done
+[ -n "$go" ] || exit 0
+eval "$env"
 exec 3<&0 </dev/null
 setsid /bin/sh -c "$3" 3<&- &
 pid=$!
@@ -146,17 +156,22 @@ def ssh_options_argv(options: Sequence[str] | Mapping[str, object] | None) -> tu
     return tuple(str(option) for option in options)
 
 
-def inner_script(command: str, cwd: str | None, env: Mapping[str, str] | None) -> str:
-    """The sh text run on the host: change directory, set variables, run the command."""
-    parts = []
-    if cwd is not None:
-        parts.append(f"cd {shlex.quote(cwd)} || exit 1")
+def inner_script(command: str, cwd: str | None) -> str:
+    """The sh text run on the host (or under sudo): change directory, run the command."""
+    if cwd is None:
+        return command
+    return f"cd {shlex.quote(cwd)} || exit 1\n{command}"
+
+
+def preamble(tag: str, env: Mapping[str, str] | None) -> bytes:
+    """What the wrapper reads first on its input: ``export`` lines, then "go"."""
+    lines = []
     for name, value in (env or {}).items():
         if not _NAME.match(name):
             raise ValueError(f"not an environment variable name: {name!r}")
-        parts.append(f"export {name}={shlex.quote(str(value))}")
-    parts.append(command)
-    return "\n".join(parts)
+        lines.append(f"export {name}={shlex.quote(str(value))}\n")
+    lines.append(f"{tag} go\n")
+    return "".join(lines).encode()
 
 
 def wrapped_argv(target: Target, script: str, tag: str, grace: float) -> list[str]:
