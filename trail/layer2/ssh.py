@@ -13,18 +13,22 @@ script on the host instead:
 
 - the command starts in a session of its own (``setsid``), so its whole process group,
   children included, can be signalled;
-- a watcher, in a session of its own, reads the ssh channel's stdin, on which trail never
-  writes. End of input means trail asked the command to stop (it closed the channel, or
+- a watcher, in a session of its own, reads the ssh channel's stdin, on which trail writes
+  nothing more. End of input means trail asked the command to stop (it closed the channel, or
   the step's process died), or the local ssh died, or the connection dropped: the watcher
   then sends the group SIGTERM and, after the grace period, SIGKILL to whatever is left;
+- before that, the wrapper reads the command's environment from its input, up to a "go"
+  line, so that no value appears on a command line (``ps`` shows those to every user);
 - markers on stderr (with a per-run random tag, hidden from the operator) say that the
   command started and with which exit code it ended. So a lost connection (no end marker)
   is told apart from a command that exits 255, which ssh alone cannot do.
 
 The remote account's login shell must understand POSIX quoting (sh, bash, dash, ksh, zsh).
 
-The same wrapper runs a command under sudo on this machine: as another user, the command
-is out of reach of the server's signals, but not of a watcher running as that user.
+The same wrapper runs every command on this machine too (where ``setsid`` is): under sudo,
+as another user, the command is out of reach of the server's signals, but not of a watcher
+running as that user; and any command stops when its step's process dies, even when the
+whole server was killed.
 """
 
 from __future__ import annotations
