@@ -4,6 +4,7 @@ per-host steering, sudo."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -374,3 +375,31 @@ def test_a_crashed_server_leaves_no_process_on_the_host(sshd, tmp_path):
         f"                           host='db1', ssh_options={sshd.options!r}), name='long')\n")
     pgid = crash_while_running(book, tmp_path / "journal.sqlite3")
     wait_gone(pgid, marker)
+
+
+REMOTE_ORPHAN_STEPS = int(os.environ.get("TRAIL_REMOTE_ORPHAN_STEPS", "12"))
+
+
+def test_no_remote_orphans_after_many_interrupts_and_timeouts(serve, sshd):
+    """Many remote commands at once over the three "hosts", half interrupted, half timed
+    out (each with a child that ignores SIGTERM): none of their processes is left."""
+    marker = f"trail-mark-{uuid.uuid4().hex}"
+    # ssh's handshakes take CPU: give every command time to start before its timeout.
+    timeout = 4.0 + 0.5 * REMOTE_ORPHAN_STEPS
+    steps = []
+    for i in range(REMOTE_ORPHAN_STEPS):
+        command = f"sh -c 'trap \"\" TERM; sleep 600; :' {marker}-{i} & sleep 600"
+        options = {"timeout": timeout} if i % 2 else {}
+        steps.append(Step(RemoteCommand(f"r{i}", command, host=ALIASES[i % len(ALIASES)],
+                                        ssh_options=sshd.options, kill_grace=0.5, **options),
+                          name=f"r{i}"))
+    client = serve(steps)
+    client.start()
+    children = f"sleep 600; : {marker}-"
+    wait_until(lambda: len(pgrep("-f", children)) == REMOTE_ORPHAN_STEPS,
+               "every command's child to start", timeout=timeout)
+    for i in range(0, REMOTE_ORPHAN_STEPS, 2):
+        client.interrupt(dry_run=False, name=f"r{i}")
+    wait_states(client, {f"r{i}": ("Paused due to failure" if i % 2 else "Interrupted")
+                         for i in range(REMOTE_ORPHAN_STEPS)}, timeout=60 + timeout)
+    wait_until(lambda: not pgrep("-f", marker), "no process of any command left")
