@@ -31,6 +31,14 @@ def chain(*names: str, fail: str = ""):
     return list(zip(steps, steps[1:], strict=False)) if len(steps) > 1 else steps[0]
 
 
+def talking(says: str, asks: str):
+    """A step that says something, then asks and returns the answer."""
+    def action(trail_env, context):
+        trail_env.output(says)
+        return trail_env.input(asks)
+    return action
+
+
 def serve(definition, journal: Path, **options) -> tuple[TrailServer, TrailClient]:
     server = TrailServer(definition, journal=journal, **options)
     server.serve(threaded=True)
@@ -60,12 +68,7 @@ def test_a_call_is_in_the_journal_when_it_is_acknowledged(tmp_path):
 
 def test_the_journal_keeps_values_messages_and_who_asked(tmp_path):
     journal = tmp_path / "j.sqlite3"
-
-    def talk(trail_env, context):
-        trail_env.output("hello")
-        return trail_env.input("name?")
-
-    steps = [Step(talk, name="talk"), *(Step(a, name=n) for n, a in
+    steps = [Step(talking("hello", "name?"), name="talk"), *(Step(a, name=n) for n, a in
              [("lock", lambda e, c: threading.Lock()), ("bad", lambda e, c: 1 / 0)])]
     server, client = serve([(steps[0], steps[1]), (steps[1], steps[2])], journal,
                            name="values")
@@ -191,12 +194,7 @@ def test_autotrail_dag_file_and_restore_trail(tmp_path):
 
 def test_trail_history_lists_runs_and_a_timeline(tmp_path):
     journal = tmp_path / "j.sqlite3"
-
-    def ask(trail_env, context):
-        trail_env.output("checking the replicas")
-        return trail_env.input("Promote which replica?")
-
-    a = Step(ask, name="a")
+    a = Step(talking("checking the replicas", "Promote which replica?"), name="a")
     b = Step(lambda env, ctx: "b", name="b")
     server, client = serve([(a, b)], journal, name="told")
     client.pause(dry_run=False, name="b")
