@@ -137,7 +137,8 @@ def test_a_host_that_cannot_be_reached_is_told_apart_from_a_failed_command(
     client = serve(Step(RemoteCommand("reach", "true", host=host, ssh_options=sshd.options),
                         name="reach"))
     client.start()
-    wait_states(client, {"reach": "Paused due to failure"})
+    # A resolver that must time out on the unknown name may take a while: be generous.
+    wait_states(client, {"reach": "Paused due to failure"}, timeout=90)
     text = value(client, "reach")
     assert text.startswith(f"HostUnreachableError: [Command: true] [Host: {host}] -- Could "
                            f"not reach the host ({problem}): ")
