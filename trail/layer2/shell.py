@@ -340,13 +340,13 @@ class ShellCommand:
             return ShellCommandFailedError(text, exit_code, last_error, "", where)
         return None
 
-    def stop(self, process: subprocess.Popen[bytes], wrapped: bool) -> None:
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
         """Stop the command: SIGTERM its group, then after the grace period SIGKILL what is
         left of it (a grandchild may ignore SIGTERM and hold the pipes open). A wrapped
         command is asked through its input first, so its watcher does that where the
         command is (on the host, as its user), and its last words still arrive; signals
         from here are the fallback."""
-        if wrapped:
+        if self.wrapped:
             close_input(process)  # the watcher's end of input: stop the command
             try:
                 process.wait(self.kill_grace + REMOTE_STOP_MARGIN)
@@ -423,19 +423,19 @@ class _Run:
             wait = None if deadline is None else deadline - time.monotonic()
             if wait is not None and wait <= 0:
                 timed_out = True
-                self.shell.stop(process, wrapped)
+                self.shell.stop(process)
                 deadline = None
                 continue
             if wrapped and poll_exit:  # no pidfd: look now and then
                 wait = EXIT_POLL if wait is None else min(wait, EXIT_POLL)
                 if process.poll() is not None:
-                    self._ended(process)
+                    close_input(process)  # the wrapper (or ssh) ended: see _watch_exit
             for key, _ in selector.select(wait):
                 name = key.data
                 if name == "EXIT":
                     selector.unregister(key.fileobj)
                     os.close(key.fd)
-                    self._ended(process)
+                    close_input(process)  # the wrapper (or ssh) ended: see _watch_exit
                     continue
                 try:
                     chunk = os.read(key.fd, 1 << 16)
@@ -452,9 +452,10 @@ class _Run:
 
     def _watch_exit(self, process: subprocess.Popen[bytes],
                     selector: selectors.BaseSelector) -> int | None:
-        """For a wrapped command, wake when the process we started ends (a pidfd): if the
-        command's group still holds the pipes then, the wrapper was killed (sudo's group,
-        on interrupt) and the watcher must hear it. None when there is no pidfd."""
+        """For a wrapped command, wake when the process we started ends (a pidfd), to close
+        its input: if the command's group still holds the pipes then, the wrapper was
+        killed (its group is signalled on interrupt) and the watcher left behind must hear
+        it; after a normal end the close changes nothing. None when there is no pidfd."""
         if self.markers is None or not hasattr(os, "pidfd_open"):
             return None
         try:
@@ -463,12 +464,6 @@ class _Run:
             return None
         selector.register(pidfd, selectors.EVENT_READ, "EXIT")
         return pidfd
-
-    @staticmethod
-    def _ended(process: subprocess.Popen[bytes]) -> None:
-        """The wrapper (or ssh) ended: close its input, so a watcher left behind stops the
-        command (it already exited, or was stopped, if the wrapper ended normally)."""
-        close_input(process)
 
     def line(self, name: str, line: str) -> None:
         """Report one line; remember it if it is a fatal error."""

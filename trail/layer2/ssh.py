@@ -118,8 +118,7 @@ class Target:
     @property
     def where(self) -> str:
         """The host as the operator reads it: ``user@host:port``."""
-        if self.host is None:
-            return "localhost"
+        assert self.host is not None
         where = self.host if self.user is None else f"{self.user}@{self.host}"
         return where if self.port is None else f"{where}:{self.port}"
 
