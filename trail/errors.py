@@ -8,13 +8,21 @@
     ├── TrailConnectionError (ConnectionError)  no server answered at a socket
     ├── TrailClientError                   the server refused a call; carries its message
     ├── SocketInUseError                   a live server already serves at a socket file
+    ├── JournalError                       the journal cannot be used
+    │   └── JournalMismatchError           its unfinished run no longer matches the trail
+    ├── RunbookError                       a runbook file that cannot be loaded
     └── StepError                          raised into or on behalf of a step
         ├── StepInterruptedError           the operator interrupted the step
         ├── StepTimeoutError (TimeoutError)    the step ran past its timeout
         ├── StepProcessError               the step's process died without a result
         ├── RemoteStepError                a step's exception that could not be pickled
-        └── InputTimeoutError (TimeoutError, queue.Empty)
-                                           nobody answered trail_env.input in time
+        ├── InputTimeoutError (TimeoutError, queue.Empty)
+        │                                  nobody answered trail_env.input in time
+        ├── InstructionNotCompletedError (RuntimeError)
+        │                                  the operator said an Instruction was not done
+        └── ShellCommandFailedError (RuntimeError)
+            │                              a command failed (exit code, fatal stderr line)
+            └── HostUnreachableError       ssh could not reach the host, or lost it
 
 Errors are built from their facts; the message is made in ``__init__`` so every raise
 site says the same thing the same way.
@@ -129,3 +137,75 @@ class InputTimeoutError(StepError, TimeoutError, queue.Empty):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.prompt, self.timeout))
+
+
+class JournalError(TrailError):
+    """The journal cannot be used: damaged, unreadable, or not a journal."""
+
+
+class JournalMismatchError(JournalError):
+    """The trail changed since the journal's unfinished run of it was written."""
+
+    def __init__(self, run_id: int, differences: list[str]) -> None:
+        self.run_id = run_id
+        self.differences = differences
+        listed = "; ".join(differences)
+        super().__init__(
+            f"the journal's unfinished run {run_id} of this trail does not match its "
+            f"definition now ({listed}); start fresh to run it anew"
+        )
+
+
+class RunbookError(TrailError):
+    """A runbook file that cannot be loaded, with where and why."""
+
+
+class InstructionNotCompletedError(StepError, RuntimeError):
+    """The operator answered that a manual instruction was not done."""
+
+
+def command_label(command: str, host: str | None) -> str:
+    """How output and errors name a command: ``[Command: ...]``, and where it ran."""
+    return f"[Command: {command}]" if host is None else f"[Command: {command}] [Host: {host}]"
+
+
+class ShellCommandFailedError(StepError, RuntimeError):
+    """The command failed: an exit code that is not ignorable, or a fatal stderr line."""
+
+    def __init__(self, command: str, exit_code: int | None, last_error: str | None,
+                 reason: str = "", host: str | None = None) -> None:
+        self.command = command
+        self.exit_code = exit_code
+        self.last_error = last_error
+        self.reason = reason
+        self.host = host
+        detail = reason or f"Failed with exit code: {exit_code}"
+        super().__init__(f"{command_label(command, host)} -- {detail}, "
+                         f"STDERR (Last line): {last_error}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.command, self.exit_code, self.last_error, self.reason,
+                             self.host))
+
+
+class HostUnreachableError(ShellCommandFailedError):
+    """ssh could not reach the host, or lost it while the command ran: the command's own
+    result is unknown. ``problem`` names what went wrong ("connection refused",
+    "authentication failed", "host key refused", "name not resolved", "connection lost",
+    ...); ``transient`` says whether trying again later may help (for ``retry_on``)."""
+
+    def __init__(self, command: str, host: str, problem: str, detail: str | None,
+                 transient: bool, during: bool = False) -> None:
+        self.problem = problem
+        self.transient = transient
+        self.during = during
+        what = ("Lost the connection to the host while the command ran" if during
+                else "Could not reach the host")
+        super().__init__(command, None, detail, f"{what} ({problem})", host)
+
+    def __str__(self) -> str:
+        return f"{command_label(self.command, self.host)} -- {self.reason}: {self.last_error}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.command, self.host, self.problem, self.last_error,
+                             self.transient, self.during))

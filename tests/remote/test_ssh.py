@@ -24,7 +24,7 @@ from tests.support import (
     wait_until,
 )
 from trail import HostUnreachableError, RemoteCommand, ShellCommand, Step, on_hosts
-from trail.layer2.ssh import sudo_wants_password
+from trail.layer2.steps.wrapper import sudo_wants_password
 
 
 def output(client: Any, name: str) -> list[str]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trail.errors import TrailError
+from trail.errors import JournalError, JournalMismatchError
 from trail.layer1.executors.base import ReprValue
 
 SCHEMA = """
@@ -78,21 +78,7 @@ CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, id);
 """
 
 
-class JournalError(TrailError):
-    """The journal cannot be used: damaged, unreadable, or not a journal."""
 
-
-class JournalMismatchError(JournalError):
-    """The trail changed since the journal's unfinished run of it was written."""
-
-    def __init__(self, run_id: int, differences: list[str]) -> None:
-        self.run_id = run_id
-        self.differences = differences
-        listed = "; ".join(differences)
-        super().__init__(
-            f"the journal's unfinished run {run_id} of this trail does not match its "
-            f"definition now ({listed}); start fresh to run it anew"
-        )
 
 
 def default_journal_path() -> Path:

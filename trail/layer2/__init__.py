@@ -1,16 +1,30 @@
-"""What users touch: TrailServer, TrailClient, step helpers, InteractiveTrail, diagrams."""
+"""What users touch, on top of the engine (imports trail.layer1 and trail.core).
 
-from trail.layer2.client import EventStream, TrailClient
-from trail.layer2.context import threadsafe_class
+- ``steps/``: what runs inside steps (ShellCommand and its stop wrapper, ssh, hosts,
+  Instruction, conditionals, templating, the shared context).
+- ``server.py``, ``client.py``, ``mirror.py``: serving a trail, steering it, and turning
+  its events into status rows for every view.
+- ``cli/``: the ``trail`` command, the live view, the REPL.
+- ``diagram.py``, ``monitor.py``, ``runbook.py``: diagrams, monitor_trail, runbook files.
+"""
+
+from trail.layer2.cli.repl import InteractiveTrail, Names, interactive
+from trail.layer2.client import TrailClient
 from trail.layer2.diagram import (
     definition_dot,
     live_dot,
     render,
     write_trail_definition_as_dot,
 )
-from trail.layer2.helpers import (
+from trail.layer2.monitor import monitor_trail
+from trail.layer2.server import TrailServer
+from trail.layer2.steps import (
+    HostUnreachableError,
     Instruction,
     InstructionNotCompletedError,
+    RemoteCommand,
+    ShellCommand,
+    ShellCommandFailedError,
     accepts_context,
     accepts_environment,
     accepts_nothing,
@@ -19,12 +33,10 @@ from trail.layer2.helpers import (
     extraction_wrapper,
     make_context_attribute_based_templating_function,
     make_simple_templating_function,
+    on_hosts,
+    threadsafe_class,
 )
-from trail.layer2.hosts import RemoteCommand, on_hosts
-from trail.layer2.interactive import InteractiveTrail, Names, interactive
-from trail.layer2.monitor import monitor_trail
-from trail.layer2.server import TrailServer
-from trail.layer2.shell import HostUnreachableError, ShellCommand, ShellCommandFailedError
+from trail.layer2.stream import EventStream
 
 __all__ = [
     "EventStream",

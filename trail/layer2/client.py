@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import builtins
 import itertools
-import json
 import os
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import zmq
 
-from trail.errors import ProtocolError, TrailClientError, TrailConnectionError
+from trail.errors import TrailClientError, TrailConnectionError
 from trail.layer1.sockets import events_file, is_live
 from trail.layer1.wire import Call, Reply, Request
+from trail.layer2.stream import EventStream
 
 Steps = list[dict[str, Any]]
 
@@ -205,56 +204,3 @@ class TrailClient:
         ``status()`` for the state before, then act.
         """
         return EventStream(events_file(self.socket_file), self.timeout)
-
-
-class EventStream:
-    """The events a server publishes: state changes, output, prompts and replies.
-
-    Each event is a dict with ``seq``, ``time``, ``kind`` ('state', 'output', 'prompt',
-    'input'), ``n`` and ``name``, and for a state change ``state``, ``previous`` and
-    ``cause``; for a message, ``message``.
-    """
-
-    def __init__(self, path: str, timeout: float) -> None:
-        if not os.path.exists(path):
-            raise TrailConnectionError(path, "the event socket file does not exist")
-        self.path = path
-        self._sock: zmq.Socket = zmq.Context.instance().socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self._sock.connect(f"ipc://{path}")
-        # The server greets each new subscription; until the greeting, events may be missed.
-        while True:
-            event = self.next(timeout)
-            if event is None:
-                self.close()
-                raise TrailConnectionError(path, f"no greeting within {timeout:g} s")
-            if event["kind"] == "hello":
-                break
-
-    def next(self, timeout: float | None = None) -> dict[str, Any] | None:
-        """The next event, or None after ``timeout`` seconds without one."""
-        wait = None if timeout is None else int(timeout * 1000)
-        if not self._sock.poll(wait, zmq.POLLIN):
-            return None
-        data = self._sock.recv()
-        try:
-            return json.loads(data)
-        except ValueError as exc:
-            raise ProtocolError(f"the server published an event that is not JSON: "
-                                f"{exc}") from exc
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        while True:
-            event = self.next()
-            if event is not None and event["kind"] != "hello":
-                yield event
-
-    def close(self) -> None:
-        self._sock.close(0)
-
-    def __enter__(self) -> EventStream:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

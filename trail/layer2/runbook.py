@@ -20,11 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trail.core.dag import make_trail_graph
-from trail.errors import DefinitionError, TrailError
-
-
-class RunbookError(TrailError):
-    """A runbook file that cannot be loaded, with where and why."""
+from trail.errors import DefinitionError, RunbookError
 
 
 @dataclass

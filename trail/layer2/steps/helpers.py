@@ -9,6 +9,7 @@ from functools import wraps
 from typing import Any
 
 from trail.core.step import Step
+from trail.errors import InstructionNotCompletedError
 
 ActionFunction = Callable[[Any, Any], Any]
 
@@ -164,10 +165,6 @@ def as_text_function(
     if isinstance(value, str):
         return make_simple_templating_function(value)
     raise TypeError(f"expected a template string or a function, not {value!r}")
-
-
-class InstructionNotCompletedError(RuntimeError):
-    """The operator answered that a manual instruction was not done."""
 
 
 YES = frozenset({"true", "yes", "y", "done", "ok"})

@@ -1,7 +1,7 @@
 """ShellCommand: run a command as a step, streaming its output to the operator as it comes.
 
 The command runs in a session (process group) of its own under a small ``sh`` wrapper
-(``trail.layer2.ssh``) whose watcher stops that whole group, SIGTERM then SIGKILL, when
+(``trail.layer2.steps.wrapper``) whose watcher stops that whole group, SIGTERM then SIGKILL, when
 its input closes: when the step is interrupted or times out, and also when the step's
 process dies, crashed server included. The wrapper's own group is adopted by the step's
 run, so the manager signals it too. The same wrapper runs a command on another host
@@ -22,18 +22,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from trail.errors import StepInterruptedError
+from trail.errors import (
+    HostUnreachableError,
+    ShellCommandFailedError,
+    StepInterruptedError,
+)
+from trail.errors import command_label as label
 from trail.layer1.executors.base import signal_groups
-from trail.layer2.helpers import apply_object_attributes_to_template
-from trail.layer2.ssh import (
-    SSH_FAILED,
+from trail.layer2.steps.helpers import apply_object_attributes_to_template
+from trail.layer2.steps.ssh import SSH_FAILED, Target, diagnose, ssh_options_argv
+from trail.layer2.steps.wrapper import (
     Markers,
-    Target,
-    diagnose,
     inner_script,
     new_tag,
     preamble,
-    ssh_options_argv,
     sudo_wants_password,
     wrapped_argv,
 )
@@ -43,52 +45,6 @@ MAX_SSH_LINES = 50  # stderr lines kept to tell why ssh or sudo gave up
 REMOTE_STOP_MARGIN = 5.0  # seconds beyond the grace for a remote command to stop itself
 EXIT_POLL = 0.5  # seconds between looks at a wrapped command's process, without a pidfd
 LOCAL_SETSID = shutil.which("setsid")  # util-linux: every Linux; not macOS
-
-
-class ShellCommandFailedError(RuntimeError):
-    """The command failed: an exit code that is not ignorable, or a fatal stderr line."""
-
-    def __init__(self, command: str, exit_code: int | None, last_error: str | None,
-                 reason: str = "", host: str | None = None) -> None:
-        self.command = command
-        self.exit_code = exit_code
-        self.last_error = last_error
-        self.reason = reason
-        self.host = host
-        detail = reason or f"Failed with exit code: {exit_code}"
-        super().__init__(f"{label(command, host)} -- {detail}, STDERR (Last line): {last_error}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.command, self.exit_code, self.last_error, self.reason,
-                             self.host))
-
-
-class HostUnreachableError(ShellCommandFailedError):
-    """ssh could not reach the host, or lost it while the command ran: the command's own
-    result is unknown. ``problem`` names what went wrong ("connection refused",
-    "authentication failed", "host key refused", "name not resolved", "connection lost",
-    ...); ``transient`` says whether trying again later may help (for ``retry_on``)."""
-
-    def __init__(self, command: str, host: str, problem: str, detail: str | None,
-                 transient: bool, during: bool = False) -> None:
-        self.problem = problem
-        self.transient = transient
-        self.during = during
-        what = ("Lost the connection to the host while the command ran" if during
-                else "Could not reach the host")
-        super().__init__(command, None, detail, f"{what} ({problem})", host)
-
-    def __str__(self) -> str:
-        return f"{label(self.command, self.host)} -- {self.reason}: {self.last_error}"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.command, self.host, self.problem, self.last_error,
-                             self.transient, self.during))
-
-
-def label(command: str, host: str | None) -> str:
-    """How output and errors name a command: ``[Command: ...]``, and where it ran."""
-    return f"[Command: {command}]" if host is None else f"[Command: {command}] [Host: {host}]"
 
 
 def _blank(line: str) -> bool:
@@ -126,7 +82,7 @@ class ShellCommand:
     ``connect_timeout`` and ``alive_interval`` bound how long an unreachable or silent host
     is waited for). There a string command is sh text, run by the remote ``sh``; an argv
     list is quoted exactly. Interrupt and timeout stop the command's process group on the
-    host (see ``trail.layer2.ssh``). A host that cannot be reached, or is lost during the
+    host (see ``trail.layer2.steps.wrapper``). A host that cannot be reached, or is lost during the
     command, fails the step with HostUnreachableError, never with the command's exit code.
     On a host (and under sudo) ``cwd`` and ``env`` are set by the wrapper that runs the
     command; ``env`` values travel on its input, never on a command line ``ps`` would show.
@@ -199,7 +155,7 @@ class ShellCommand:
 
     @property
     def wrapped(self) -> bool:
-        """Run under trail's stop wrapper (``trail.layer2.ssh``): always where ``setsid``
+        """Run under trail's stop wrapper (``trail.layer2.steps.wrapper``): always where ``setsid``
         is (so a command stops when its step's process dies, even with a crashed server);
         without it, only on a host or as another user, where signals from here cannot
         reach the whole command."""

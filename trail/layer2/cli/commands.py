@@ -23,11 +23,11 @@ from rich.console import Console
 from trail.errors import TrailError
 from trail.layer1.journal import Journal, default_journal_path
 from trail.layer1.sockets import is_live, new_socket_file, socket_dir
+from trail.layer2.cli.display import affected_text, runs_table, status_table, timeline_table
+from trail.layer2.cli.liveview import parse_reply, watch
+from trail.layer2.cli.repl import interactive
 from trail.layer2.client import TrailClient
 from trail.layer2.diagram import definition_dot, live_dot, render
-from trail.layer2.display import affected_text, runs_table, status_table, timeline_table
-from trail.layer2.interactive import interactive
-from trail.layer2.liveview import parse_reply, watch
 from trail.layer2.runbook import load_runbook
 from trail.layer2.server import TrailServer
 

@@ -27,8 +27,9 @@ from rich.text import Text
 from trail.core.states import State
 from trail.errors import TrailError
 from trail.layer1.wire import StatusField
-from trail.layer2.client import EventStream, TrailClient
-from trail.layer2.display import STATE_STYLES, elapsed, state_text
+from trail.layer2.cli.display import STATE_STYLES, elapsed, state_text
+from trail.layer2.client import TrailClient
+from trail.layer2.stream import EventStream
 
 FIELDS = [StatusField.STATE, StatusField.UNREPLIED_PROMPT_MESSAGE, StatusField.OUTPUT_MESSAGES,
           StatusField.STARTED_AT, StatusField.FINISHED_AT]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from trail.core.step import Step
-from trail.layer2.shell import Command, ShellCommand
+from trail.layer2.steps.shell import Command, ShellCommand
 
 CommandSpec = Command | Callable[[Any, Any], Command | None]
 

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.text import Text
 
 from trail.errors import TrailError
+from trail.layer2.cli.display import affected_text, status_table
 from trail.layer2.client import TrailClient
-from trail.layer2.display import affected_text, status_table
 
 MUTATING = (
     "start", "stop", "pause", "pause_branch", "interrupt", "resume", "resume_branch",

@@ -1,0 +1,160 @@
+"""The events a trail server publishes: typed, frozen, with one JSON form for every client.
+
+Each wake-up of the loop publishes what changed, after it is journaled::
+
+    {"kind": "state", "seq": 12, "time": 1700000000.5, "n": 3, "name": "deploy",
+     "state": "Succeeded", "previous": "Running", "cause": "returned", "return_value": 0}
+
+``seq`` counts up from 1 per server, so a client sees whether it missed one. A subscriber
+is greeted with ``Hello`` first: everything after the greeting reaches it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from trail.errors import ProtocolError
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<none>"
+
+
+_MISSING: Any = _Missing()  # the return_value of a state event that carries none
+
+
+@dataclass(frozen=True)
+class Event:
+    """What every event has: its number in the stream and the wall-clock time it happened."""
+
+    kind: ClassVar[str] = ""
+    seq: int = 0
+    time: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is not _MISSING:
+                data[field.name] = value
+        return data
+
+    def to_json(self) -> bytes:
+        # default=str: a tag or message JSON cannot hold travels as its text.
+        return json.dumps(self.to_dict(), default=str, separators=(",", ":")).encode()
+
+    @staticmethod
+    def from_json(data: bytes | str | dict[str, Any]) -> Event:
+        """The event a server published; ProtocolError for anything else."""
+        if not isinstance(data, dict):
+            try:
+                data = json.loads(data)
+            except (ValueError, RecursionError) as exc:
+                raise ProtocolError(f"an event that is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ProtocolError(f"an event must be a JSON object, not {type(data).__name__}")
+        kind = data.get("kind")
+        cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            raise ProtocolError(f"an event of unknown kind {kind!r}")
+        names = {f.name for f in fields(cls)}
+        try:
+            return cls(**{key: value for key, value in data.items() if key in names})
+        except TypeError as exc:
+            raise ProtocolError(f"a {kind!r} event trail does not understand: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Hello(Event):
+    """The greeting each new subscriber gets: from here on it misses nothing."""
+
+    kind: ClassVar[str] = "hello"
+
+
+@dataclass(frozen=True)
+class StepEvent(Event):
+    """Something happened to one step."""
+
+    n: int = -1
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class StateChanged(StepEvent):
+    """A step moved from ``previous`` to ``state`` because of ``cause`` ('api:pause',
+    'returned', 'recovered from the journal: it was running', ...). A step that ended
+    (Succeeded, Failed, Paused due to failure) carries its return value as shown."""
+
+    kind: ClassVar[str] = "state"
+    state: str = ""
+    previous: str = ""
+    cause: str = ""
+    return_value: Any = _MISSING
+
+    @property
+    def has_return_value(self) -> bool:
+        return self.return_value is not _MISSING
+
+
+@dataclass(frozen=True)
+class Output(StepEvent):
+    """A line the step showed the operator (``trail_env.output``, a command's output)."""
+
+    kind: ClassVar[str] = "output"
+    message: Any = None
+
+
+@dataclass(frozen=True)
+class Prompt(StepEvent):
+    """The step asked a question and waits for the answer (``trail_env.input``)."""
+
+    kind: ClassVar[str] = "prompt"
+    message: Any = None
+
+
+@dataclass(frozen=True)
+class Input(StepEvent):
+    """The step was told ``message`` (an answer), by ``cause`` ('api:send_message_to_steps')."""
+
+    kind: ClassVar[str] = "input"
+    message: Any = None
+    cause: str = ""
+
+
+@dataclass(frozen=True)
+class PauseOnFailChanged(StepEvent):
+    """Whether the step pauses when it fails was set (``set_pause_on_fail``) or unset."""
+
+    kind: ClassVar[str] = "pause_on_fail"
+    pause_on_fail: bool = True
+    cause: str = ""
+
+
+@dataclass(frozen=True)
+class ShuttingDown(Event):
+    """The server stops serving; running steps are interrupted on its way out."""
+
+    kind: ClassVar[str] = "shutdown"
+    cause: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (Hello, StateChanged, Output, Prompt, Input, PauseOnFailChanged, ShuttingDown)
+}
+
+__all__ = [
+    "EVENT_TYPES",
+    "Event",
+    "Hello",
+    "Input",
+    "Output",
+    "PauseOnFailChanged",
+    "Prompt",
+    "ShuttingDown",
+    "StateChanged",
+    "StepEvent",
+]

@@ -1,0 +1,5 @@
+"""The terminal face of trail: the ``trail`` command, the live view, the REPL."""
+
+from trail.layer2.cli.commands import main
+
+__all__ = ["main"]

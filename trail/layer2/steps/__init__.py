@@ -1,0 +1,37 @@
+"""What runs inside steps: commands (here, under sudo, on hosts), manual instructions,
+conditional branches, templating, and a context shared by every step."""
+
+from trail.errors import HostUnreachableError, InstructionNotCompletedError, ShellCommandFailedError
+from trail.layer2.steps.context import threadsafe_class
+from trail.layer2.steps.helpers import (
+    Instruction,
+    accepts_context,
+    accepts_environment,
+    accepts_nothing,
+    apply_object_attributes_to_template,
+    create_conditional_step,
+    extraction_wrapper,
+    make_context_attribute_based_templating_function,
+    make_simple_templating_function,
+)
+from trail.layer2.steps.hosts import RemoteCommand, on_hosts
+from trail.layer2.steps.shell import ShellCommand
+
+__all__ = [
+    "HostUnreachableError",
+    "Instruction",
+    "InstructionNotCompletedError",
+    "RemoteCommand",
+    "ShellCommand",
+    "ShellCommandFailedError",
+    "accepts_context",
+    "accepts_environment",
+    "accepts_nothing",
+    "apply_object_attributes_to_template",
+    "create_conditional_step",
+    "extraction_wrapper",
+    "make_context_attribute_based_templating_function",
+    "make_simple_templating_function",
+    "on_hosts",
+    "threadsafe_class",
+]
