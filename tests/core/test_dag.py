@@ -2,7 +2,7 @@ import networkx as nx
 import pytest
 
 from trail.core import Chain, Frontier, Step, make_trail_graph, steps_in_order, topological_while
-from trail.core.dag import strict_progeny
+from trail.core.dag import n_of, strict_progeny, tags_of
 from trail.errors import CycleError, DefinitionError
 
 
@@ -24,9 +24,9 @@ def test_pairs_number_steps_in_a_topological_order():
     (a, b, c, d, e, f, g), pairs = diamond()
     graph = make_trail_graph(pairs)
     order = steps_in_order(graph)
-    assert [s.tags["n"] for s in order] == list(range(7))
+    assert [n_of(graph, s) for s in order] == list(range(7))
     for parent, child in pairs:
-        assert parent.tags["n"] < child.tags["n"]
+        assert n_of(graph, parent) < n_of(graph, child)
     assert order[0] is a and order[-1] is g
 
 
@@ -34,8 +34,8 @@ def test_numbering_is_stable_for_the_same_definition():
     numbers = []
     for _ in range(5):
         (a, b, c, d, e, f, g), pairs = diamond()
-        make_trail_graph(pairs)
-        numbers.append([s.tags["n"] for s in (a, b, c, d, e, f, g)])
+        graph = make_trail_graph(pairs)
+        numbers.append([n_of(graph, s) for s in (a, b, c, d, e, f, g)])
     assert all(n == numbers[0] for n in numbers)
     # Ties follow the order of first appearance: b's branch was written first.
     assert numbers[0] == [0, 1, 2, 3, 4, 5, 6]
@@ -61,8 +61,18 @@ def test_a_networkx_graph_is_a_definition():
     g = nx.DiGraph()
     g.add_edge(a, b)
     graph = make_trail_graph(g)
-    assert a.tags["n"] == 0 and b.tags["n"] == 1
+    assert n_of(graph, a) == 0 and n_of(graph, b) == 1
     assert list(graph.edges) == [(a, b)]
+
+
+def test_a_step_in_two_trails_keeps_each_trails_numbering():
+    a, b, c = steps("abc")
+    first = make_trail_graph(a >> b)
+    second = make_trail_graph(c >> a)
+    assert n_of(first, a) == 0 and n_of(second, a) == 1
+    assert tags_of(first, a) == {"name": "a", "n": 0}
+    assert "n" not in a.tags  # the Step itself is never changed by building a trail
+    assert n_of(first, a) == 0  # building the second trail did not renumber the first
 
 
 def test_single_step_and_several_roots():

@@ -9,7 +9,8 @@ A trail definition is any of:
 
 ``make_trail_graph`` checks it once, and numbers the steps: ``n`` follows a topological
 order that breaks ties by the order in which steps first appear in the definition, so the
-same definition always gets the same numbers.
+same definition always gets the same numbers. The numbers belong to the graph (``n_of``,
+``tags_of``), never to the Steps: one Step may sit in two trails with two numbers.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ V = TypeVar("V", bound=Hashable)
 
 
 def make_trail_graph(definition: Any) -> nx.DiGraph:
-    """Check a trail definition and return its graph, with ``n`` set on every step.
+    """Check a trail definition and return its graph, numbered (see ``n_of``).
 
     Raises DefinitionError for an empty definition or one holding anything but Steps, and
     CycleError (naming the steps on the cycle) for a cycle.
@@ -49,9 +50,28 @@ def make_trail_graph(definition: Any) -> nx.DiGraph:
     else:
         raise CycleError(str(parent) for parent, _child in cycle)
     order = {node: index for index, node in enumerate(graph.nodes)}
-    for n, step in enumerate(nx.lexicographical_topological_sort(graph, key=order.__getitem__)):
-        step.tags["n"] = n
+    ordered = nx.lexicographical_topological_sort(graph, key=order.__getitem__)
+    graph.graph[_NUMBERS] = {step: n for n, step in enumerate(ordered)}
     return graph
+
+
+_NUMBERS = "trail numbering"  # the graph attribute: Step -> n
+
+
+def n_of(graph: nx.DiGraph, step: Step) -> int:
+    """The number of ``step`` in a trail graph made by ``make_trail_graph``."""
+    return int(graph.graph[_NUMBERS][step])
+
+
+def tags_of(graph: nx.DiGraph, step: Step) -> dict[str, Any]:
+    """A step's tags in this trail: its own, and its ``n`` here."""
+    return {**step.tags, "n": n_of(graph, step)}
+
+
+def numbered_edges(graph: nx.DiGraph) -> list[tuple[int, int]]:
+    """The edges as (parent n, child n) pairs, sorted."""
+    numbers = graph.graph[_NUMBERS]
+    return sorted((numbers[parent], numbers[child]) for parent, child in graph.edges)
 
 
 def _add_items(graph: nx.DiGraph, items: Any) -> None:
@@ -83,7 +103,7 @@ def _require_step(value: Any, where: str) -> None:
 
 def steps_in_order(graph: nx.DiGraph) -> list[Step]:
     """The steps of a numbered trail graph, by ``n``."""
-    return sorted(graph.nodes, key=lambda step: step.tags["n"])
+    return sorted(graph.nodes, key=graph.graph[_NUMBERS].__getitem__)
 
 
 def pool_sizes(graph: nx.DiGraph) -> dict[str, int]:

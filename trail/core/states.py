@@ -75,6 +75,9 @@ class Action(str, Enum):
     ARRIVE = "arrive"  # the step's parents are done: a pending To-state takes effect
     SKIP_PROGENY = "skip as progeny of a failed step"
     RETRY = "retry"  # a failed attempt with retries left: wait, then run again
+    # Taking up a run whose server died: what was running is no longer.
+    RECOVER = "recover"  # the operator decides whether it runs again
+    RECOVER_AGAIN = "recover and run again"  # an idempotent step runs again by itself
 
     def __str__(self) -> str:
         return self.value
@@ -95,6 +98,8 @@ TRANSITIONS: dict[State, dict[Action, State]] = {
         _A.FAIL_AND_PAUSE: _S.PAUSED_ON_FAIL,
         _A.INTERRUPT: _S.INTERRUPTED,
         _A.RETRY: _S.WAITING,
+        _A.RECOVER: _S.INTERRUPTED,
+        _A.RECOVER_AGAIN: _S.WAITING,
     },
     _S.TO_PAUSE: {
         **_RELEASE,

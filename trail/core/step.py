@@ -34,7 +34,7 @@ class Step:
     ``action_function(trail_env, context)`` does the work (the pre-processor can change the
     arguments). ``pre_processor``, ``post_processor`` and ``failure_handler`` run in the
     manager, so keep them quick. Keyword arguments other than the options are tags; ``name``
-    defaults to the function's name and ``n`` is set by the trail.
+    defaults to the function's name; its number ``n`` belongs to each trail it is in.
 
     Options beyond AutoTrail's: ``timeout`` (seconds; the step is stopped and fails with
     StepTimeoutError), ``kill_grace`` (seconds between SIGTERM and SIGKILL when the step is
@@ -136,16 +136,11 @@ class Step:
     def name(self) -> str:
         return str(self.tags["name"])
 
-    @property
-    def n(self) -> int | None:
-        """The step's number in the trail's topological order, once it is in a trail."""
-        return self.tags.get("n")
-
     def __str__(self) -> str:
         return self.name
 
     def __repr__(self) -> str:
-        return f"Step({self.name!r}, n={self.n!r})"
+        return f"Step({self.name!r})"
 
     def __rshift__(self, other: Step | Iterable[Step] | Chain) -> Chain:
         return Chain([], [self]) >> other

@@ -1,16 +1,18 @@
-"""trail's engine: the trail manager, its executors, the API handlers, the wire and sockets.
+"""trail's engine: opening a run, its loop and state, executors, the journal, the API.
 
-Imports trail.core, never trail.layer2.
+Imports trail.core, never trail.layer2. The loop (``loop.py``) is the I/O shell around a
+Run (``run.py``: records, transitions, scheduling, timers), opened by ``engine.py``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from trail.core.dag import make_trail_graph
-from trail.layer1 import sockets
+from trail.core.dag import make_trail_graph, steps_in_order
+from trail.layer1.engine import Engine, open_engine
 from trail.layer1.executors import TrailEnvironment
-from trail.layer1.manager import StepRecord, TrailManager
+from trail.layer1.records import StepRecord
+from trail.layer1.run import Run, Settings
 from trail.layer1.wire import PROTOCOL_VERSION, Call, Reply, Request, StatusField
 
 
@@ -19,27 +21,30 @@ def trail_manager(
     socket_file: str,
     context: Any = None,
     executor: str = "process",
+    journal: str | bool | None = False,
 ) -> None:
     """Serve a trail at ``socket_file`` in the foreground until a shutdown call.
 
-    The layer-1 entry point; TrailServer wraps it with socket naming and a threaded mode.
+    The layer-1 entry point (AutoTrail's name); TrailServer opens runs the same way and
+    adds socket naming, a threaded mode and the journal by default.
     """
     graph = make_trail_graph(trail_definition)
-    served = sockets.ServerSockets(socket_file)
-    try:
-        TrailManager(graph, served.api, served.events, context, executor).run()
-    finally:
-        served.close()
+    name = steps_in_order(graph)[0].name
+    open_engine(graph, socket_file, context, Settings(executor=executor), name=name,
+                journal=journal).serve()
 
 
 __all__ = [
     "PROTOCOL_VERSION",
     "Call",
+    "Engine",
     "Reply",
     "Request",
+    "Run",
+    "Settings",
     "StatusField",
     "StepRecord",
     "TrailEnvironment",
-    "TrailManager",
+    "open_engine",
     "trail_manager",
 ]

@@ -12,9 +12,10 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from trail.core.dag import strict_progeny
+from trail.core.dag import numbered_edges, strict_progeny
 from trail.core.states import PAUSE_ON_FAIL_STATES, Action, State, states_for
-from trail.layer1.manager import StepRecord, TrailManager, records_in
+from trail.layer1.records import StepRecord
+from trail.layer1.run import Run as TrailManager
 from trail.layer1.wire import (
     DEFAULT_STATUS_FIELDS,
     PROTOCOL_VERSION,
@@ -29,7 +30,7 @@ Handler = Callable[[TrailManager, Args], Any]
 _FIELDS: dict[str, Callable[[StepRecord], Any]] = {
     StatusField.N: lambda r: r.n,
     StatusField.NAME: lambda r: r.name,
-    StatusField.TAGS: lambda r: r.step.tags,
+    StatusField.TAGS: lambda r: r.tags,
     StatusField.STATE: lambda r: r.state.value,
     StatusField.RETURN_VALUE: lambda r: r.shown_return_value,
     StatusField.OUTPUT_MESSAGES: lambda r: r.output_messages,
@@ -88,7 +89,7 @@ def _by_tags(action: Action, call: Call) -> Handler:
 def _branch(action: Action, call: Call) -> Handler:
     def handler(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
         roots = [record.step for record in manager.select(args["tags"])]
-        branch = records_in(manager, strict_progeny(manager.graph, roots))
+        branch = manager.records_of(strict_progeny(manager.graph, roots))
         return _move(manager, branch, action, args, call)
 
     handler.__name__ = call.value
@@ -112,8 +113,8 @@ def info(manager: TrailManager, args: Args) -> dict[str, Any]:
 def graph(manager: TrailManager, args: Args) -> dict[str, Any]:
     """The trail's shape: every step's tags, and the edges as [parent n, child n] pairs."""
     return {
-        "steps": [record.step.tags for record in manager.records],
-        "edges": sorted([p.tags["n"], c.tags["n"]] for p, c in manager.graph.edges),
+        "steps": [record.tags for record in manager.records],
+        "edges": [list(edge) for edge in numbered_edges(manager.graph)],
     }
 
 
@@ -138,7 +139,7 @@ def shutdown(manager: TrailManager, args: Args) -> bool:
 
 
 def list_steps(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
-    return [record.step.tags for record in manager.select(args["tags"])]
+    return [record.tags for record in manager.select(args["tags"])]
 
 
 def status(manager: TrailManager, args: Args) -> Encoded:

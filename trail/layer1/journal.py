@@ -361,3 +361,26 @@ def _served(socket: str | None) -> bool:
         return is_live(socket)
     except OSError:
         return False
+
+
+class JournalRun:
+    """One run's side of the journal: what the run writes, without repeating its id."""
+
+    def __init__(self, journal: Journal, run_id: int) -> None:
+        self.journal = journal
+        self.run_id = run_id
+
+    def transition(self, n: int, old: str, new: str, cause: str) -> None:
+        self.journal.transition(self.run_id, n, old, new, cause)
+
+    def message(self, n: int, attempt: int, kind: str, message: Any) -> None:
+        self.journal.message(self.run_id, n, attempt, kind, message)
+
+    def step(self, n: int, **fields: Any) -> None:
+        self.journal.step(self.run_id, n, **fields)
+
+    def commit(self) -> None:
+        self.journal.commit()
+
+    def close(self, outcome: str) -> None:
+        self.journal.close_run(self.run_id, outcome)

@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import graphviz
 
-from trail.core.dag import make_trail_graph, steps_in_order
+from trail.core.dag import make_trail_graph, numbered_edges, steps_in_order, tags_of
 from trail.core.states import State
 from trail.errors import TrailError
 
@@ -67,8 +67,8 @@ def trail_dot(
 def definition_dot(trail_definition: Any, name: str = "trail") -> graphviz.Digraph:
     """The Digraph of a trail definition (checked and numbered as a server would)."""
     graph = make_trail_graph(trail_definition)
-    steps = [step.tags for step in steps_in_order(graph)]
-    edges = sorted((p.tags["n"], c.tags["n"]) for p, c in graph.edges)
+    steps = [tags_of(graph, step) for step in steps_in_order(graph)]
+    edges = numbered_edges(graph)
     return trail_dot(steps, edges, name=name)
 
 

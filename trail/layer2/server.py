@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import atexit
-import json
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
-from trail.core.dag import make_trail_graph, pool_sizes, steps_in_order
-from trail.core.states import State
-from trail.errors import TrailError
-from trail.layer1.journal import Journal, SavedStep, default_journal_path, open_run, shape_of
-from trail.layer1.manager import TrailManager
-from trail.layer1.sockets import ServerSockets, ensure_private_dir, new_socket_file
+from trail.core.dag import make_trail_graph, steps_in_order
+from trail.layer1.dagfile import read_dag_file
+from trail.layer1.engine import open_engine
+from trail.layer1.run import Settings
 
 log = logging.getLogger(__name__)
 
@@ -62,71 +58,19 @@ class TrailServer:
         pools: dict[str, int] | None = None,
     ) -> None:
         self.graph = make_trail_graph(trail_definition)
-        # What can be refused is refused before a socket is bound or a run journaled.
-        if max_parallel is not None and max_parallel < 1:
-            raise ValueError(f"max_parallel must be at least 1: {max_parallel!r}")
-        pool_sizes(self.graph)  # steps of one pool that disagree on its size
         self.context = context
         self.dag_file = dag_file
         self.name = name or steps_in_order(self.graph)[0].name
-        if socket_file is None:
-            socket_file = new_socket_file(self.name)
-        else:
-            socket_file = os.path.abspath(socket_file)
-            parent = Path(socket_file).parent
-            if not parent.exists():
-                ensure_private_dir(parent)
-        self.socket_file = socket_file
-        self.journal: Journal | None = None
-        run_id, restored = None, None
-        if journal is not False:
-            path = (default_journal_path() if journal is None or journal is True
-                    else Path(journal))
-            self.journal = Journal(path)
-            records = steps_in_order(self.graph)
-            shape = shape_of([(s.tags["n"], s.name) for s in records],
-                             [(p.tags["n"], c.tags["n"]) for p, c in self.graph.edges])
-            initial = [(s.tags["n"], s.name, State.READY.value, s.pause_on_fail)
-                       for s in records]
-        self._sockets = ServerSockets(socket_file)
-        try:
-            if self.journal is not None:
-                run_id, restored = open_run(self.journal, self.name, shape, initial,
-                                            socket_file, resume)
-        except BaseException:
-            self._sockets.close()
-            if self.journal is not None:
-                self.journal.close()
-            raise
-        self.run_id = run_id
-        self.resumed = restored is not None
-        self.events_file = self._sockets.events_file
-        try:
-            self._manager = TrailManager(
-                self.graph,
-                self._sockets.api,
-                self._sockets.events,
-                context,
-                executor,
-                info={"name": self.name, "socket": socket_file, "events": self.events_file,
-                      "run": run_id, "resumed": restored is not None,
-                      "journal": str(self.journal.path) if self.journal else None},
-                step_output=step_output,
-                journal=self.journal,
-                journal_run=run_id,
-                restored=restored,
-                max_parallel=max_parallel,
-                pools=pools,
-            )
-        except BaseException:
-            self._sockets.close()
-            if self.journal is not None:
-                if run_id is not None and restored is None:
-                    self.journal.close_run(run_id, "could not start")
-                self.journal.close()
-            raise
-        if dag_file is not None:
-            self._manager.dag_file = dag_file
+        settings = Settings(executor=executor, max_parallel=max_parallel, pools=dict(pools or {}),
+                            step_output=step_output)
+        self._engine = open_engine(self.graph, socket_file, context, settings, name=self.name,
+                                   journal=journal, resume=resume)
+        self._engine.run.dag_file = dag_file
+        self.socket_file = self._engine.socket_file
+        self.events_file = self._engine.sockets.events_file
+        self.journal = self._engine.journal
+        self.run_id = self._engine.run_id
+        self.resumed = self._engine.resumed
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._served = False
@@ -136,25 +80,8 @@ class TrailServer:
         """Take step states from an AutoTrail DAG file (JSON keyed by step name), before
         ``serve``. Running and Blocked steps come back Paused unless the mapping says
         otherwise (AutoTrail's default)."""
-        mapping = state_transformation_mapping or {State.BLOCKED.value: State.PAUSED.value,
-                                                   State.RUNNING.value: State.PAUSED.value}
-        with open(dag_file) as source:
-            data = json.load(source)
-        saved = {}
-        for step in steps_in_order(self.graph):
-            entry = data.get(step.name)
-            if entry is None:
-                raise TrailError(f"step {step.name!r} is not in the DAG file {dag_file}")
-            parents = sorted(p.name for p in self.graph.predecessors(step))
-            if sorted(entry.get("parents", [])) != parents:
-                raise TrailError(f"the parents of step {step.name!r} differ from the DAG "
-                                 f"file {dag_file}")
-            state = mapping.get(entry["State"], entry["State"])
-            saved[step.tags["n"]] = SavedStep(
-                step.tags["n"], step.name, state, step.pause_on_fail, 0,
-                entry.get("Return value"), None, None, entry.get("Output messages", []),
-                entry.get("Prompt messages", []), entry.get("Input messages", []))
-        self._manager.restore(saved, f"restored from {dag_file}")
+        saved = read_dag_file(dag_file, self.graph, state_transformation_mapping)
+        self._engine.run.restore(saved, f"restored from {dag_file}")
 
     def serve(self, threaded: bool = False) -> None:
         """Run the trail manager until a shutdown call.
@@ -175,11 +102,8 @@ class TrailServer:
 
     def _serve(self) -> None:
         try:
-            self._manager.run()
+            self._engine.serve()
         finally:
-            self._sockets.close()
-            if self.journal is not None:
-                self.journal.close()
             self._done.set()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -210,9 +134,5 @@ class TrailServer:
         if self.serving:
             self._stop_at_exit()
         elif not self._served:
-            self._sockets.close()
-            if self.journal is not None:
-                if self.run_id is not None:
-                    self.journal.close_run(self.run_id, "never served")
-                self.journal.close()
+            self._engine.close_unserved()
             self._done.set()

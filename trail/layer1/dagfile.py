@@ -1,0 +1,67 @@
+"""AutoTrail's DAG file: a JSON backup of a trail keyed by step name, written and read back."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import networkx as nx
+
+from trail.core.dag import n_of, steps_in_order
+from trail.core.states import State
+from trail.errors import TrailError
+from trail.layer1.journal import SavedStep
+
+if TYPE_CHECKING:
+    from trail.layer1.records import StepRecord
+
+# What AutoTrail's restore_trail does with these states unless told otherwise.
+DEFAULT_MAPPING = {State.BLOCKED.value: State.PAUSED.value,
+                   State.RUNNING.value: State.PAUSED.value}
+
+
+def write_dag_file(path: str, records: Iterable[StepRecord], graph: nx.DiGraph) -> None:
+    """Write the trail's state as AutoTrail did (atomically: a crash leaves the old file)."""
+    data = {
+        record.name: {
+            "State": record.state.value,
+            "Return value": str(record.shown_return_value),
+            "Prompt messages": record.prompt_messages,
+            "Output messages": record.output_messages,
+            "Input messages": record.input_messages,
+            "parents": [parent.name for parent in graph.predecessors(record.step)],
+        }
+        for record in records
+    }
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as out:
+        json.dump(data, out, default=str)
+    os.replace(temporary, path)
+
+
+def read_dag_file(path: str, graph: nx.DiGraph,
+                  mapping: dict[str, str] | None = None) -> dict[int, SavedStep]:
+    """The saved state of each step of ``graph`` in an AutoTrail DAG file, by n.
+
+    Raises TrailError when a step is missing from the file or its parents differ.
+    """
+    mapping = mapping or DEFAULT_MAPPING  # AutoTrail: an empty mapping means the default
+    with open(path) as source:
+        data = json.load(source)
+    saved = {}
+    for step in steps_in_order(graph):
+        entry = data.get(step.name)
+        if entry is None:
+            raise TrailError(f"step {step.name!r} is not in the DAG file {path}")
+        parents = sorted(p.name for p in graph.predecessors(step))
+        if sorted(entry.get("parents", [])) != parents:
+            raise TrailError(f"the parents of step {step.name!r} differ from the DAG file {path}")
+        n = n_of(graph, step)
+        state = mapping.get(entry["State"], entry["State"])
+        saved[n] = SavedStep(n, step.name, state, step.pause_on_fail, 0,
+                             entry.get("Return value"), None, None,
+                             entry.get("Output messages", []),
+                             entry.get("Prompt messages", []), entry.get("Input messages", []))
+    return saved

@@ -1,0 +1,113 @@
+"""Opening a run: the one place that finds or creates it in the journal, binds its sockets
+and builds its loop. TrailServer and ``trail_manager`` both open runs here."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from trail.core.dag import n_of, numbered_edges, steps_in_order
+from trail.core.states import State
+from trail.layer1.journal import Journal, JournalRun, default_journal_path, open_run, shape_of
+from trail.layer1.loop import Loop
+from trail.layer1.run import Run, Settings
+from trail.layer1.sockets import ServerSockets, ensure_private_dir, new_socket_file
+from trail.layer1.timers import Timers
+
+
+@dataclass
+class Engine:
+    """An opened run, ready to serve: its Run, its Loop, and what they hold open."""
+
+    run: Run
+    loop: Loop
+    sockets: ServerSockets
+    journal: Journal | None
+    run_id: int | None  # the run's id in the journal
+    resumed: bool  # taken up from the journal rather than started anew
+
+    @property
+    def socket_file(self) -> str:
+        return self.sockets.socket_file
+
+    def serve(self) -> None:
+        """Serve until a shutdown call, then close the run in the journal and the sockets."""
+        try:
+            self.loop.serve()
+        finally:
+            if self.run.journal is not None:
+                self.run.journal.close("shut down")
+            self.release()
+
+    def close_unserved(self) -> None:
+        """Give back what opening took, for a run that will never be served."""
+        if self.run.journal is not None:
+            self.run.journal.close("never served")
+        self.release()
+
+    def release(self) -> None:
+        self.sockets.close()
+        if self.journal is not None:
+            self.journal.close()
+
+
+def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
+                settings: Settings | None = None, *, name: str,
+                journal: str | Path | bool | None = None, resume: bool | None = None,
+                timers: Timers | None = None) -> Engine:
+    """Open the run of ``graph`` called ``name``, to be served at ``socket_file``.
+
+    ``journal`` is a path (default ``$XDG_STATE_HOME/trail/journal.sqlite3``; False for
+    none). ``resume``: None takes up the journal's latest run of this trail if its server
+    died, True also one that was shut down, False always starts anew. What can be refused
+    (a bad executor name, a run whose trail changed) is refused before anything is left
+    open: the sockets are closed and a new journal run is closed as "could not start".
+    """
+    settings = settings or Settings()
+    if settings.max_parallel is not None and settings.max_parallel < 1:
+        raise ValueError(f"max_parallel must be at least 1: {settings.max_parallel!r}")
+    if socket_file is None:
+        socket_file = new_socket_file(name)
+    else:
+        socket_file = os.path.abspath(socket_file)
+        if not Path(socket_file).parent.exists():
+            ensure_private_dir(Path(socket_file).parent)
+    book = None
+    if journal is not False:
+        book = Journal(default_journal_path() if journal is None or journal is True
+                       else Path(journal))
+    sockets: ServerSockets | None = None
+    run_id, restored = None, None
+    try:
+        sockets = ServerSockets(socket_file)
+        if book is not None:
+            steps = steps_in_order(graph)
+            shape = shape_of([(n_of(graph, s), s.name) for s in steps], numbered_edges(graph))
+            initial = [(n_of(graph, s), s.name, State.READY.value, s.pause_on_fail)
+                       for s in steps]
+            run_id, restored = open_run(book, name, shape, initial, socket_file, resume)
+        info = {"name": name, "socket": socket_file, "events": sockets.events_file,
+                "run": run_id, "resumed": restored is not None,
+                "journal": str(book.path) if book is not None else None}
+        run = Run(graph, context, settings,
+                  journal=JournalRun(book, run_id) if book is not None and run_id else None,
+                  timers=timers, info=info)
+        if restored:
+            run.restore(restored, "recovered from the journal")
+            run.commit()
+    except BaseException:
+        if sockets is not None:
+            sockets.close()
+        if book is not None:
+            if run_id is not None and restored is None:
+                book.close_run(run_id, "could not start")
+            with contextlib.suppress(Exception):
+                book.close()
+        raise
+    loop = Loop(run, sockets.api, sockets.events)
+    return Engine(run, loop, sockets, book, run_id, restored is not None)

@@ -1,0 +1,138 @@
+"""The loop: the thin I/O shell around a Run. It polls the API socket, the event socket,
+the executors' channels and the next timer, and on each wake-up serves requests, applies
+results, fires timers, advances the run, journals, publishes, then replies.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import zmq
+
+from trail.errors import ProtocolError, TrailError
+from trail.layer1 import events
+from trail.layer1.run import Run
+from trail.layer1.wire import Reply, error_reply, parse_request, request_id
+
+log = logging.getLogger(__name__)
+
+
+def handle(run: Run, body: bytes) -> Reply:
+    """Answer one request against ``run``; any failure becomes an error reply, never a crash."""
+    from trail.layer1.api import HANDLERS  # the handlers name the run's types
+
+    try:
+        request = parse_request(body)
+    except ProtocolError as exc:
+        log.warning("refused a request: %s", exc)
+        return error_reply(request_id(body), exc)
+    except Exception as exc:  # a request no check foresaw must not stop the server
+        log.exception("could not read a request")
+        return error_reply(request_id(body), ProtocolError(f"unreadable request: {exc}"))
+    try:
+        result = HANDLERS[request.call](run, request.args)
+    except TrailError as exc:
+        return error_reply(request.id, exc)
+    except Exception as exc:
+        log.exception("the %s call failed", request.call)
+        return error_reply(request.id, exc)
+    return Reply(request.id, True, result)
+
+
+class Loop:
+    """Serves one Run on its sockets (either may be None: a loop for tests polls executors
+    and timers only) until the run is asked to shut down."""
+
+    def __init__(self, run: Run, api_socket: zmq.Socket | None = None,
+                 events_socket: zmq.Socket | None = None) -> None:
+        self.run = run
+        self.api_socket = api_socket
+        self.events_socket = events_socket
+        self._poller = zmq.Poller()
+        if api_socket is not None:
+            self._poller.register(api_socket, zmq.POLLIN)
+        if events_socket is not None and events_socket.type == zmq.XPUB:
+            self._poller.register(events_socket, zmq.POLLIN)
+        self._subscribers = 0
+        self._replies: list[list[bytes]] = []  # sent once the wake-up's changes are committed
+        run.executors.on_watch = lambda fd: self._poller.register(fd, zmq.POLLIN)
+        run.executors.on_unwatch = self._poller.unregister
+        for fd in run.executors.descriptors():
+            self._poller.register(fd, zmq.POLLIN)
+
+    def serve(self) -> None:
+        """Serve until a shutdown call; then stop every running step."""
+        log.info("trail loop serving %d steps", len(self.run.records))
+        try:
+            # This 'while' loop right here is the event loop: every state change of the run
+            # happens inside it, on this thread.
+            while not self.run.stopping:
+                wait = self.run.timers.wait_ms()
+                log.debug("polling for %s", "ever" if wait is None else f"{wait} ms (timer)")
+                self.turn(wait)
+        finally:
+            self.run.close()
+            self.flush()
+
+    def turn(self, wait_ms: int | None) -> None:
+        """One wake-up: wait up to ``wait_ms`` (None: until something happens), handle
+        everything that is ready, then journal, publish and reply."""
+        ready = self._poller.poll(wait_ms)
+        for item, _ in ready:
+            if item is self.api_socket:
+                self._serve_requests()
+            elif item is self.events_socket:
+                self._greet_subscribers()
+        for item, _ in ready:
+            if isinstance(item, int):
+                self.run.executors.collect(item)
+        self.run.timers.run_due()
+        self.run.advance()
+        self.flush()
+
+    def _serve_requests(self) -> None:
+        assert self.api_socket is not None
+        while True:
+            try:
+                frames = self.api_socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            # ROUTER frames: the peer's identity, maybe an empty delimiter, then the body.
+            envelope, body = frames[:-1], frames[-1]
+            self._replies.append([*envelope, handle(self.run, body).to_json()])
+
+    def _greet_subscribers(self) -> None:
+        assert self.events_socket is not None
+        while True:
+            try:
+                note = self.events_socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if note[:1] == b"\x01":  # a subscription
+                self._subscribers += 1
+                self.run.listening = True
+                self.run.publish(events.Hello())
+            elif note[:1] == b"\x00":  # an unsubscription, or a subscriber gone
+                self._subscribers -= 1
+                self.run.listening = self._subscribers > 0
+
+    def flush(self) -> None:
+        """Commit this wake-up's changes, then let its events and replies go.
+
+        Nothing is acknowledged or published before it is in the journal.
+        """
+        self.run.commit()
+        for event in self.run.take_events():
+            if self.events_socket is None:
+                break
+            try:
+                self.events_socket.send(event.to_json(), zmq.NOBLOCK)
+            except zmq.ZMQError as exc:
+                log.warning("could not publish an event: %s", exc)
+        for frames in self._replies:
+            assert self.api_socket is not None
+            try:
+                self.api_socket.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.ZMQError as exc:  # the client went away; the run goes on
+                log.warning("could not send a reply: %s", exc)
+        self._replies.clear()

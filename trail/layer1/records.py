@@ -1,0 +1,207 @@
+"""A step's record in one run (its state, attempts, messages) and the index that finds steps.
+
+The Step is the description and is never changed by a run; everything a run learns about a
+step lives here, in the run's record of it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from trail.core.states import State
+from trail.core.step import Step
+from trail.layer1.executors import Executor, TrailEnvironment
+from trail.layer1.journal import SavedStep
+
+_NOT_A_TAG = object()
+_encode = json.JSONEncoder(default=str, separators=(",", ":")).encode
+
+
+def wire_value(value: Any) -> Any:
+    """A return value as the API shows it: itself if JSON holds it, else its text.
+
+    An exception shows as ``Type: message`` (AutoTrail showed only the message); one that
+    could not cross from the step's process shows as the type it had there.
+    """
+    from trail.errors import RemoteStepError
+
+    if isinstance(value, RemoteStepError):
+        return str(value)
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
+
+
+@dataclass(eq=False)
+class StepRecord:
+    """The run's record of one step: its state and run-time data.
+
+    ``tags`` are the step's tags with this run's ``n``. Change a record only through its
+    methods: each bumps ``version``, which keys the cache of encoded status rows (a status
+    call re-encodes only the steps that changed) and tells the run it must be journaled.
+    """
+
+    step: Step
+    n: int
+    name: str
+    pause_on_fail: bool
+    tags: dict[str, Any] = field(default_factory=dict)
+    state: State = State.READY
+    return_value: Any = None
+    shown_return_value: Any = None  # wire_value(return_value), kept for status calls
+    output_messages: list[Any] = field(default_factory=list)
+    prompt_messages: list[Any] = field(default_factory=list)
+    input_messages: list[Any] = field(default_factory=list)
+    run_id: int | None = None  # the latest run
+    executor: Executor | None = None
+    environment: TrailEnvironment | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempt: int = 0  # the run id of the latest run, as the journal numbers messages
+    tries: int = 0  # runs since the operator (or the start) last let it run
+    retrying: bool = False  # the next start is a retry, not a fresh start
+    retry_at: float | None = None  # clock time before which a retry must not start
+    retry_at_wall: float | None = None  # the same, wall clock, for status and the journal
+    version: int = 0
+    on_change: Callable[[StepRecord], None] | None = field(default=None, repr=False)
+    _rows: dict[tuple[str, ...], tuple[int, bytes]] = field(default_factory=dict, repr=False)
+
+    @property
+    def brief(self) -> dict[str, Any]:
+        """The tags that identify the step: what mutating calls return."""
+        return {"n": self.n, "name": self.name}
+
+    @property
+    def unreplied_prompt(self) -> Any:
+        """The question the step waits on: only a running step waits."""
+        if self.state is State.RUNNING and len(self.prompt_messages) > len(self.input_messages):
+            return self.prompt_messages[-1]
+        return None
+
+    def matches(self, tags: dict[str, Any]) -> bool:
+        return all(self.tags.get(key, _NOT_A_TAG) == value for key, value in tags.items())
+
+    def encoded_row(self, fields: tuple[str, ...], make: Callable[[], Any]) -> bytes:
+        """The JSON of ``make()``, this step's status row for ``fields``, cached per version."""
+        cached = self._rows.get(fields)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        data = _encode(make()).encode()
+        self._rows[fields] = (self.version, data)
+        return data
+
+    def _changed(self) -> None:
+        self.version += 1
+        if self.on_change is not None:
+            self.on_change(self)
+
+    def set_state(self, state: State) -> None:
+        self.state = state
+        self._changed()
+
+    def schedule_retry(self, at: float, wall: float) -> None:
+        self.retrying, self.retry_at, self.retry_at_wall = True, at, wall
+        self._changed()
+
+    def set_pause_on_fail(self, value: bool) -> None:
+        self.pause_on_fail = value
+        self._changed()
+
+    def begin_run(self, run_id: int, executor: Executor, env: TrailEnvironment) -> None:
+        # A new run starts a new conversation (AutoTrail does the same); output stays.
+        self.prompt_messages, self.input_messages = [], []
+        self.return_value = self.shown_return_value = None
+        self.run_id, self.executor, self.environment = run_id, executor, env
+        self.attempt = run_id
+        self.tries = self.tries + 1 if self.retrying else 1
+        self.retrying, self.retry_at, self.retry_at_wall = False, None, None
+        self.started_at, self.finished_at = time.time(), None
+        self._changed()
+
+    def end_run(self) -> None:
+        self.finished_at = time.time()
+        self._changed()
+
+    def set_return_value(self, value: Any) -> None:
+        self.return_value = value
+        self.shown_return_value = wire_value(value)
+        self._changed()
+
+    def add_output(self, message: Any) -> None:
+        self.output_messages.append(message)
+        self._changed()
+
+    def add_prompt(self, message: Any) -> None:
+        self.prompt_messages.append(message)
+        self._changed()
+
+    def add_input(self, message: Any) -> None:
+        self.input_messages.append(message)
+        self._changed()
+
+    def restore(self, saved: SavedStep) -> None:
+        """Take the state a journal (or an AutoTrail DAG file) saved for this step."""
+        self.state = State(saved.state)
+        self.pause_on_fail = saved.pause_on_fail
+        self.attempt = saved.attempt
+        self.return_value = self.shown_return_value = saved.return_value
+        self.started_at, self.finished_at = saved.started_at, saved.finished_at
+        self.output_messages = list(saved.output)
+        self.prompt_messages = list(saved.prompts)
+        self.input_messages = list(saved.inputs)
+        self.tries = saved.tries
+        self._changed()
+
+
+class TagIndex:
+    """Finds the records whose tags include given tags, by n (an unknown tag selects none).
+
+    Keeps an index per tag key (built on first use; tags are fixed once a trail serves), so
+    picking one step of a hundred thousand by name costs no scan.
+    """
+
+    def __init__(self, records: list[StepRecord]) -> None:
+        self.records = records
+        self._by_key: dict[str, dict[Any, list[StepRecord]] | None] = {}
+
+    def select(self, tags: dict[str, Any]) -> list[StepRecord]:
+        if not tags:
+            return list(self.records)
+        pool: list[StepRecord] | None = None
+        for key, value in tags.items():
+            hits = self._indexed(key, value)
+            if hits is not None and (pool is None or len(hits) < len(pool)):
+                pool = hits
+        return [record for record in (self.records if pool is None else pool)
+                if record.matches(tags)]
+
+    def _indexed(self, key: str, value: Any) -> list[StepRecord] | None:
+        """The records whose tag ``key`` equals ``value``; None if that key can't be indexed."""
+        if key not in self._by_key:
+            index: dict[Any, list[StepRecord]] | None = {}
+            try:
+                for record in self.records:
+                    if key in record.tags:
+                        index.setdefault(record.tags[key], []).append(record)  # type: ignore[union-attr]
+            except TypeError:  # an unhashable tag value: this key is searched by scan
+                index = None
+            self._by_key[key] = index
+        index = self._by_key[key]
+        if index is None:
+            return None
+        try:
+            return index.get(value, [])
+        except TypeError:
+            return None
+
+
+def by_n(records: Iterable[StepRecord]) -> list[StepRecord]:
+    return sorted(records, key=lambda record: record.n)

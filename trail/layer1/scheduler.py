@@ -1,0 +1,103 @@
+"""Which steps may move now: the frontier of the DAG, priority, max_parallel and pools.
+
+The run marks a step whenever something may let it move (its parents got done, it went
+back to Waiting, a slot came free); ``due`` hands back the marked steps that can move,
+highest priority first, and holds the ones that wait for a slot. No state changes here:
+the run decides what moving means.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+
+import networkx as nx
+
+from trail.core.dag import Frontier, pool_sizes
+from trail.core.states import State
+from trail.core.step import Step
+from trail.layer1.records import StepRecord
+
+PENDING = frozenset({State.WAITING, State.TO_PAUSE, State.TO_SKIP, State.TO_BLOCK})
+
+
+class Scheduler:
+    """Ready steps in order, and the slots they run in (``max_parallel``, ``pools``)."""
+
+    def __init__(self, graph: nx.DiGraph, records: list[StepRecord],
+                 max_parallel: int | None = None, pools: dict[str, int] | None = None) -> None:
+        if max_parallel is not None and max_parallel < 1:
+            raise ValueError(f"max_parallel must be at least 1: {max_parallel!r}")
+        self.max_parallel = max_parallel
+        self.pools = {**pool_sizes(graph), **(pools or {})}
+        self._in_pool: dict[str, int] = dict.fromkeys(self.pools, 0)
+        self._records = records
+        self._record_of = {record.step: record for record in records}
+        self._frontier = Frontier(graph)
+        self._marked: list[tuple[int, int]] = []  # (-priority, n): a heap
+        self._marked_set: set[int] = set()
+        self._held: set[StepRecord] = set()  # reached and Waiting, but no slot free
+        self.live: dict[int, StepRecord] = {}  # run id -> record, while the run holds a slot
+
+    def mark(self, record: StepRecord) -> None:
+        """Look at ``record`` again in the next ``due``."""
+        if record.n not in self._marked_set:
+            self._marked_set.add(record.n)
+            heapq.heappush(self._marked, (-record.step.priority, record.n))
+
+    def mark_done(self, step: Step) -> None:
+        """``step`` got done (Succeeded or Skipped): mark the children it lets through."""
+        for child in self._frontier.mark_done(step):
+            self.mark(self._record_of[child])
+
+    def due(self, now: float, start: Callable[[StepRecord], None],
+            arrive: Callable[[StepRecord], None]) -> None:
+        """Call ``start`` for each marked Waiting step that may run now and ``arrive`` for
+        each marked To-state step whose parents are done, highest priority first.
+
+        ``start`` and ``arrive`` may mark more steps (a failure at once, a skip); those are
+        handled in the same call.
+        """
+        for record in self._pop_marked():
+            if not self._frontier.reached(record.step):
+                continue
+            if record.state is State.WAITING:
+                if record.retry_at is not None and record.retry_at > now:
+                    continue  # its timer marks it again
+                if not self._slot_free(record):
+                    self._held.add(record)
+                    continue
+                start(record)
+            elif record.state in PENDING:
+                arrive(record)
+
+    def _pop_marked(self) -> Iterator[StepRecord]:
+        while self._marked:
+            _, n = heapq.heappop(self._marked)
+            self._marked_set.discard(n)
+            yield self._records[n]
+
+    def _slot_free(self, record: StepRecord) -> bool:
+        if self.max_parallel is not None and len(self.live) >= self.max_parallel:
+            return False
+        pool = record.step.tags.get("pool")
+        return pool not in self.pools or self._in_pool[pool] < self.pools[pool]
+
+    def take_slot(self, run_id: int, record: StepRecord) -> None:
+        self.live[run_id] = record
+        pool = record.step.tags.get("pool")
+        if pool in self._in_pool:
+            self._in_pool[pool] += 1
+
+    def free_slot(self, run_id: int | None) -> StepRecord | None:
+        """The run no longer counts: free its slot, and look again at the steps held."""
+        record = self.live.pop(run_id or 0, None)
+        if record is None:
+            return None
+        pool = record.step.tags.get("pool")
+        if pool in self._in_pool:
+            self._in_pool[pool] -= 1
+        for held in self._held:
+            self.mark(held)
+        self._held.clear()
+        return record
