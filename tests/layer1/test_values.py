@@ -9,6 +9,7 @@ import decimal
 import enum
 import json
 import pickle
+import sys
 import threading
 from pathlib import Path, PurePosixPath
 
@@ -175,6 +176,16 @@ def test_a_str_that_recurses_does_not_escape():
             return str(self)
 
     assert "recursed too deep" in values.shown(Recurses())
+
+
+def test_an_int_too_long_for_text_shows_as_hex():
+    huge = 1 << 20_000  # about 6,000 digits; Python writes 4,300 unless told otherwise
+    if not 0 < getattr(sys, "get_int_max_str_digits", lambda: 0)() < 6_000:
+        pytest.skip("this Python writes an int of any length")
+    assert values.shown(huge) == hex(huge)
+    assert values.shown([huge]) == [hex(huge)]
+    json.loads(values.dumps({"n": huge}))
+    assert values.shown(1 << 100) == 1 << 100
 
 
 def test_subclasses_of_json_types_show_as_the_plain_type():

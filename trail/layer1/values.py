@@ -4,7 +4,9 @@ Whatever leaves the server's process (status rows, events, replies, the journal,
 file) goes through ``shown``, so a value reads the same wherever it is read: live, from the
 journal's history, and after a killed server's run is taken up again. The journal stores the
 shown form (``encode``) and recovery gives it back (``decode``) as the step's return value;
-``shown`` of a shown value is that value, so nothing drifts on the way round.
+``shown`` of a shown value is that value, so nothing drifts on the way round. The live
+record keeps the Python value for the step's own post-processing; after recovery a step's
+return value is its shown form (its post-processing ran when it returned).
 
 What a value shows as (recursively inside lists and dicts):
 
@@ -22,6 +24,7 @@ date, datetime, time      ISO 8601 text (``"2024-01-02"``)
 Decimal                   its text, exactly (``"1.10"``)
 bytes, bytearray          their UTF-8 text, undecodable bytes as ``\\xNN``
 PurePath                  its text
+an int too long for text  its hex text (past ``sys.get_int_max_str_digits``)
 Enum member               its value, shown (as JSON shows an IntEnum)
 dataclass instance        a dict of its fields, shown
 RemoteStepError           its text, ``Type: message`` of the original exception
@@ -54,7 +57,8 @@ log = logging.getLogger(__name__)
 
 MAX_DEPTH = 100  # containers inside containers; JSON encoders and readers nest far less deep
 
-_PLAIN = (str, int, bool, type(None))  # exact types that are shown as themselves
+_PLAIN = (str, bool, type(None))  # exact types that are shown as themselves
+_LONG_INT_BITS = 10_000  # beyond this an int may pass Python's limit on decimal digits
 _abbreviated = reprlib.Repr()
 _abbreviated.maxlevel = 4
 _abbreviated.maxstring = _abbreviated.maxother = 200
@@ -115,6 +119,8 @@ def _shown(value: Any, depth: int, inside: set[int]) -> Any:
     kind = type(value)
     if kind in _PLAIN:
         return value
+    if kind is int:
+        return _int(value)
     if isinstance(value, float):
         number = float.__float__(value)
         return number if math.isfinite(number) else str(number)
@@ -123,7 +129,7 @@ def _shown(value: Any, depth: int, inside: set[int]) -> Any:
     if isinstance(value, str):
         return str.__str__(value)
     if isinstance(value, int):  # bool is exact, handled above
-        return int.__int__(value)
+        return _int(int.__int__(value))
     if isinstance(value, (list, tuple, set, frozenset, Mapping)) or (
             dataclasses.is_dataclass(value) and not isinstance(value, type)):
         return _container(value, depth, inside)
@@ -179,6 +185,17 @@ def _key(key: Any, depth: int, inside: set[int]) -> str:
     ``1`` into ``"1"`` and ``None`` into ``"null"``)."""
     key = _shown(key, depth, inside)
     return key if isinstance(key, str) else json.dumps(key)
+
+
+def _int(value: int) -> int | str:
+    """An int, or its hex text when it has more decimal digits than Python will write
+    (``sys.get_int_max_str_digits``), which JSON would fail on."""
+    if value.bit_length() > _LONG_INT_BITS:
+        try:
+            str(value)
+        except ValueError:
+            return hex(value)
+    return value
 
 
 def _text(value: Any) -> str:
