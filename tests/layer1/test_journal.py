@@ -88,7 +88,8 @@ def test_the_journal_keeps_values_messages_and_who_asked(tmp_path):
     db = sqlite3.connect(journal)
     kinds = dict(db.execute("SELECT name, return_kind FROM steps WHERE run_id = ?",
                             (run["id"],)).fetchall())
-    assert kinds == {"talk": "json", "lock": "repr", "bad": "repr"}
+    assert kinds == {"talk": "shown", "lock": "shown", "bad": "shown"}
+    assert saved[1].return_value.startswith("<unlocked _thread.lock object at ")
     assert saved[2].return_value == "ZeroDivisionError: division by zero"
     causes = [(change["name"], change["new"], change["cause"]) for change in
               book.timeline(run["id"])]

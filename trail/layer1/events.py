@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from trail.errors import ProtocolError
+from trail.layer1 import values
 
 
 class _Missing:
@@ -43,8 +44,8 @@ class Event:
         return data
 
     def to_json(self) -> bytes:
-        # default=str: a tag or message JSON cannot hold travels as its text.
-        return json.dumps(self.to_dict(), default=str, separators=(",", ":")).encode()
+        # A tag or message JSON cannot hold travels as trail shows it everywhere.
+        return values.dumps(self.to_dict()).encode()
 
     @staticmethod
     def from_json(data: bytes | str | dict[str, Any]) -> Event:

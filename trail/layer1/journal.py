@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from trail.errors import JournalError, JournalMismatchError
-from trail.layer1.executors.base import ReprValue
+from trail.layer1 import values
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -48,8 +48,8 @@ CREATE TABLE IF NOT EXISTS steps (
     state TEXT NOT NULL,
     pause_on_fail INTEGER NOT NULL,
     attempt INTEGER NOT NULL DEFAULT 0,
-    return_value TEXT,            -- JSON text
-    return_kind TEXT,             -- 'json': the value itself; 'repr': its text
+    return_value TEXT,            -- JSON text of the value as shown (values.encode)
+    return_kind TEXT,             -- 'shown'; older trails wrote 'json' or 'repr'
     started_at REAL,
     finished_at REAL,
     tries INTEGER NOT NULL DEFAULT 0,  -- runs since the operator last let it run (retries)
@@ -84,18 +84,6 @@ CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, id);
 def default_journal_path() -> Path:
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "trail" / "journal.sqlite3"
-
-
-def encode_value(value: Any) -> tuple[str, str]:
-    """A return value as stored: (JSON text, 'json') or (JSON of its text, 'repr')."""
-    if isinstance(value, BaseException):
-        return json.dumps(f"{type(value).__name__}: {value}"), "repr"
-    if isinstance(value, ReprValue):
-        return json.dumps(str(value)), "repr"
-    try:
-        return json.dumps(value), "json"
-    except (TypeError, ValueError):
-        return json.dumps(repr(value)), "repr"
 
 
 def shape_of(steps: Iterable[tuple[int, str]], edges: Iterable[tuple[int, int]]) -> dict:
@@ -217,19 +205,18 @@ class Journal:
              tries: int = 0, retry_at: float | None = None) -> None:
         """A step's latest state (the manager writes each changed step once per commit)."""
         self._begin()
-        text, kind = encode_value(return_value)
         self.db.execute(
             "UPDATE steps SET state = ?, attempt = ?, pause_on_fail = ?, return_value = ?, "
             "return_kind = ?, started_at = ?, finished_at = ?, tries = ?, retry_at = ? "
             "WHERE run_id = ? AND n = ?",
-            (state, attempt, int(pause_on_fail), text, kind, started_at, finished_at, tries,
-             retry_at, run_id, n))
+            (state, attempt, int(pause_on_fail), values.encode(return_value), "shown",
+             started_at, finished_at, tries, retry_at, run_id, n))
 
     def message(self, run_id: int, n: int, attempt: int, kind: str, message: Any) -> None:
         self._begin()
         self.db.execute("INSERT INTO messages (run_id, n, attempt, time, kind, message) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
-                        (run_id, n, attempt, time.time(), kind, json.dumps(message, default=str)))
+                        (run_id, n, attempt, time.time(), kind, values.encode(message)))
 
     def close_run(self, run_id: int, outcome: str) -> None:
         self._begin()
@@ -285,7 +272,7 @@ class Journal:
         if messages:
             entries += [
                 {"time": t, "n": n, "name": names.get(n), "kind": kind, "attempt": attempt,
-                 "message": json.loads(message)}
+                 "message": values.decode(message)}
                 for t, n, attempt, kind, message in self.db.execute(
                     "SELECT time, n, attempt, kind, message FROM messages WHERE run_id = ? "
                     "ORDER BY id", (run_id,))
@@ -300,7 +287,7 @@ class Journal:
                 "SELECT n, name, state, pause_on_fail, attempt, return_value, started_at, "
                 "finished_at, tries, retry_at FROM steps WHERE run_id = ?", (run_id,)):
             steps[n] = SavedStep(n, name, state, bool(pof), attempt,
-                                 None if value is None else json.loads(value), started, finished,
+                                 None if value is None else values.decode(value), started, finished,
                                  tries=tries, retry_at=retry_at)
         for n, attempt, kind, message in self.db.execute(
                 "SELECT n, attempt, kind, message FROM messages WHERE run_id = ? ORDER BY id",
@@ -308,7 +295,7 @@ class Journal:
             saved = steps.get(n)
             if saved is None:
                 continue
-            value = json.loads(message)
+            value = values.decode(message)
             if kind == "output":
                 saved.output.append(value)
             elif attempt == saved.attempt:  # prompts and replies of the latest run only

@@ -6,7 +6,6 @@ step lives here, in the run's record of it.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -14,30 +13,11 @@ from typing import Any
 
 from trail.core.states import State
 from trail.core.step import Step
+from trail.layer1 import values
 from trail.layer1.executors import Executor, TrailEnvironment
 from trail.layer1.journal import SavedStep
 
 _NOT_A_TAG = object()
-_encode = json.JSONEncoder(default=str, separators=(",", ":")).encode
-
-
-def wire_value(value: Any) -> Any:
-    """A return value as the API shows it: itself if JSON holds it, else its text.
-
-    An exception shows as ``Type: message`` (AutoTrail showed only the message); one that
-    could not cross from the step's process shows as the type it had there.
-    """
-    from trail.errors import RemoteStepError
-
-    if isinstance(value, RemoteStepError):
-        return str(value)
-    if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return value
 
 
 @dataclass(eq=False)
@@ -56,7 +36,7 @@ class StepRecord:
     tags: dict[str, Any] = field(default_factory=dict)
     state: State = State.READY
     return_value: Any = None
-    shown_return_value: Any = None  # wire_value(return_value), kept for status calls
+    shown_return_value: Any = None  # values.shown(return_value), kept for status calls
     output_messages: list[Any] = field(default_factory=list)
     prompt_messages: list[Any] = field(default_factory=list)
     input_messages: list[Any] = field(default_factory=list)
@@ -94,7 +74,7 @@ class StepRecord:
         cached = self._rows.get(fields)
         if cached is not None and cached[0] == self.version:
             return cached[1]
-        data = _encode(make()).encode()
+        data = values.dumps(make()).encode()
         self._rows[fields] = (self.version, data)
         return data
 
@@ -132,7 +112,7 @@ class StepRecord:
 
     def set_return_value(self, value: Any) -> None:
         self.return_value = value
-        self.shown_return_value = wire_value(value)
+        self.shown_return_value = values.shown(value)
         self._changed()
 
     def add_output(self, message: Any) -> None:

@@ -28,14 +28,14 @@ from trail.core.dag import n_of, progeny, steps_in_order, strict_progeny, tags_o
 from trail.core.states import Action, State, states_for, transition
 from trail.core.step import Step
 from trail.errors import StepProcessError, StepTimeoutError
-from trail.layer1 import events
+from trail.layer1 import events, values
 from trail.layer1.dagfile import write_dag_file
 from trail.layer1.executors import Executor, Kind, Message, Outcome, make_executor
 from trail.layer1.executors.base import signal_groups
 from trail.layer1.executors.groups import ProcessGroups
 from trail.layer1.executors.registry import Executors
 from trail.layer1.journal import JournalRun, SavedStep
-from trail.layer1.records import StepRecord, TagIndex, by_n, wire_value
+from trail.layer1.records import StepRecord, TagIndex, by_n
 from trail.layer1.scheduler import PENDING, Scheduler
 from trail.layer1.timers import Timers
 
@@ -255,7 +255,7 @@ class Run:
         if self._retry(record, error, cause):
             return
         log.error("step %s %s failed (%s): %s\n%s", record.n, record.name, cause,
-                  wire_value(error), trace)
+                  values.shown(error), trace)
         try:
             value = record.step.failure_handler(record.environment, self.context, error)
         except Exception as exc:
@@ -282,7 +282,7 @@ class Run:
         wait = step.retry_wait(record.tries, self.settings.random_fraction)
         record.set_return_value(error)
         note = (f"[trail] attempt {record.tries} of {step.retries + 1} failed "
-                f"({wire_value(error)}); next attempt in {wait:.1f} s")
+                f"({values.shown(error)}); next attempt in {wait:.1f} s")
         record.add_output(note)
         self._say(record, "output", note)
         record.schedule_retry(self.timers.clock() + wait, time.time() + wait)

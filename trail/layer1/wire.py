@@ -23,6 +23,7 @@ from typing import Any
 
 from trail.core.states import State
 from trail.errors import ProtocolError
+from trail.layer1 import values
 
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 1 << 20  # a request bigger than this is refused, not parsed
@@ -225,8 +226,8 @@ class Reply:
 
 
 def _dump(body: Mapping[str, Any]) -> bytes:
-    # default=str: a tag or return value that JSON cannot hold travels as its text.
-    return json.dumps(body, default=str, separators=(",", ":")).encode()
+    # A tag or return value that JSON cannot hold travels as trail shows it everywhere.
+    return values.dumps(body).encode()
 
 
 def request_id(data: bytes) -> Any:

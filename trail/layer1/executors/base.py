@@ -8,7 +8,6 @@ never changes step state itself; it only turns what happened into Messages.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from abc import ABC, abstractmethod
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trail.errors import InputTimeoutError, StepInterruptedError
+from trail.layer1 import values
 
 
 class Kind:
@@ -51,10 +51,6 @@ Deliver = Callable[[Message], None]
 CallLater = Callable[[float, Callable[[], None]], None]
 
 
-class ReprValue(str):
-    """The text (repr) of a return value that could not cross from the step's process."""
-
-
 def signal_groups(pgids: Iterable[int], signum: int) -> None:
     """Send ``signum`` to each process group; one already gone is no error."""
     for pgid in pgids:
@@ -64,15 +60,6 @@ def signal_groups(pgids: Iterable[int], signum: int) -> None:
             pass
         except PermissionError as exc:  # the id now belongs to someone else's process
             log.warning("cannot signal process group %s: %s", pgid, exc)
-
-
-def jsonable(message: Any) -> Any:
-    """A step's message as JSON can carry it: itself, or its text."""
-    try:
-        json.dumps(message)
-    except (TypeError, ValueError):
-        return str(message)
-    return message
 
 
 class StepChannel(ABC):
@@ -100,7 +87,7 @@ class TrailEnvironment:
 
     def output(self, message: Any) -> None:
         """Show ``message`` to the operator (it appears in 'Output messages' at once)."""
-        self._channel.send(Kind.OUTPUT, jsonable(message))
+        self._channel.send(Kind.OUTPUT, values.shown(message))
 
     def input(self, prompt: Any, timeout: float | None = None) -> Any:
         """Ask the operator ``prompt`` and wait for the reply (``send_message_to_steps``).
@@ -108,7 +95,7 @@ class TrailEnvironment:
         Raises InputTimeoutError (also a ``queue.Empty``, as in AutoTrail) when no reply
         comes within ``timeout`` seconds, StepInterruptedError if the step is interrupted.
         """
-        self._channel.send(Kind.PROMPT, jsonable(prompt))
+        self._channel.send(Kind.PROMPT, values.shown(prompt))
         try:
             return self._channel.receive(timeout)
         except TimeoutError:

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trail.errors import RemoteStepError
+from trail.layer1 import values
 from trail.layer1.executors.base import (
     Executor,
     Kind,
     Message,
     Outcome,
-    ReprValue,
     StepChannel,
     TrailEnvironment,
     signal_groups,
@@ -102,8 +102,10 @@ def outcome_frame(outcome: Outcome) -> bytes:
         pickle.loads(data)  # an exception with an unusual __init__ pickles but won't load
     except Exception as exc:
         if outcome.ok:
-            value: Any = ReprValue(repr(outcome.value))
-            log.warning("a step's return value cannot be pickled (%s); keeping its repr", exc)
+            # Shown here, as the manager would show it: the same as if it had crossed.
+            value: Any = values.shown(outcome.value)
+            log.warning("a step's return value cannot be pickled (%s); sending it as shown",
+                        exc)
         else:
             error = outcome.value
             value = RemoteStepError(type(error).__name__, str(error), outcome.traceback)
