@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import zmq
 
-from trail import ShellCommand, Step, TrailClient, TrailServer
+from trail import ShellCommand, StateChanged, Step, TrailClient, TrailServer
 
 
 def noop(trail_env: object, context: object) -> None:
@@ -104,11 +104,11 @@ def run_time(definition: object, executor: str, last: str, journal: str | bool =
                 event = stream.next(timeout=120)
                 if event is None:
                     raise RuntimeError("the trail stopped reporting")
-                if event["kind"] == "state" and event["name"] == last:
-                    if event["state"] == "Succeeded":
+                if isinstance(event, StateChanged) and event.name == last:
+                    if event.state == "Succeeded":
                         return time.perf_counter() - started
-                    if event["state"] not in ("Waiting", "Running"):
-                        raise RuntimeError(f"{last} ended {event['state']}")
+                    if event.state not in ("Waiting", "Running"):
+                        raise RuntimeError(f"{last} ended {event.state}")
     finally:
         client.shutdown(dry_run=False)
         server.join(30)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 
-from trail import Step, TrailClient, TrailServer
+from trail import Output, Prompt, StateChanged, Step, TrailClient, TrailServer
 
 
 def check_replicas(trail_env, context):
@@ -46,13 +46,13 @@ def main() -> int:
     with client.subscribe() as events:
         client.start()
         for event in events:
-            if event["kind"] == "state":
-                print(f"  {event['n']} {event['name']:16} {event['state']}")
-            elif event["kind"] == "output":
-                print(f"  {event['n']} {event['name']:16} | {event['message']}")
-            elif event["kind"] == "prompt":
-                answer = "y" if auto_yes else input(f"{event['message']} ")
-                client.send_message_to_steps(answer, dry_run=False, n=event["n"])
+            if isinstance(event, StateChanged):
+                print(f"  {event.n} {event.name:16} {event.state}")
+            elif isinstance(event, Output):
+                print(f"  {event.n} {event.name:16} | {event.message}")
+            elif isinstance(event, Prompt):
+                answer = "y" if auto_yes else input(f"{event.message} ")
+                client.send_message_to_steps(answer, dry_run=False, n=event.n)
             if client.info()["finished"]:
                 break
     rows = client.status()

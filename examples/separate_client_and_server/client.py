@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from trail import TrailClient
+from trail import Prompt, StateChanged, TrailClient
 
 
 def main(socket_file: str) -> int:
@@ -15,11 +15,11 @@ def main(socket_file: str) -> int:
     with client.subscribe() as events:
         print("started:", [step["name"] for step in client.start()])
         for event in events:
-            if event["kind"] == "prompt":
-                print(f"{event['name']} asks {event['message']!r}; answering yes")
-                client.send_message_to_steps("yes", dry_run=False, n=event["n"])
-            if event["kind"] == "state":
-                print(f"{event['name']}: {event['state']}")
+            if isinstance(event, Prompt):
+                print(f"{event.name} asks {event.message!r}; answering yes")
+                client.send_message_to_steps("yes", dry_run=False, n=event.n)
+            if isinstance(event, StateChanged):
+                print(f"{event.name}: {event.state}")
             if client.info()["finished"]:
                 break
     rows = client.status(fields=["State", "Return value"])

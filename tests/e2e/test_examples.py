@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from trail import TrailClient, TrailServer
+from trail import Prompt, TrailClient, TrailServer
 
 ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples"
@@ -30,9 +30,9 @@ def drive(path: Path, answers: dict[str, Any], executor: str = "process") -> lis
             while not client.info()["finished"]:
                 event = events.next(timeout=30)
                 assert event is not None, f"{path.name} stalled: {client.status()}"
-                if event["kind"] == "prompt":
-                    reply = answers.get(event["name"], True)
-                    client.send_message_to_steps(reply, dry_run=False, n=event["n"])
+                if isinstance(event, Prompt):
+                    reply = answers.get(event.name, True)
+                    client.send_message_to_steps(reply, dry_run=False, n=event.n)
         return client.status(fields=["State", "Return value", "Output messages"])
     finally:
         client.shutdown(dry_run=False)
@@ -74,9 +74,9 @@ def drive_until_paused(path: Path, answers: dict[str, Any]) -> dict[str, str]:
             while not client.status(states=["Paused due to failure"]):
                 event = events.next(timeout=30)
                 assert event is not None, "stalled"
-                if event["kind"] == "prompt":
-                    client.send_message_to_steps(answers.get(event["name"], True),
-                                                 dry_run=False, n=event["n"])
+                if isinstance(event, Prompt):
+                    client.send_message_to_steps(answers.get(event.name, True),
+                                                 dry_run=False, n=event.n)
         return states(client.status())
     finally:
         client.shutdown(dry_run=False)

@@ -17,6 +17,7 @@ import pytest
 
 from tests.support import pid_alive, states, wait_pids, wait_states, wait_until
 from trail import Step, StepInterruptedError
+from trail.layer1.events import StateChanged
 
 
 def group_sleeper(pids: Path, ignore_term: bool = False):
@@ -222,9 +223,9 @@ def test_the_event_stream_sees_a_step_that_lasts_no_time(serve, executor):
         while not seen or seen[-1] != "Succeeded":
             event = stream.next(timeout=20)
             assert event is not None, f"events stopped after {seen}"
-            if event["kind"] == "state":
-                seen.append(event["state"])
-                assert event["name"] == "blink"
+            if isinstance(event, StateChanged):
+                seen.append(event.state)
+                assert event.name == "blink"
     assert seen == ["Waiting", "Running", "Succeeded"]
 
 

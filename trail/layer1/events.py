@@ -47,6 +47,30 @@ class Event:
         # A tag or message JSON cannot hold travels as trail shows it everywhere.
         return values.dumps(self.to_dict()).encode()
 
+    # Dict-style reads, so code written when events were dicts keeps working.
+
+    def __getitem__(self, key: object) -> Any:
+        if key == "kind":
+            return self.kind
+        names = {field.name for field in fields(self)}
+        value = getattr(self, key) if isinstance(key, str) and key in names else _MISSING
+        if value is _MISSING:  # a key the event lacks, or a state event's absent value
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
     @staticmethod
     def from_json(data: bytes | str | dict[str, Any]) -> Event:
         """The event a server published; ProtocolError for anything else."""

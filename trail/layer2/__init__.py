@@ -16,6 +16,7 @@ from trail.layer2.diagram import (
     render,
     write_trail_definition_as_dot,
 )
+from trail.layer2.mirror import StatusMirror
 from trail.layer2.monitor import monitor_trail
 from trail.layer2.server import TrailServer
 from trail.layer2.steps import (
@@ -48,6 +49,7 @@ __all__ = [
     "RemoteCommand",
     "ShellCommand",
     "ShellCommandFailedError",
+    "StatusMirror",
     "TrailClient",
     "TrailServer",
     "accepts_context",

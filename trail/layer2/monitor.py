@@ -11,6 +11,7 @@ from trail.core.states import State
 from trail.errors import TrailConnectionError
 from trail.layer1.wire import StatusField
 from trail.layer2.client import TrailClient
+from trail.layer2.mirror import StatusMirror
 
 Rows = list[dict[str, Any]]
 FilterHandler = tuple[Callable[[Rows], Rows], Callable[[Rows], Any]]
@@ -21,9 +22,6 @@ DEFAULT_STATUS_KWARGS: dict[str, Any] = {
     "states": [State.RUNNING.value, State.FAILED.value, State.PAUSED.value,
                State.PAUSED_ON_FAIL.value],
 }
-_MIRRORED = [StatusField.STATE, StatusField.UNREPLIED_PROMPT_MESSAGE,
-             StatusField.OUTPUT_MESSAGES, StatusField.RETURN_VALUE,
-             StatusField.PROMPT_MESSAGES, StatusField.INPUT_MESSAGES]
 
 
 def monitor_trail(
@@ -64,8 +62,9 @@ def monitor_trail(
                 handle(chosen)
 
     with trail_client.subscribe() as stream:
-        mirror = {row["n"]: row for row in trail_client.status(fields=_MIRRORED, **tags)}
-        emit(list(mirror.values()))
+        mirror = StatusMirror(fields)
+        mirror.load(trail_client, **tags)
+        emit(list(mirror.rows.values()))
         silent = 0
         while True:
             event = stream.next(timeout=min(delay, 1.0))
@@ -83,30 +82,6 @@ def monitor_trail(
                 if until_finished and info["finished"]:
                     return
                 continue
-            row = mirror.get(event.get("n"))
-            if row is None or event["kind"] == "hello":
-                continue
-            _apply(row, event)
-            emit([row])
-
-
-def _apply(row: dict[str, Any], event: dict[str, Any]) -> None:
-    """Bring a mirrored status row up to date with one event."""
-    kind = event["kind"]
-    if kind == "state":
-        row[StatusField.STATE] = event["state"]
-        if event["state"] == State.RUNNING.value:
-            row[StatusField.RETURN_VALUE] = None
-            row[StatusField.PROMPT_MESSAGES] = []
-            row[StatusField.INPUT_MESSAGES] = []
-            row[StatusField.UNREPLIED_PROMPT_MESSAGE] = None
-        if "return_value" in event:
-            row[StatusField.RETURN_VALUE] = event["return_value"]
-    elif kind == "output":
-        row[StatusField.OUTPUT_MESSAGES].append(event["message"])
-    elif kind == "prompt":
-        row[StatusField.PROMPT_MESSAGES].append(event["message"])
-        row[StatusField.UNREPLIED_PROMPT_MESSAGE] = event["message"]
-    elif kind == "input":
-        row[StatusField.INPUT_MESSAGES].append(event["message"])
-        row[StatusField.UNREPLIED_PROMPT_MESSAGE] = None
+            row = mirror.apply(event)
+            if row is not None:
+                emit([row])

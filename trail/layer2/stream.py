@@ -1,23 +1,22 @@
-"""EventStream: a subscription to a trail server's events."""
+"""EventStream: a subscription to a trail server's events, read as typed events."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
-from typing import Any
 
 import zmq
 
-from trail.errors import ProtocolError, TrailConnectionError
+from trail.errors import TrailConnectionError
+from trail.layer1.events import Event, Hello
 
 
 class EventStream:
     """The events a server publishes: state changes, output, prompts and replies.
 
-    Each event is a dict with ``seq``, ``time``, ``kind`` ('state', 'output', 'prompt',
-    'input'), ``n`` and ``name``, and for a state change ``state``, ``previous`` and
-    ``cause``; for a message, ``message``.
+    Each is an :class:`~trail.layer1.events.Event` (``StateChanged``, ``Output``,
+    ``Prompt``, ``Input``, ``PauseOnFailChanged``, ``ShuttingDown``); code written when
+    they were dicts still reads them as such (``event["kind"]``, ``event.get("n")``).
     """
 
     def __init__(self, path: str, timeout: float) -> None:
@@ -34,25 +33,22 @@ class EventStream:
             if event is None:
                 self.close()
                 raise TrailConnectionError(path, f"no greeting within {timeout:g} s")
-            if event["kind"] == "hello":
+            if isinstance(event, Hello):
                 break
 
-    def next(self, timeout: float | None = None) -> dict[str, Any] | None:
-        """The next event, or None after ``timeout`` seconds without one."""
+    def next(self, timeout: float | None = None) -> Event | None:
+        """The next event (a greeting included), or None after ``timeout`` seconds without
+        one; ProtocolError for anything a trail server would not publish."""
         wait = None if timeout is None else int(timeout * 1000)
         if not self._sock.poll(wait, zmq.POLLIN):
             return None
-        data = self._sock.recv()
-        try:
-            return json.loads(data)
-        except ValueError as exc:
-            raise ProtocolError(f"the server published an event that is not JSON: "
-                                f"{exc}") from exc
+        return Event.from_json(self._sock.recv())
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[Event]:
+        """Every event from here on, greetings left out; it ends only by breaking out."""
         while True:
             event = self.next()
-            if event is not None and event["kind"] != "hello":
+            if event is not None and not isinstance(event, Hello):
                 yield event
 
     def close(self) -> None:

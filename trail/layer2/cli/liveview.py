@@ -26,13 +26,16 @@ from rich.text import Text
 
 from trail.core.states import State
 from trail.errors import TrailError
+from trail.layer1.events import Event, Hello, Input, Output, Prompt, StateChanged, StepEvent
 from trail.layer1.wire import StatusField
 from trail.layer2.cli.display import STATE_STYLES, elapsed, state_text
 from trail.layer2.client import TrailClient
+from trail.layer2.mirror import StatusMirror
 from trail.layer2.stream import EventStream
 
-FIELDS = [StatusField.STATE, StatusField.UNREPLIED_PROMPT_MESSAGE, StatusField.OUTPUT_MESSAGES,
-          StatusField.STARTED_AT, StatusField.FINISHED_AT]
+# The mirror keeps the latest output line of each step besides these.
+FIELDS = [StatusField.STATE, StatusField.UNREPLIED_PROMPT_MESSAGE, StatusField.STARTED_AT,
+          StatusField.FINISHED_AT]
 
 EXIT_SUCCEEDED = 0  # every step succeeded or was skipped
 EXIT_FAILED = 1  # the trail finished with failed or blocked steps
@@ -55,59 +58,39 @@ def parse_reply(text: str) -> Any:
 
 
 class RunView:
-    """A mirror of a run's status, kept current from events, and its rendering."""
+    """A run's status, kept current from events by a StatusMirror, and its rendering."""
 
     def __init__(self, client: TrailClient, title: str,
                  answers: dict[str, Any] | None = None) -> None:
         self.client = client
         self.title = title
         self.answers = dict(answers or {})  # step name -> reply given without asking
-        self.rows: dict[int, dict[str, Any]] = {}
+        self.mirror = StatusMirror(FIELDS)
         self.finished = False
         self.stopped = False  # the operator stopped it, or left before the end
         self.opened = time.time()
         self.notice: Text | None = None
 
+    @property
+    def rows(self) -> dict[int, dict[str, Any]]:
+        return self.mirror.rows
+
     def load(self) -> None:
         """Read the whole status (after subscribing, so nothing is missed between)."""
-        self.rows = {row["n"]: {**row, "last": (row[StatusField.OUTPUT_MESSAGES] or [""])[-1]}
-                     for row in self.client.status(fields=FIELDS)}
+        self.mirror.load(self.client)
         self.finished = self.client.info()["finished"]
 
-    def apply(self, event: dict[str, Any]) -> None:
-        row = self.rows.get(event.get("n", -1))
-        if row is None:
-            return
-        kind = event["kind"]
-        if kind == "state":
-            row[StatusField.STATE] = event["state"]
-            if event["state"] == State.RUNNING.value:
-                row[StatusField.STARTED_AT], row[StatusField.FINISHED_AT] = event["time"], None
-                row[StatusField.UNREPLIED_PROMPT_MESSAGE] = None
-            elif event["state"] in ENDED and row.get(StatusField.STARTED_AT):
-                row[StatusField.FINISHED_AT] = row[StatusField.FINISHED_AT] or event["time"]
-            if event["state"] in ENDED and "return_value" in event and \
-                    event["state"] != State.SUCCEEDED.value:
-                row["last"] = str(event["return_value"])
-        elif kind == "output":
-            row["last"] = str(event["message"])
-        elif kind == "prompt":
-            row[StatusField.UNREPLIED_PROMPT_MESSAGE] = event["message"]
-            if row["Name"] in self.answers:
-                self.client.send_message_to_steps(self.answers[row["Name"]], dry_run=False,
-                                                  n=row["n"])
-        elif kind == "input":
-            row[StatusField.UNREPLIED_PROMPT_MESSAGE] = None
+    def apply(self, event: Event) -> None:
+        row = self.mirror.apply(event)
+        if row is not None and isinstance(event, Prompt) and row["Name"] in self.answers:
+            self.client.send_message_to_steps(self.answers[row["Name"]], dry_run=False,
+                                              n=row["n"])
 
     def waiting(self) -> list[dict[str, Any]]:
-        return [r for r in self.rows.values() if r[StatusField.UNREPLIED_PROMPT_MESSAGE]
-                is not None and r[StatusField.STATE] == State.RUNNING.value]
+        return self.mirror.waiting()
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for row in self.rows.values():
-            counts[row[StatusField.STATE]] = counts.get(row[StatusField.STATE], 0) + 1
-        return counts
+        return self.mirror.counts()
 
     def outcome(self) -> int:
         states = {row[StatusField.STATE] for row in self.rows.values()}
@@ -128,7 +111,7 @@ class RunView:
             row = self.rows[n]
             question = row[StatusField.UNREPLIED_PROMPT_MESSAGE]
             detail = (Text(f"? {question}", style="bold yellow") if question is not None
-                      else Text(str(row["last"])))
+                      else Text(self.mirror.last(n)))
             table.add_row(str(n), row["Name"], state_text(row[StatusField.STATE]),
                           elapsed(row.get(StatusField.STARTED_AT),
                                   row.get(StatusField.FINISHED_AT), now), detail)
@@ -235,7 +218,7 @@ def _drain(view: RunView, stream: EventStream, timeout: float) -> bool:
     event = stream.next(timeout)
     changed = False
     while event is not None:
-        if event["kind"] != "hello":
+        if not isinstance(event, Hello):
             view.apply(event)
             changed = True
         event = stream.next(0)
@@ -389,32 +372,34 @@ def _plain_loop(view: RunView, stream: EventStream, console: Console,
         if not os.path.exists(view.client.socket_file):
             break
         event = stream.next(1.0)
-        if event is not None and event["kind"] != "hello":
+        if event is not None:
             _print_event(view, event, line)
-            if event["kind"] == "state":
+            if isinstance(event, StateChanged):
                 with contextlib.suppress(TrailError):
                     view.finished = view.client.info()["finished"]
     # Events sent before the server said "finished" may still be on their way: show them.
     while (event := stream.next(0.2)) is not None:
-        if event["kind"] != "hello":
-            _print_event(view, event, line)
+        _print_event(view, event, line)
 
 
-def _print_event(view: RunView, event: dict[str, Any], line: Callable[[int, str], None]) -> None:
+def _print_event(view: RunView, event: Event, line: Callable[[int, str], None]) -> None:
+    """Apply an event to the view and print its line (a greeting or a shutdown has none)."""
     view.apply(event)
-    n, kind = event["n"], event["kind"]
-    if kind == "state":
+    if not isinstance(event, StepEvent) or event.n not in view.rows:
+        return
+    n = event.n
+    if isinstance(event, StateChanged):
         extra = ""
-        if "return_value" in event and event["state"] != State.SUCCEEDED.value:
-            extra = f"  ({event['return_value']})"
-        line(n, event["state"] + extra)
-    elif kind == "output":
-        line(n, f"| {event['message']}")
-    elif kind == "prompt":
-        line(n, f"? {event['message']}  (answer: trail send --socket "
+        if event.has_return_value and event.state != State.SUCCEEDED.value:
+            extra = f"  ({event.return_value})"
+        line(n, event.state + extra)
+    elif isinstance(event, Output):
+        line(n, f"| {event.message}")
+    elif isinstance(event, Prompt):
+        line(n, f"? {event.message}  (answer: trail send --socket "
                 f"{view.client.socket_file} VALUE n={n} --yes)")
-    elif kind == "input":
-        line(n, f"> {event['message']!r}")
+    elif isinstance(event, Input):
+        line(n, f"> {event.message!r}")
 
 
 __all__ = ["RunView", "Steering", "parse_reply", "watch"]
