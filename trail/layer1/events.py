@@ -110,8 +110,9 @@ class StepEvent(Event):
 @dataclass(frozen=True)
 class StateChanged(StepEvent):
     """A step moved from ``previous`` to ``state`` because of ``cause`` ('api:pause',
-    'returned', 'recovered from the journal: it was running', ...). A step that ended
-    (Succeeded, Failed, Paused due to failure) carries its return value as shown."""
+    'returned', 'recovered from the journal: it was running', ...). A step leaving
+    Running (it ended, failed an attempt, was interrupted) carries its return value as
+    shown."""
 
     kind: ClassVar[str] = "state"
     state: str = ""

@@ -42,7 +42,6 @@ from trail.layer1.timers import Timers
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = 2.0  # seconds from SIGTERM to SIGKILL where no step says otherwise
-_ENDED = frozenset({State.SUCCEEDED, State.FAILED, State.PAUSED_ON_FAIL})  # events carry the value
 
 
 @dataclass
@@ -122,7 +121,8 @@ class Run:
             self.scheduler.mark(record)
         log.info("step %s %s: %s -> %s (%s)", record.n, record.name, old, new, cause)
         if self.listening:
-            extra = {"return_value": record.shown_return_value} if new in _ENDED else {}
+            # Leaving Running (an end, a retry, an interrupt) sets the value status shows.
+            extra = {"return_value": record.shown_return_value} if old is State.RUNNING else {}
             self.publish(events.StateChanged(n=record.n, name=record.name, state=new.value,
                                              previous=old.value, cause=cause, **extra))
 

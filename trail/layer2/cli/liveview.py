@@ -390,7 +390,8 @@ def _print_event(view: RunView, event: Event, line: Callable[[int, str], None]) 
     n = event.n
     if isinstance(event, StateChanged):
         extra = ""
-        if event.has_return_value and event.state != State.SUCCEEDED.value:
+        if event.has_return_value and event.return_value is not None and \
+                event.state != State.SUCCEEDED.value:
             extra = f"  ({event.return_value})"
         line(n, event.state + extra)
     elif isinstance(event, Output):
