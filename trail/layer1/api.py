@@ -1,9 +1,13 @@
-"""One small handler per API call, dispatched from ``HANDLERS``.
+"""One small handler per API call, dispatched from ``HANDLERS`` and checked against the table.
 
 Every handler gets the manager and the request's checked arguments, runs on the manager's
 thread, and returns the call's result. Mutating calls select steps by tags, keep those in a
 state the transition table allows the action from, and change them only when ``dry_run``
 is false; either way they return the tags (n and name) of the steps concerned.
+
+The table of calls (``trail.layer1.calls``) says what each call accepts; at import this
+module checks that every call in it has exactly one handler here, and no handler is left
+without a call.
 """
 
 from __future__ import annotations
@@ -14,14 +18,9 @@ from typing import Any
 
 from trail.core.dag import strict_progeny
 from trail.core.states import PAUSE_ON_FAIL_STATES, Action, State, states_for
+from trail.layer1.calls import CALLS, DEFAULT_STATUS_FIELDS, Call, StatusField
 from trail.layer1.manager import StepRecord, TrailManager, records_in
-from trail.layer1.wire import (
-    DEFAULT_STATUS_FIELDS,
-    PROTOCOL_VERSION,
-    Call,
-    Encoded,
-    StatusField,
-)
+from trail.layer1.wire import PROTOCOL_VERSION, Encoded
 
 Args = dict[str, Any]
 Handler = Callable[[TrailManager, Args], Any]
@@ -221,4 +220,17 @@ HANDLERS: dict[Call, Handler] = {
     Call.UNSET_PAUSE_ON_FAIL: _pause_on_fail(False, Call.UNSET_PAUSE_ON_FAIL),
     Call.SEND_MESSAGE_TO_STEPS: send_message_to_steps,
 }
-assert set(HANDLERS) == set(Call), "every call needs a handler"
+
+
+def check_handlers(handlers: dict[Call, Handler], calls: Iterable[str]) -> None:
+    """Every call in the table has one handler, and every handler a call: else TypeError
+    at import, naming them, rather than an "unknown call" in the middle of a run."""
+    names = set(calls)
+    missing = sorted(names - set(handlers))
+    stray = sorted(str(call) for call in set(handlers) - names)
+    if missing or stray:
+        raise TypeError(f"the table of calls and the handlers disagree: no handler for "
+                        f"{missing or 'none'}; no call for {stray or 'none'}")
+
+
+check_handlers(HANDLERS, CALLS)
