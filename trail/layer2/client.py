@@ -51,7 +51,8 @@ class TrailClient:
         request_id = next(self._ids)
         reply = Reply.from_json(self.transport.request(request_bytes(str(call), args,
                                                                      request_id)))
-        if reply.id != request_id:
+        # The transport pairs replies with requests; an id of None answers one unreadable.
+        if reply.id is not None and reply.id != request_id:
             raise ProtocolError(f"the server answered request {reply.id!r} to {request_id!r}")
         if not reply.ok:
             raise TrailClientError(reply.error_message or "the server refused the call",
