@@ -1,4 +1,4 @@
-"""trail's engine: the trail manager, its executors, the API handlers, the wire and sockets.
+"""trail's engine: the manager, executors, the table of calls, handlers, wire, transports.
 
 Imports trail.core, never trail.layer2.
 """

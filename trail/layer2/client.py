@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import itertools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from trail.errors import ProtocolError, TrailClientError
 from trail.layer1.calls import SPECS, CallSpec
@@ -123,10 +123,18 @@ def _method(spec: CallSpec, owner: str) -> Callable[..., Any]:
     def method(self: TrailClient, *args: Any, **kwargs: Any) -> Any:
         return self.call(spec.name, **wire_arguments(spec, shape.bind(self, *args, **kwargs)))
 
+    return dress(method, spec, owner, docstring(spec))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def dress(method: F, spec: CallSpec, owner: str, doc: str) -> F:
+    """Give a generated method the call's name, signature and ``doc``, as if written out."""
     method.__name__ = spec.name
     method.__qualname__ = f"{owner}.{spec.name}"
-    method.__doc__ = docstring(spec)
-    method.__signature__ = shape  # type: ignore[attr-defined]
+    method.__doc__ = doc
+    method.__signature__ = signature(spec)  # type: ignore[attr-defined]
     return method
 
 

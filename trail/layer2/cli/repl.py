@@ -14,7 +14,7 @@ from rich.text import Text
 from trail.errors import TrailError
 from trail.layer1.calls import SPECS, CallSpec
 from trail.layer2.cli.display import call_result
-from trail.layer2.client import TrailClient, docstring, signature, wire_arguments
+from trail.layer2.client import TrailClient, docstring, dress, signature, wire_arguments
 
 
 class InteractiveTrail:
@@ -59,11 +59,7 @@ def _method(spec: CallSpec, owner: str) -> Callable[..., None]:
         self.console.print(call_result(spec, result, values.get("dry_run", False), spec.name,
                                        "(dry_run=False)", sentences=True))
 
-    method.__name__ = spec.name
-    method.__qualname__ = f"{owner}.{spec.name}"
-    method.__doc__ = f"{docstring(spec)}\n\nPrints the result; returns None."
-    method.__signature__ = shape  # type: ignore[attr-defined]
-    return method
+    return dress(method, spec, owner, f"{docstring(spec)}\n\nPrints the result; returns None.")
 
 
 add_repl_methods(InteractiveTrail, SPECS)
