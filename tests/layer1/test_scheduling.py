@@ -1,4 +1,5 @@
-"""Retries with back-off, max_parallel, pools and priorities."""
+"""Retries against a real server, max_parallel, pools and priorities (back-off timing is
+tested on a MockClock in test_run.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import states, wait_states, wait_until
+from tests.support import wait_states, wait_until
 from trail import DefinitionError, Step
 
 
@@ -22,24 +23,6 @@ def flaky(counter: Path, succeed_on: int, error: type[Exception] = ConnectionErr
         return f"ok on try {tries}"
 
     return action
-
-
-def test_retries_with_backoff_until_success(serve, executor, tmp_path):
-    counter = tmp_path / "count"
-    step = Step(flaky(counter, 3), name="flaky", retries=3, retry_delay=0.2, backoff=2,
-                jitter=0)
-    client = serve(step, executor=executor)
-    client.start()
-    wait_until(lambda: (client.status(fields=["Attempt", "Next retry at", "State"])[0]
-                        ["Attempt"] == "1 of 4"), "the first attempt to be counted")
-    wait_states(client, {"flaky": "Succeeded"})
-    row = client.status(fields=["Attempt", "Return value", "Output messages"])[0]
-    assert row["Attempt"] == "3 of 4" and row["Return value"] == "ok on try 3"
-    notes = [m for m in row["Output messages"] if m.startswith("[trail] attempt")]
-    assert notes == [
-        "[trail] attempt 1 of 4 failed (ConnectionError: try 1 failed); next attempt in 0.2 s",
-        "[trail] attempt 2 of 4 failed (ConnectionError: try 2 failed); next attempt in 0.4 s",
-    ]
 
 
 def test_out_of_retries_the_step_fails(serve, tmp_path):
@@ -64,22 +47,6 @@ def test_retry_on_picks_the_errors_worth_retrying(serve, tmp_path):
     client.start()
     wait_states(client, {"picky": "Paused due to failure"})
     assert len(counter.read_text()) == 1  # a ValueError is not retried
-
-
-def test_a_step_waiting_for_its_retry_can_be_paused(serve, tmp_path):
-    counter = tmp_path / "count"
-    client = serve(Step(flaky(counter, 2), name="held", retries=1, retry_delay=1.0,
-                        jitter=0))
-    client.start()
-    wait_until(lambda: client.status(fields=["Next retry at"])[0]["Next retry at"],
-               "the retry to be scheduled")
-    assert states(client) == {"held": "Waiting"}
-    client.pause(dry_run=False, name="held")
-    wait_states(client, {"held": "Paused"})
-    time.sleep(1.3)  # past the retry time: a paused step stays held
-    assert states(client) == {"held": "Paused"} and len(counter.read_text()) == 1
-    client.resume(dry_run=False, name="held")
-    wait_states(client, {"held": "Succeeded"})
 
 
 def recorder(log: Path, name: str, hold: float = 0.3):

@@ -1,4 +1,5 @@
-"""trail's engine: opening a run, its loop and state, executors, the journal, the API.
+"""trail's engine: opening a run, its loop and state, executors, the journal, the table
+of calls and their handlers, the wire and transports.
 
 Imports trail.core, never trail.layer2. The loop (``loop.py``) is the I/O shell around a
 Run (``run.py``: records, transitions, scheduling, timers), opened by ``engine.py``.

@@ -1,31 +1,41 @@
-"""One small handler per API call, dispatched from ``HANDLERS``.
+"""One small handler per API call, dispatched from ``HANDLERS`` and checked against the table.
 
-Every handler gets the manager and the request's checked arguments, runs on the manager's
+Every handler gets the run and the request's checked arguments, runs on the run's
 thread, and returns the call's result. Mutating calls select steps by tags, keep those in a
 state the transition table allows the action from, and change them only when ``dry_run``
 is false; either way they return the tags (n and name) of the steps concerned.
+
+The table of calls (``trail.layer1.calls``) says what each call accepts; at import this
+module checks that every call in it has exactly one handler here, and no handler is left
+without a call.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from trail.core.dag import numbered_edges, strict_progeny
 from trail.core.states import PAUSE_ON_FAIL_STATES, Action, State, states_for
+from trail.errors import ProtocolError, TrailError
+from trail.layer1.calls import CALLS, DEFAULT_STATUS_FIELDS, Call, StatusField
 from trail.layer1.records import StepRecord
-from trail.layer1.run import Run as TrailManager
+from trail.layer1.run import Run
 from trail.layer1.wire import (
-    DEFAULT_STATUS_FIELDS,
     PROTOCOL_VERSION,
-    Call,
     Encoded,
-    StatusField,
+    Reply,
+    error_reply,
+    parse_request,
+    request_id,
 )
 
+log = logging.getLogger(__name__)
+
 Args = dict[str, Any]
-Handler = Callable[[TrailManager, Args], Any]
+Handler = Callable[[Run, Args], Any]
 
 _FIELDS: dict[str, Callable[[StepRecord], Any]] = {
     StatusField.N: lambda r: r.n,
@@ -67,19 +77,19 @@ def _eligible(records: Iterable[StepRecord], action: Action) -> list[StepRecord]
 
 
 def _move(
-    manager: TrailManager, records: list[StepRecord], action: Action, args: Args, call: Call
+    run: Run, records: list[StepRecord], action: Action, args: Args, call: Call
 ) -> list[dict[str, Any]]:
     """Apply ``action`` to the eligible ones among ``records`` unless this is a dry run."""
     chosen = _eligible(records, action)
     if not args["dry_run"]:
         for record in chosen:
-            manager.apply(record, action, f"api:{call}")
+            run.apply(record, action, f"api:{call}")
     return briefs(chosen)
 
 
 def _by_tags(action: Action, call: Call) -> Handler:
-    def handler(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
-        return _move(manager, manager.select(args["tags"]), action, args, call)
+    def handler(run: Run, args: Args) -> list[dict[str, Any]]:
+        return _move(run, run.select(args["tags"]), action, args, call)
 
     handler.__name__ = call.value
     handler.__doc__ = f"{call}: move the steps with the given tags by {action!r}."
@@ -87,66 +97,66 @@ def _by_tags(action: Action, call: Call) -> Handler:
 
 
 def _branch(action: Action, call: Call) -> Handler:
-    def handler(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
-        roots = [record.step for record in manager.select(args["tags"])]
-        branch = manager.records_of(strict_progeny(manager.graph, roots))
-        return _move(manager, branch, action, args, call)
+    def handler(run: Run, args: Args) -> list[dict[str, Any]]:
+        roots = [record.step for record in run.select(args["tags"])]
+        branch = run.records_of(strict_progeny(run.graph, roots))
+        return _move(run, branch, action, args, call)
 
     handler.__name__ = call.value
     handler.__doc__ = f"{call}: {action!r} the tagged steps and their strict progeny."
     return handler
 
 
-def info(manager: TrailManager, args: Args) -> dict[str, Any]:
+def info(run: Run, args: Args) -> dict[str, Any]:
     """What this server is: protocol, process, sockets, steps and how far the run is."""
     return {
-        **manager.info,
+        **run.info,
         "protocol": PROTOCOL_VERSION,
         "pid": os.getpid(),
-        "steps": len(manager.records),
-        "executor": manager.default_executor,
-        "counts": manager.counts(),
-        "finished": manager.finished(),
+        "steps": len(run.records),
+        "executor": run.default_executor,
+        "counts": run.counts(),
+        "finished": run.finished(),
     }
 
 
-def graph(manager: TrailManager, args: Args) -> dict[str, Any]:
+def graph(run: Run, args: Args) -> dict[str, Any]:
     """The trail's shape: every step's tags, and the edges as [parent n, child n] pairs."""
     return {
-        "steps": [record.tags for record in manager.records],
-        "edges": [list(edge) for edge in numbered_edges(manager.graph)],
+        "steps": [record.tags for record in run.records],
+        "edges": [list(edge) for edge in numbered_edges(run.graph)],
     }
 
 
-def stop(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
+def stop(run: Run, args: Args) -> list[dict[str, Any]]:
     """Interrupt the running steps, then block every other step that may still run."""
-    selected = manager.select(args["tags"])
+    selected = run.select(args["tags"])
     running = _eligible(selected, Action.INTERRUPT)
     if args["dry_run"]:
         return briefs(running)
     for record in running:
-        manager.interrupt(record, f"api:{Call.STOP}")
-    _move(manager, selected, Action.BLOCK, args, Call.STOP)
+        run.interrupt(record, f"api:{Call.STOP}")
+    _move(run, selected, Action.BLOCK, args, Call.STOP)
     return briefs(running)
 
 
-def shutdown(manager: TrailManager, args: Args) -> bool:
+def shutdown(run: Run, args: Args) -> bool:
     """Stop serving (running steps are interrupted on the way out). True unless a dry run."""
     if args["dry_run"]:
         return False
-    manager.stopping = True
+    run.shut_down(f"api:{Call.SHUTDOWN}")
     return True
 
 
-def list_steps(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
-    return [record.tags for record in manager.select(args["tags"])]
+def list_steps(run: Run, args: Args) -> list[dict[str, Any]]:
+    return [record.tags for record in run.select(args["tags"])]
 
 
-def status(manager: TrailManager, args: Args) -> Encoded:
+def status(run: Run, args: Args) -> Encoded:
     """A status row per selected step; rows of steps unchanged since the last call with the
     same fields are reused as encoded, so an idle trail of thousands answers at once."""
     fields = tuple(DEFAULT_STATUS_FIELDS if args["fields"] is None else args["fields"])
-    records = manager.select(args["tags"])
+    records = run.select(args["tags"])
     if args["states"]:
         states = {State(value) for value in args["states"]}
         records = [record for record in records if record.state in states]
@@ -154,47 +164,47 @@ def status(manager: TrailManager, args: Args) -> Encoded:
     return Encoded(b"[" + b",".join(rows) + b"]")
 
 
-def steps_waiting_for_user_input(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
+def steps_waiting_for_user_input(run: Run, args: Args) -> list[dict[str, Any]]:
     return [
         status_row(record, [StatusField.UNREPLIED_PROMPT_MESSAGE])
-        for record in manager.select(args["tags"])
+        for record in run.select(args["tags"])
         if record.unreplied_prompt is not None
     ]
 
 
-def interrupt(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
+def interrupt(run: Run, args: Args) -> list[dict[str, Any]]:
     """Stop running steps now: SIGTERM to the step's process group, SIGKILL after grace."""
-    chosen = _eligible(manager.select(args["tags"]), Action.INTERRUPT)
+    chosen = _eligible(run.select(args["tags"]), Action.INTERRUPT)
     if not args["dry_run"]:
         for record in chosen:
-            manager.interrupt(record, f"api:{Call.INTERRUPT}")
+            run.interrupt(record, f"api:{Call.INTERRUPT}")
     return briefs(chosen)
 
 
-def next_step(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
+def next_step(run: Run, args: Args) -> list[dict[str, Any]]:
     """Resume the first ``step_count`` paused steps in topological order."""
-    paused = _eligible(manager.records, Action.NEXT_STEP)[: args["step_count"]]
-    return _move(manager, paused, Action.NEXT_STEP, args, Call.NEXT_STEP)
+    paused = _eligible(run.records, Action.NEXT_STEP)[: args["step_count"]]
+    return _move(run, paused, Action.NEXT_STEP, args, Call.NEXT_STEP)
 
 
 def _pause_on_fail(value: bool, call: Call) -> Handler:
-    def handler(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
-        chosen = [r for r in manager.select(args["tags"]) if r.state in PAUSE_ON_FAIL_STATES]
+    def handler(run: Run, args: Args) -> list[dict[str, Any]]:
+        chosen = [r for r in run.select(args["tags"]) if r.state in PAUSE_ON_FAIL_STATES]
         if not args["dry_run"]:
             for record in chosen:
-                record.set_pause_on_fail(value)
+                run.set_pause_on_fail(record, value, f"api:{call}")
         return briefs(chosen)
 
     handler.__name__ = call.value
     return handler
 
 
-def send_message_to_steps(manager: TrailManager, args: Args) -> list[dict[str, Any]]:
+def send_message_to_steps(run: Run, args: Args) -> list[dict[str, Any]]:
     """Send ``message`` to the running steps with the given tags (a prompt's reply)."""
-    chosen = [r for r in manager.select(args["tags"]) if r.state is State.RUNNING]
+    chosen = [r for r in run.select(args["tags"]) if r.state is State.RUNNING]
     if not args["dry_run"]:
         for record in chosen:
-            manager.reply(record, args["message"], f"api:{Call.SEND_MESSAGE_TO_STEPS}")
+            run.reply(record, args["message"], f"api:{Call.SEND_MESSAGE_TO_STEPS}")
     return briefs(chosen)
 
 
@@ -222,4 +232,37 @@ HANDLERS: dict[Call, Handler] = {
     Call.UNSET_PAUSE_ON_FAIL: _pause_on_fail(False, Call.UNSET_PAUSE_ON_FAIL),
     Call.SEND_MESSAGE_TO_STEPS: send_message_to_steps,
 }
-assert set(HANDLERS) == set(Call), "every call needs a handler"
+
+
+def check_handlers(handlers: dict[Call, Handler], calls: Iterable[str]) -> None:
+    """Every call in the table has one handler, and every handler a call: else TypeError
+    at import, naming them, rather than an "unknown call" in the middle of a run."""
+    names = set(calls)
+    missing = sorted(names - set(handlers))
+    stray = sorted(str(call) for call in set(handlers) - names)
+    if missing or stray:
+        raise TypeError(f"the table of calls and the handlers disagree: no handler for "
+                        f"{missing or 'none'}; no call for {stray or 'none'}")
+
+
+check_handlers(HANDLERS, CALLS)
+
+
+def handle(run: Run, body: bytes) -> Reply:
+    """Answer one request against ``run``; any failure becomes an error reply, never a crash."""
+    try:
+        request = parse_request(body)
+    except ProtocolError as exc:
+        log.warning("refused a request: %s", exc)
+        return error_reply(request_id(body), exc)
+    except Exception as exc:  # a request no check foresaw must not stop the server
+        log.exception("could not read a request")
+        return error_reply(request_id(body), ProtocolError(f"unreadable request: {exc}"))
+    try:
+        result = HANDLERS[request.call](run, request.args)
+    except TrailError as exc:
+        return error_reply(request.id, exc)
+    except Exception as exc:
+        log.exception("the %s call failed", request.call)
+        return error_reply(request.id, exc)
+    return Reply(request.id, True, result)

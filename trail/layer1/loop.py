@@ -6,37 +6,15 @@ results, fires timers, advances the run, journals, publishes, then replies.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import zmq
 
-from trail.errors import ProtocolError, TrailError
 from trail.layer1 import events
+from trail.layer1.api import handle
 from trail.layer1.run import Run
-from trail.layer1.wire import Reply, error_reply, parse_request, request_id
 
 log = logging.getLogger(__name__)
-
-
-def handle(run: Run, body: bytes) -> Reply:
-    """Answer one request against ``run``; any failure becomes an error reply, never a crash."""
-    from trail.layer1.api import HANDLERS  # the handlers name the run's types
-
-    try:
-        request = parse_request(body)
-    except ProtocolError as exc:
-        log.warning("refused a request: %s", exc)
-        return error_reply(request_id(body), exc)
-    except Exception as exc:  # a request no check foresaw must not stop the server
-        log.exception("could not read a request")
-        return error_reply(request_id(body), ProtocolError(f"unreadable request: {exc}"))
-    try:
-        result = HANDLERS[request.call](run, request.args)
-    except TrailError as exc:
-        return error_reply(request.id, exc)
-    except Exception as exc:
-        log.exception("the %s call failed", request.call)
-        return error_reply(request.id, exc)
-    return Reply(request.id, True, result)
 
 
 class Loop:
@@ -44,8 +22,10 @@ class Loop:
     and timers only) until the run is asked to shut down."""
 
     def __init__(self, run: Run, api_socket: zmq.Socket | None = None,
-                 events_socket: zmq.Socket | None = None) -> None:
+                 events_socket: zmq.Socket | None = None,
+                 on_event: Callable[[events.Event], None] | None = None) -> None:
         self.run = run
+        self.on_event = on_event  # also given each event as it is published (tests)
         self.api_socket = api_socket
         self.events_socket = events_socket
         self._poller = zmq.Poller()
@@ -123,8 +103,10 @@ class Loop:
         """
         self.run.commit()
         for event in self.run.take_events():
+            if self.on_event is not None:
+                self.on_event(event)
             if self.events_socket is None:
-                break
+                continue
             try:
                 self.events_socket.send(event.to_json(), zmq.NOBLOCK)
             except zmq.ZMQError as exc:

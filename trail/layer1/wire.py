@@ -1,4 +1,4 @@
-"""The wire: JSON requests and replies over ZeroMQ, and what each call accepts.
+"""The wire: JSON requests and replies, checked against the table of calls.
 
 A request is one JSON object in one frame::
 
@@ -9,167 +9,36 @@ and its reply::
     {"v": 1, "id": 7, "ok": true, "result": [{"n": 3, "name": "deploy"}]}
     {"v": 1, "id": 7, "ok": false, "error": {"type": "ProtocolError", "message": "..."}}
 
-``parse_request`` turns bytes into a checked Request or raises ProtocolError with a message
-that says what is wrong and where; the server sends that back and keeps serving.
+``parse_request`` turns bytes into a checked Request (the arguments each call accepts are
+in ``trail.layer1.calls``) or raises ProtocolError with a message that says what is wrong
+and where; the server sends that back and keeps serving.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
-from trail.core.states import State
 from trail.errors import ProtocolError
 from trail.layer1 import values
+from trail.layer1.calls import (
+    CALLS,
+    DEFAULT_STATUS_FIELDS,
+    STATE_NAMES,
+    STATUS_FIELDS,
+    Argument,
+    Call,
+    StatusField,
+)
 
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 1 << 20  # a request bigger than this is refused, not parsed
 
-
-class Call(str, Enum):
-    """Every call the API serves."""
-
-    INFO = "info"
-    GRAPH = "graph"
-    START = "start"
-    STOP = "stop"
-    SHUTDOWN = "shutdown"
-    LIST = "list"
-    STATUS = "status"
-    STEPS_WAITING_FOR_USER_INPUT = "steps_waiting_for_user_input"
-    PAUSE = "pause"
-    PAUSE_BRANCH = "pause_branch"
-    INTERRUPT = "interrupt"
-    RESUME = "resume"
-    RESUME_BRANCH = "resume_branch"
-    NEXT_STEP = "next_step"
-    SKIP = "skip"
-    UNSKIP = "unskip"
-    BLOCK = "block"
-    UNBLOCK = "unblock"
-    RERUN = "rerun"
-    SET_PAUSE_ON_FAIL = "set_pause_on_fail"
-    UNSET_PAUSE_ON_FAIL = "unset_pause_on_fail"
-    SEND_MESSAGE_TO_STEPS = "send_message_to_steps"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class StatusField:
-    """The keys of a status row (AutoTrail's strings), plus trail's own timing fields."""
-
-    N = "n"
-    NAME = "Name"
-    TAGS = "Tags"
-    STATE = "State"
-    RETURN_VALUE = "Return value"
-    OUTPUT_MESSAGES = "Output messages"
-    INPUT_MESSAGES = "Input messages"
-    PROMPT_MESSAGES = "Prompt messages"
-    UNREPLIED_PROMPT_MESSAGE = "Waiting for response"
-    STARTED_AT = "Started at"  # wall-clock seconds of the latest run's start, or None
-    FINISHED_AT = "Finished at"  # ... and of its end, or None while it runs
-    ATTEMPT = "Attempt"  # "2 of 4" for a step with retries, else None
-    NEXT_RETRY_AT = "Next retry at"  # wall-clock seconds of the next retry, or None
-
-
-STATUS_FIELDS = frozenset(
-    value for key, value in vars(StatusField).items() if key.isupper() and isinstance(value, str)
-)
-DEFAULT_STATUS_FIELDS = (
-    StatusField.STATE,
-    StatusField.UNREPLIED_PROMPT_MESSAGE,
-    StatusField.OUTPUT_MESSAGES,
-    StatusField.RETURN_VALUE,
-)
-STATE_NAMES = frozenset(state.value for state in State)
-
-Scalar = str | int | float | bool | None
-
-
-def _bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ProtocolError(f"argument {name!r} must be true or false, not {value!r}")
-    return value
-
-
-def _tags(name: str, value: Any) -> dict[str, Scalar]:
-    if not isinstance(value, dict):
-        raise ProtocolError(f"argument {name!r} must be an object of tag: value, not {value!r}")
-    for key, tag in value.items():
-        if not isinstance(tag, (str, int, float, bool)) and tag is not None:
-            raise ProtocolError(f"tag {key!r} must be a string, number or boolean, not {tag!r}")
-    return value
-
-
-def _count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ProtocolError(f"argument {name!r} must be a whole number >= 0, not {value!r}")
-    return value
-
-
-def _choices(allowed: frozenset[str]) -> Callable[[str, Any], list[str] | None]:
-    def check(name: str, value: Any) -> list[str] | None:
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            raise ProtocolError(f"argument {name!r} must be a list, not {value!r}")
-        for item in value:
-            if not isinstance(item, str) or item not in allowed:
-                raise ProtocolError(
-                    f"{item!r} in {name!r} is not one of: {', '.join(sorted(allowed))}"
-                )
-        return value
-
-    return check
-
-
-def _anything(name: str, value: Any) -> Any:
-    return value
-
-
-_Check = Callable[[str, Any], Any]
-_REQUIRED = object()
-
-_SELECT: dict[str, tuple[_Check, Any]] = {"tags": (_tags, {})}
-_MUTATE: dict[str, tuple[_Check, Any]] = {**_SELECT, "dry_run": (_bool, True)}
-
-ARGUMENTS: dict[Call, dict[str, tuple[_Check, Any]]] = {
-    Call.INFO: {},
-    Call.GRAPH: {},
-    Call.START: {**_MUTATE, "dry_run": (_bool, False)},
-    Call.STOP: _MUTATE,
-    Call.SHUTDOWN: {"dry_run": (_bool, True)},
-    Call.LIST: _SELECT,
-    Call.STATUS: {
-        **_SELECT,
-        "fields": (_choices(STATUS_FIELDS), None),
-        "states": (_choices(STATE_NAMES), None),
-    },
-    Call.STEPS_WAITING_FOR_USER_INPUT: _SELECT,
-    Call.NEXT_STEP: {"step_count": (_count, 1), "dry_run": (_bool, True)},
-    Call.SEND_MESSAGE_TO_STEPS: {**_MUTATE, "message": (_anything, _REQUIRED)},
-    **{
-        call: _MUTATE
-        for call in (
-            Call.PAUSE,
-            Call.PAUSE_BRANCH,
-            Call.INTERRUPT,
-            Call.RESUME,
-            Call.RESUME_BRANCH,
-            Call.SKIP,
-            Call.UNSKIP,
-            Call.BLOCK,
-            Call.UNBLOCK,
-            Call.RERUN,
-            Call.SET_PAUSE_ON_FAIL,
-            Call.UNSET_PAUSE_ON_FAIL,
-        )
-    },
+# What each call accepts, by call, as the table says (the fuzz tests read it).
+ARGUMENTS: dict[Call, dict[str, Argument]] = {
+    Call(spec.name): spec.wire_arguments for spec in CALLS.values()
 }
 
 
@@ -180,8 +49,12 @@ class Request:
     id: Any = None
 
     def to_json(self) -> bytes:
-        return _dump({"v": PROTOCOL_VERSION, "id": self.id, "call": self.call.value,
-                      "args": self.args})
+        return request_bytes(self.call.value, self.args, self.id)
+
+
+def request_bytes(call: str, args: Mapping[str, Any], id: Any) -> bytes:  # noqa: A002
+    """A request as it travels; the name is not checked here (the server checks it)."""
+    return _dump({"v": PROTOCOL_VERSION, "id": id, "call": call, "args": args})
 
 
 class Encoded(bytes):
@@ -274,13 +147,13 @@ def parse_request(data: bytes) -> Request:
         raise ProtocolError(f"{call} takes no argument {unknown[0]!r} "
                             f"(it takes: {', '.join(spec) or 'none'})")
     args = {}
-    for arg, (check, default) in spec.items():
-        if arg in raw:
-            args[arg] = check(arg, raw[arg])
-        elif default is _REQUIRED:
-            raise ProtocolError(f"{call} needs the argument {arg!r}")
+    for name, argument in spec.items():
+        if name in raw:
+            args[name] = argument.check(name, raw[name])
+        elif argument.required:
+            raise ProtocolError(f"{call} needs the argument {name!r}")
         else:
-            args[arg] = default() if callable(default) else _copy(default)
+            args[name] = _copy(argument.default)
     return Request(call, args, body.get("id"))
 
 
@@ -290,3 +163,23 @@ def _copy(value: Any) -> Any:
 
 def error_reply(request_id: Any, exc: BaseException) -> Reply:
     return Reply(request_id, False, error_type=type(exc).__name__, error_message=str(exc))
+
+
+__all__ = [
+    "ARGUMENTS",
+    "DEFAULT_STATUS_FIELDS",
+    "MAX_REQUEST_BYTES",
+    "PROTOCOL_VERSION",
+    "STATE_NAMES",
+    "STATUS_FIELDS",
+    "Call",
+    "Encoded",
+    "ProtocolError",
+    "Reply",
+    "Request",
+    "StatusField",
+    "error_reply",
+    "parse_request",
+    "request_bytes",
+    "request_id",
+]

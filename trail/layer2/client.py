@@ -1,18 +1,23 @@
-"""TrailClient: every API call as a method, with AutoTrail's names, arguments and results."""
+"""TrailClient: every API call as a method, with AutoTrail's names, arguments and results.
+
+The methods are generated from the table of calls (``trail.layer1.calls``) by
+``add_call_methods``: each has the call's signature, name and summary, so ``help()``,
+``inspect.signature`` and a REPL's completion see them as if written out, and a new call in
+the table is a new method here without an edit.
+"""
 
 from __future__ import annotations
 
-import builtins
+import inspect
 import itertools
-import os
-import threading
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import zmq
-
-from trail.errors import TrailClientError, TrailConnectionError
-from trail.layer1.sockets import events_file, is_live
-from trail.layer1.wire import Call, Reply, Request
+from trail.errors import ProtocolError, TrailClientError
+from trail.layer1.calls import SPECS, CallSpec
+from trail.layer1.sockets import events_file
+from trail.layer1.transport import Transport, ZmqTransport
+from trail.layer1.wire import Reply, request_bytes
 from trail.layer2.stream import EventStream
 
 Steps = list[dict[str, Any]]
@@ -26,176 +31,42 @@ class TrailClient:
     refuses raises TrailClientError with the server's message. Mutating calls default to
     ``dry_run=True``: they say which steps would change and change nothing. Safe to share
     between threads.
+
+    ``transport`` replaces the ZeroMQ socket (an ``InProcessTransport`` in tests); then
+    ``socket_file`` is only a label, and ``subscribe`` is not available without a server.
     """
 
-    def __init__(self, socket_file: str, timeout: float = 5.0) -> None:
-        self.socket_file = os.path.abspath(socket_file)
+    def __init__(self, socket_file: str, timeout: float = 5.0, *,
+                 transport: Transport | None = None) -> None:
+        if transport is None:
+            transport = ZmqTransport(socket_file, timeout)
+            socket_file = transport.socket_file
+        self.socket_file = socket_file
         self.timeout = timeout
+        self.transport = transport
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-        self._socket: zmq.Socket | None = None
-        self._pid = os.getpid()
 
-    # --- transport -----------------------------------------------------------------------
-
-    def _connect(self) -> zmq.Socket:
-        # Checked every call (a stat costs microseconds): a server that shut down is
-        # reported at once, not after the timeout.
-        if not os.path.exists(self.socket_file):
-            self._drop()
-            raise TrailConnectionError(self.socket_file, "the socket file does not exist")
-        if self._socket is not None and self._pid == os.getpid():
-            return self._socket
-        sock: zmq.Socket = zmq.Context.instance().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(f"ipc://{self.socket_file}")
-        self._socket, self._pid = sock, os.getpid()
-        return sock
-
-    def _drop(self) -> None:
-        """Forget the socket after a timeout, so a late reply can't answer the next call."""
-        if self._socket is not None and self._pid == os.getpid():
-            self._socket.close(0)
-        self._socket = None
-
-    def call(self, call: Call | str, **args: Any) -> Any:
-        """Send one request and return its result (the methods below all come here)."""
-        request = Request(Call(call), args, next(self._ids))
-        with self._lock:
-            sock = self._connect()
-            sock.send_multipart([b"", request.to_json()])
-            deadline_ms = int(self.timeout * 1000)
-            while True:
-                if not sock.poll(deadline_ms, zmq.POLLIN):
-                    self._drop()
-                    raise TrailConnectionError(self.socket_file, self._silence_reason())
-                frames = sock.recv_multipart()
-                reply = Reply.from_json(frames[-1])
-                if reply.id == request.id:
-                    break  # anything else is a late answer to an earlier, timed-out call
+    def call(self, call: str, **args: Any) -> Any:
+        """Send one request and return its result (every call method comes here)."""
+        request_id = next(self._ids)
+        reply = Reply.from_json(self.transport.request(request_bytes(str(call), args,
+                                                                     request_id)))
+        # The transport pairs replies with requests; an id of None answers one unreadable.
+        if reply.id is not None and reply.id != request_id:
+            raise ProtocolError(f"the server answered request {reply.id!r} to {request_id!r}")
         if not reply.ok:
             raise TrailClientError(reply.error_message or "the server refused the call",
                                    reply.error_type or "TrailError")
         return reply.result
 
-    def _silence_reason(self) -> str:
-        if not os.path.exists(self.socket_file):
-            return "the socket file is gone (the server has shut down)"
-        try:
-            live = is_live(self.socket_file)
-        except OSError as exc:
-            return f"cannot connect: {exc}"
-        if not live:
-            return "nobody listens on it (the server has exited; the file is stale)"
-        return f"no reply within {self.timeout:g} s"
-
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        self.transport.close()
 
     def __enter__(self) -> TrailClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    # --- the API -------------------------------------------------------------------------
-
-    def info(self) -> dict[str, Any]:
-        """What the server is: protocol, pid, sockets, step count, counts per state."""
-        return self.call(Call.INFO)
-
-    def graph(self) -> dict[str, Any]:
-        """The trail's shape: ``steps`` (tags, by n) and ``edges`` ([parent n, child n])."""
-        return self.call(Call.GRAPH)
-
-    def start(self, dry_run: bool = False, **tags: Any) -> Steps:
-        """Start the trail: Ready steps become Waiting. (AutoTrail's start takes no dry_run.)"""
-        return self.call(Call.START, dry_run=dry_run, tags=tags)
-
-    def stop(self, dry_run: bool = True, **tags: Any) -> Steps:
-        """Interrupt the running steps and block the rest. Returns the interrupted steps."""
-        return self.call(Call.STOP, dry_run=dry_run, tags=tags)
-
-    def shutdown(self, dry_run: bool = True) -> bool:
-        """Shut the server down (running steps are interrupted). True if it will."""
-        return self.call(Call.SHUTDOWN, dry_run=dry_run)
-
-    def list(self, **tags: Any) -> Steps:
-        """The tags of the matching steps, in topological order."""
-        return self.call(Call.LIST, tags=tags)
-
-    def status(
-        self, fields: builtins.list[str] | None = None,
-        states: builtins.list[str] | None = None, **tags: Any
-    ) -> Steps:
-        """A row per matching step: n and Name, then ``fields`` (StatusField values).
-
-        ``fields`` defaults to State, Waiting for response, Output messages, Return value;
-        ``states`` keeps only the steps in those states.
-        """
-        return self.call(Call.STATUS, fields=fields, states=states, tags=tags)
-
-    def steps_waiting_for_user_input(self, **tags: Any) -> Steps:
-        """The steps with an unanswered prompt, and the prompt."""
-        return self.call(Call.STEPS_WAITING_FOR_USER_INPUT, tags=tags)
-
-    def send_message_to_steps(self, message: Any, dry_run: bool = True, **tags: Any) -> Steps:
-        """Send ``message`` (any JSON value) to the running steps with the given tags."""
-        return self.call(Call.SEND_MESSAGE_TO_STEPS, message=message, dry_run=dry_run, tags=tags)
-
-    def next_step(self, step_count: int = 1, dry_run: bool = True) -> Steps:
-        """Resume the first ``step_count`` paused steps in topological order."""
-        return self.call(Call.NEXT_STEP, step_count=step_count, dry_run=dry_run)
-
-    def _tagged(self, call: Call, dry_run: bool, tags: dict[str, Any]) -> Steps:
-        return self.call(call, dry_run=dry_run, tags=tags)
-
-    def pause(self, dry_run: bool = True, **tags: Any) -> Steps:
-        """Hold steps before they run (Ready/Waiting -> To Pause -> Paused)."""
-        return self._tagged(Call.PAUSE, dry_run, tags)
-
-    def pause_branch(self, dry_run: bool = True, **tags: Any) -> Steps:
-        """Pause the tagged steps and their strict progeny."""
-        return self._tagged(Call.PAUSE_BRANCH, dry_run, tags)
-
-    def interrupt(self, dry_run: bool = True, **tags: Any) -> Steps:
-        """Stop running steps now; they become Interrupted (resume runs them again)."""
-        return self._tagged(Call.INTERRUPT, dry_run, tags)
-
-    def resume(self, dry_run: bool = True, **tags: Any) -> Steps:
-        """Let paused, failed-and-paused or interrupted steps run (again)."""
-        return self._tagged(Call.RESUME, dry_run, tags)
-
-    def resume_branch(self, dry_run: bool = True, **tags: Any) -> Steps:
-        """Resume the tagged steps and their strict progeny."""
-        return self._tagged(Call.RESUME_BRANCH, dry_run, tags)
-
-    def skip(self, dry_run: bool = True, **tags: Any) -> Steps:
-        """Mark steps To Skip: they count as done without running."""
-        return self._tagged(Call.SKIP, dry_run, tags)
-
-    def unskip(self, dry_run: bool = True, **tags: Any) -> Steps:
-        return self._tagged(Call.UNSKIP, dry_run, tags)
-
-    def block(self, dry_run: bool = True, **tags: Any) -> Steps:
-        """Mark steps To Block: they never run, nor does anything below them."""
-        return self._tagged(Call.BLOCK, dry_run, tags)
-
-    def unblock(self, dry_run: bool = True, **tags: Any) -> Steps:
-        return self._tagged(Call.UNBLOCK, dry_run, tags)
-
-    def rerun(self, dry_run: bool = True, **tags: Any) -> Steps:
-        """Run failed, failed-and-paused or interrupted steps again."""
-        return self._tagged(Call.RERUN, dry_run, tags)
-
-    def set_pause_on_fail(self, dry_run: bool = True, **tags: Any) -> Steps:
-        return self._tagged(Call.SET_PAUSE_ON_FAIL, dry_run, tags)
-
-    def unset_pause_on_fail(self, dry_run: bool = True, **tags: Any) -> Steps:
-        return self._tagged(Call.UNSET_PAUSE_ON_FAIL, dry_run, tags)
-
-    # --- events --------------------------------------------------------------------------
 
     def subscribe(self) -> EventStream:
         """Subscribe to the server's events; returns once the subscription is in place.
@@ -204,3 +75,67 @@ class TrailClient:
         ``status()`` for the state before, then act.
         """
         return EventStream(events_file(self.socket_file), self.timeout)
+
+    if TYPE_CHECKING:
+        # The call methods are generated below; to a type checker each is a callable.
+        def __getattr__(self, name: str) -> Callable[..., Any]: ...
+
+
+def signature(spec: CallSpec, first: str = "self") -> inspect.Signature:
+    """A call's Python signature: its arguments, then ``dry_run`` if it mutates, then
+    ``**tags`` if it selects steps, as AutoTrail has them."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    parameters = [inspect.Parameter(first, kind)]
+    parameters += [inspect.Parameter(argument.name, kind, default=argument.default)
+                   if not argument.required else inspect.Parameter(argument.name, kind)
+                   for argument in spec.parameters]
+    if spec.selects:
+        parameters.append(inspect.Parameter("tags", inspect.Parameter.VAR_KEYWORD))
+    return inspect.Signature(parameters)
+
+
+def wire_arguments(spec: CallSpec, bound: inspect.BoundArguments) -> dict[str, Any]:
+    """A call's arguments as a request carries them (tags as one object), defaults filled."""
+    bound.apply_defaults()
+    args = dict(bound.arguments)
+    del args[next(iter(args))]  # self
+    if spec.selects:
+        args["tags"] = args.pop("tags", {})
+    return args
+
+
+def docstring(spec: CallSpec) -> str:
+    """The summary, then the example on the command line."""
+    return f"{spec.summary}\n\nOn the command line: {spec.example}"
+
+
+def add_call_methods(cls: type[TrailClient], specs: Iterable[CallSpec]) -> None:
+    """Give ``cls`` a method per call in ``specs``; a name ``cls`` already has is an error."""
+    for spec in specs:
+        if hasattr(cls, spec.name):
+            raise TypeError(f"{cls.__name__} already has an attribute {spec.name!r}")
+        setattr(cls, spec.name, _method(spec, cls.__name__))
+
+
+def _method(spec: CallSpec, owner: str) -> Callable[..., Any]:
+    shape = signature(spec)
+
+    def method(self: TrailClient, *args: Any, **kwargs: Any) -> Any:
+        return self.call(spec.name, **wire_arguments(spec, shape.bind(self, *args, **kwargs)))
+
+    return dress(method, spec, owner, docstring(spec))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def dress(method: F, spec: CallSpec, owner: str, doc: str) -> F:
+    """Give a generated method the call's name, signature and ``doc``, as if written out."""
+    method.__name__ = spec.name
+    method.__qualname__ = f"{owner}.{spec.name}"
+    method.__doc__ = doc
+    method.__signature__ = signature(spec)  # type: ignore[attr-defined]
+    return method
+
+
+add_call_methods(TrailClient, SPECS)

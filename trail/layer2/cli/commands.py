@@ -1,6 +1,8 @@
 """The ``trail`` command: run a runbook with a live view, steer a running trail, diagrams.
 
-Mutating commands do a dry run unless given ``--yes``, as the API does unless given
+The steering and reading commands (pause, next, send, status, ...) are generated from the
+table of calls by ``add_commands``; run, watch, history, ls, attach and dot are written
+here. Mutating commands do a dry run unless given ``--yes``, as the API does unless given
 ``dry_run=False``. Errors are one line on stderr and a non-zero exit; ``--debug`` shows
 the traceback.
 """
@@ -13,7 +15,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,10 @@ import click
 from rich.console import Console
 
 from trail.errors import TrailError
+from trail.layer1.calls import SPECS, CallSpec, Result
 from trail.layer1.journal import Journal, default_journal_path
 from trail.layer1.sockets import is_live, new_socket_file, socket_dir
-from trail.layer2.cli.display import affected_text, runs_table, status_table, timeline_table
+from trail.layer2.cli.display import call_result, runs_table, timeline_table
 from trail.layer2.cli.liveview import parse_reply, watch
 from trail.layer2.cli.repl import interactive
 from trail.layer2.client import TrailClient
@@ -109,21 +112,11 @@ def connect(ctx: click.Context, socket: str | None) -> TrailClient:
     return TrailClient(path, timeout=ctx.obj["timeout"])
 
 
-def output(ctx: click.Context, as_json: bool, data: Any, human: Callable[[], Any]) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=2, default=str))
-    else:
-        shown = human()
-        if shown is not None:
-            Console().print(shown)
-
-
-SOCKET = click.option("--socket", "-s", metavar="PATH",
-                      help="The trail's socket (default: the only trail running; see trail ls).")
-JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-YES = click.option("--yes", "-y", is_flag=True, help="Do it (without: a dry run that only "
-                   "says which steps would change).")
-TAGS = click.argument("tags", nargs=-1, metavar="[TAG=VALUE]...")
+SOCKET_HELP = "The trail's socket (default: the only trail running; see trail ls)."
+YES_HELP = "Do it (without: a dry run that only says which steps would change)."
+JSON_HELP = "Machine-readable output."
+SOCKET = click.option("--socket", "-s", metavar="PATH", help=SOCKET_HELP)
+JSON = click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -309,139 +302,70 @@ def list_trails(as_json: bool) -> None:
             click.echo(f"{row['socket']}  (stale: no server answers)")
 
 
-@main.command()
-@SOCKET
-@TAGS
-@click.option("--state", "states", multiple=True, help="Only steps in this state.")
-@click.option("--field", "fields", multiple=True, help="Fields to show (StatusField values).")
-@JSON
-@click.pass_context
-def status(ctx: click.Context, socket: str | None, tags: tuple[str, ...],
-           states: tuple[str, ...], fields: tuple[str, ...], as_json: bool) -> None:
-    """Status of the steps (all, or those with the given tags).
+def add_commands(group: click.Group, specs: Iterable[CallSpec]) -> None:
+    """A command in ``group`` for each call in ``specs`` that belongs on the command line.
 
-    \b
-    Example:
-      trail status phase=switch --state Running
+    Every command takes ``--socket`` and ``--json``; a call that selects steps takes
+    TAG=VALUE words (typed as the steps' own tags), a mutating call ``--yes`` (without it,
+    a dry run), and the call's own arguments as the table says: a word (``trail next
+    [COUNT]``, ``trail send MESSAGE``) or a repeatable option (``--field``).
     """
-    with speaking(ctx.obj["debug"]):
-        client = connect(ctx, socket)
-        rows = client.status(fields=list(fields) or None, states=list(states) or None,
-                             **parse_tags(client, tags))
-        output(ctx, as_json, rows, lambda: status_table(rows) if rows else "no step matches")
+    for spec in specs:
+        if spec.cli:
+            group.add_command(call_command(spec))
 
 
-@main.command(name="list")
-@SOCKET
-@TAGS
-@JSON
-@click.pass_context
-def list_steps(ctx: click.Context, socket: str | None, tags: tuple[str, ...],
-               as_json: bool) -> None:
-    """The steps and their tags, in order."""
-    with speaking(ctx.obj["debug"]):
-        client = connect(ctx, socket)
-        rows = client.list(**parse_tags(client, tags))
-        output(ctx, as_json, rows, lambda: status_table(rows) if rows else "no step matches")
+def call_command(spec: CallSpec) -> click.Command:
+    """The ``trail`` command of one call."""
+    params: list[click.Parameter] = [
+        click.Argument([argument.name], type=argument.from_text,
+                       metavar=argument.cli if argument.required else f"[{argument.cli}]",
+                       required=argument.required,
+                       default=None if argument.required else argument.default)
+        for argument in spec.arguments if not argument.option
+    ]
+    if spec.selects:
+        params.append(click.Argument(["tags"], nargs=-1, metavar="[TAG=VALUE]..."))
+    params += [click.Option([argument.cli, argument.name], multiple=True, help=argument.help)
+               for argument in spec.arguments if argument.option]
+    params.append(click.Option(["--socket", "-s"], metavar="PATH", help=SOCKET_HELP))
+    if spec.mutating:
+        params.append(click.Option(["--yes", "-y"], is_flag=True, help=YES_HELP))
+    params.append(click.Option(["--json", "as_json"], is_flag=True, help=JSON_HELP))
 
-
-def _mutating(call: str, summary: str, example: str) -> None:
-    @main.command(name=call.replace("_", "-"), help=f"{summary}\n\n\b\nExample:\n  {example}")
-    @SOCKET
-    @TAGS
-    @YES
-    @JSON
     @click.pass_context
-    def command(ctx: click.Context, socket: str | None, tags: tuple[str, ...], yes: bool,
-                as_json: bool) -> None:
+    def command(ctx: click.Context, socket: str | None, as_json: bool, yes: bool = False,
+                tags: tuple[str, ...] = (), **values: Any) -> None:
         with speaking(ctx.obj["debug"]):
             client = connect(ctx, socket)
-            steps = getattr(client, call)(dry_run=not yes, **parse_tags(client, tags))
-            output(ctx, as_json, {"call": call, "dry_run": not yes, "steps": steps},
-                   lambda: affected_text(call, steps, not yes))
+            args = {argument.name: (list(values[argument.name]) or argument.default)
+                    if argument.option else values[argument.name]
+                    for argument in spec.arguments}
+            if spec.mutating:
+                args["dry_run"] = not yes
+            if spec.selects:
+                args["tags"] = parse_tags(client, tags)
+            show(spec, client.call(spec.name, **args), as_json, dry_run=not yes)
+
+    return click.Command(spec.command_name, callback=command, params=params,
+                         help=spec.help(), short_help=spec.summary)
 
 
-for _call, _summary, _example in [
-    ("start", "Start the trail (Ready steps begin).", "trail start --yes"),
-    ("pause", "Pause steps before they run.", "trail pause name=promote --yes"),
-    ("resume", "Resume paused, failed-and-paused or interrupted steps.",
-     "trail resume name=promote --yes"),
-    ("skip", "Skip steps: they count as done without running.", "trail skip n=4 --yes"),
-    ("unskip", "Take back a skip not yet done.", "trail unskip n=4 --yes"),
-    ("block", "Block steps: they and their branch never run.", "trail block phase=notify --yes"),
-    ("unblock", "Take back a block.", "trail unblock phase=notify --yes"),
-    ("interrupt", "Stop running steps now (they become Interrupted).",
-     "trail interrupt name=promote --yes"),
-    ("rerun", "Run failed or interrupted steps again.", "trail rerun name=verify --yes"),
-    ("pause_branch", "Pause steps and the branch below them.",
-     "trail pause-branch name=announce_needed --yes"),
-    ("resume_branch", "Resume steps and the branch below them.",
-     "trail resume-branch name=announce_needed --yes"),
-    ("stop", "Interrupt running steps and block the rest.", "trail stop --yes"),
-]:
-    _mutating(_call, _summary, _example)
+def show(spec: CallSpec, result: Any, as_json: bool, dry_run: bool) -> None:
+    """A call's result as JSON (what steps a mutating call concerned, and whether it was a
+    dry run) or for a person."""
+    data = result
+    if spec.result is Result.STEPS:
+        data = {"call": spec.name, "dry_run": dry_run, "steps": result}
+    elif spec.result is Result.DONE:
+        data = {"call": spec.name, "dry_run": dry_run, "done": result}
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        Console().print(call_result(spec, result, dry_run, spec.command_name, " --yes"))
 
 
-@main.command(name="next")
-@click.argument("count", type=int, default=1)
-@SOCKET
-@YES
-@JSON
-@click.pass_context
-def next_step(ctx: click.Context, count: int, socket: str | None, yes: bool,
-              as_json: bool) -> None:
-    """Resume the next COUNT paused steps, in order.
-
-    \b
-    Example:
-      trail next --yes
-    """
-    with speaking(ctx.obj["debug"]):
-        client = connect(ctx, socket)
-        steps = client.next_step(step_count=count, dry_run=not yes)
-        output(ctx, as_json, {"call": "next_step", "dry_run": not yes, "steps": steps},
-               lambda: affected_text("next_step", steps, not yes))
-
-
-@main.command()
-@click.argument("message")
-@SOCKET
-@TAGS
-@YES
-@JSON
-@click.pass_context
-def send(ctx: click.Context, message: str, socket: str | None, tags: tuple[str, ...],
-         yes: bool, as_json: bool) -> None:
-    """Send MESSAGE to running steps (answer a question; true marks an Instruction done).
-
-    MESSAGE is read as JSON when it is JSON (true, 3, "text"), else as text.
-
-    \b
-    Example:
-      trail send db2 name=choose_replica --yes
-    """
-    with speaking(ctx.obj["debug"]):
-        client = connect(ctx, socket)
-        steps = client.send_message_to_steps(parse_reply(message), dry_run=not yes,
-                                             **parse_tags(client, tags))
-        output(ctx, as_json, {"call": "send_message_to_steps", "dry_run": not yes,
-                              "steps": steps},
-               lambda: affected_text("send", steps, not yes))
-
-
-@main.command()
-@SOCKET
-@YES
-@JSON
-@click.pass_context
-def shutdown(ctx: click.Context, socket: str | None, yes: bool, as_json: bool) -> None:
-    """Shut the trail server down (running steps are interrupted)."""
-    with speaking(ctx.obj["debug"]):
-        client = connect(ctx, socket)
-        done = client.shutdown(dry_run=not yes)
-        output(ctx, as_json, {"call": "shutdown", "dry_run": not yes, "done": done},
-               lambda: "the server is shutting down" if done else
-               "DRY RUN: shutdown --yes would stop the server")
+add_commands(main, SPECS)
 
 
 @main.command()

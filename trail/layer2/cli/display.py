@@ -7,10 +7,13 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from rich.console import RenderableType
+from rich.pretty import Pretty
 from rich.table import Table
 from rich.text import Text
 
 from trail.core.states import State
+from trail.layer1.calls import CallSpec, Result
 
 STATE_STYLES: dict[str, str] = {
     State.READY.value: "dim",
@@ -74,6 +77,29 @@ def affected_text(call: str, steps: list[dict[str, Any]], dry_run: bool) -> Text
     for step in steps:
         text.append(f"\n  # {step['n']} - {step['name']}")
     return text
+
+
+def call_result(spec: CallSpec, result: Any, dry_run: bool, label: str, do_it: str,
+                sentences: bool = False) -> RenderableType:
+    """A call's result for a person, as its kind of result is shown (``Result``).
+
+    ``label`` names the call as the person typed it (``pause-branch``, ``pause_branch``),
+    ``do_it`` is how they would make a dry run real (`` --yes``, ``(dry_run=False)``);
+    ``sentences`` ends the plain texts as sentences (the REPL's style).
+    """
+    def said(text: str) -> Text:
+        return Text(text[:1].upper() + text[1:] + "." if sentences else text)
+
+    if spec.result is Result.STEPS:
+        return affected_text(label, result, dry_run)
+    if spec.result is Result.DONE:
+        if result:
+            return said(spec.done)
+        return Text.assemble(("DRY RUN ", "bold yellow reverse"),
+                             said(f"{label}{do_it} {spec.would}"))
+    if spec.result is Result.ROWS:
+        return status_table(result) if result else said(spec.nothing)
+    return Pretty(result)
 
 
 def elapsed(started: float | None, finished: float | None, now: float | None = None) -> str:

@@ -16,7 +16,7 @@ import sys
 import termios
 import time
 import tty
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from rich.console import Console, Group
@@ -26,6 +26,7 @@ from rich.text import Text
 
 from trail.core.states import State
 from trail.errors import TrailError
+from trail.layer1.calls import SPECS, CallSpec, Result
 from trail.layer1.events import Event, Hello, Input, Output, Prompt, StateChanged, StepEvent
 from trail.layer1.wire import StatusField
 from trail.layer2.cli.display import STATE_STYLES, elapsed, state_text
@@ -42,11 +43,10 @@ EXIT_FAILED = 1  # the trail finished with failed or blocked steps
 EXIT_STOPPED = 3  # the operator stopped or left it before it finished
 
 CLEAN = {State.SUCCEEDED.value, State.SKIPPED.value}
-ENDED = {State.SUCCEEDED.value, State.FAILED.value, State.PAUSED_ON_FAIL.value,
-         State.INTERRUPTED.value, State.SKIPPED.value, State.BLOCKED.value}
-
-HELP = ("keys: [bold]a[/] answer a question · [bold]:[/] command (pause N, resume N, skip N, "
-        "rerun N, interrupt N, next, stop, help) · [bold]q[/] quit")
+HELP = ("keys: [bold]a[/] answer a question · [bold]:[/] command ("
+        + " ".join(spec.command_name for spec in SPECS
+                   if spec.mutating and spec.result is Result.STEPS)
+        + "; help says what each takes) · [bold]q[/] quit")
 
 
 def parse_reply(text: str) -> Any:
@@ -147,13 +147,23 @@ def cbreak(fd: int) -> Iterator[None]:
 
 
 class Steering:
-    """What the operator can do from the view: each call acts at once (no dry run)."""
+    """What the operator can do from the view: each call acts at once (no dry run).
 
-    ACTIONS = ("pause", "resume", "skip", "unskip", "block", "unblock", "interrupt", "rerun",
-               "pause_branch", "resume_branch")
+    The verbs are the table's calls that change steps, by their name or their command's
+    (``pause_branch``, ``pause-branch``, ``next``, ``send``; ``answer`` and ``a`` too):
+    those that select steps take a step's n or name (start and stop may go without, for
+    every step), then the call's own argument: ``next [COUNT]``, ``answer N MESSAGE``.
+    """
 
-    def __init__(self, client: TrailClient) -> None:
+    ALIASES = {"a": "send_message_to_steps", "answer": "send_message_to_steps"}
+
+    def __init__(self, client: TrailClient, specs: Iterable[CallSpec] = SPECS) -> None:
         self.client = client
+        self.specs = [spec for spec in specs if spec.mutating and spec.result is Result.STEPS]
+        self.verbs = {**{spec.name: spec for spec in self.specs},
+                      **{spec.command_name.replace("-", "_"): spec for spec in self.specs}}
+        self.verbs.update({alias: self.verbs[name] for alias, name in self.ALIASES.items()
+                           if name in self.verbs})
 
     def command(self, line: str) -> str:
         """Run one command line; return what to tell the operator."""
@@ -162,30 +172,34 @@ class Steering:
             return ""
         verb, rest = words[0].replace("-", "_"), (words[1] if len(words) > 1 else "")
         if verb in ("help", "h", "?"):
-            return ("pause|resume|skip|unskip|block|unblock|interrupt|rerun|pause_branch|"
-                    "resume_branch N-or-name · next [COUNT] · answer N TEXT · start · stop")
-        if verb in self.ACTIONS:
-            if not rest:
+            return self.help()
+        spec = self.verbs.get(verb)
+        if spec is None:
+            return f"unknown command {verb!r} (try help)"
+        args: dict[str, Any] = {"dry_run": False}
+        if spec.selects:
+            target, _, rest = rest.strip().partition(" ")
+            if not target and not spec.whole_trail:
                 return f"{verb} what? give a step's n or name"
-            tags = self.select(rest)
-            done = getattr(self.client, verb)(dry_run=False, **tags)
-            return f"{verb}: " + (", ".join(f"{s['n']} {s['name']}" for s in done) or
-                                  "no step in a state that allows it")
-        if verb == "next":
-            count = int(rest) if rest.strip() else 1
-            done = self.client.next_step(step_count=count, dry_run=False)
-            return "next: " + (", ".join(s["name"] for s in done) or "nothing is paused")
-        if verb == "start":
-            return f"started {len(self.client.start(dry_run=False))} step(s)"
-        if verb == "stop":
-            done = self.client.stop(dry_run=False)
-            return f"stopped: interrupted {len(done)} step(s), blocked the rest"
-        if verb in ("answer", "a", "send"):
-            target, _, text = rest.partition(" ")
-            sent = self.client.send_message_to_steps(parse_reply(text), dry_run=False,
-                                                     **self.select(target))
-            return f"answered {', '.join(s['name'] for s in sent) or 'nothing (not running)'}"
-        return f"unknown command {verb!r} (try help)"
+            args["tags"] = self.select(target) if target else {}
+        for argument in spec.arguments:  # the rest of the line is the call's own argument
+            if rest.strip():
+                args[argument.name] = argument.from_text(rest.strip())
+            elif argument.required:
+                return f"{verb} needs {argument.cli}"
+            rest = ""
+        done = self.client.call(spec.name, **args)
+        return f"{verb}: " + (", ".join(f"{s['n']} {s['name']}" for s in done) or
+                              "no step in a state that allows it")
+
+    def help(self) -> str:
+        """Every verb and what it takes, from the table."""
+        def usage(spec: CallSpec) -> str:
+            target = ("[N-or-name]" if spec.whole_trail else "N-or-name") if spec.selects else ""
+            own = " ".join(a.cli if a.required else f"[{a.cli}]" for a in spec.arguments)
+            return " ".join(part for part in (spec.command_name, target, own) if part)
+
+        return " · ".join(usage(spec) for spec in self.specs)
 
     def select(self, word: str) -> dict[str, Any]:
         word = word.strip()

@@ -1,98 +1,68 @@
-"""InteractiveTrail: every TrailClient call, printed for a person, for use in a Python REPL."""
+"""InteractiveTrail: every API call, printed for a person, for use in a Python REPL."""
 
 from __future__ import annotations
 
 import builtins
 import inspect
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Console
 from rich.text import Text
 
 from trail.errors import TrailError
-from trail.layer2.cli.display import affected_text, status_table
-from trail.layer2.client import TrailClient
-
-MUTATING = (
-    "start", "stop", "pause", "pause_branch", "interrupt", "resume", "resume_branch",
-    "next_step", "skip", "unskip", "block", "unblock", "rerun", "set_pause_on_fail",
-    "unset_pause_on_fail", "send_message_to_steps",
-)
-CALLS = ("status", "steps_waiting_for_user_input", "list", "shutdown", *MUTATING)
+from trail.layer1.calls import SPECS, CallSpec
+from trail.layer2.cli.display import call_result
+from trail.layer2.client import TrailClient, docstring, dress, signature, wire_arguments
 
 
 class InteractiveTrail:
     """Wraps a TrailClient: each call prints its result (a table, the steps affected, a dry
-    run marked as such, an error in red) and returns nothing, for a REPL."""
+    run marked as such, an error in red) and returns nothing, for a REPL.
+
+    The call methods are generated from the table of calls (``add_repl_methods``), with the
+    client's signatures.
+    """
+
+    call_names: ClassVar[tuple[str, ...]] = ()  # the generated methods, in the table's order
 
     def __init__(self, trail_client: TrailClient, console: Console | None = None) -> None:
         self.trail_client = trail_client
         self.console = console or Console()
 
-    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    if TYPE_CHECKING:
+        # The call methods are generated below; to a type checker each is a callable.
+        def __getattr__(self, name: str) -> Callable[..., None]: ...
+
+
+def add_repl_methods(cls: type[InteractiveTrail], specs: Iterable[CallSpec]) -> None:
+    """Give ``cls`` a printing method per call in ``specs``."""
+    specs = builtins.list(specs)
+    for spec in specs:
+        if hasattr(cls, spec.name):
+            raise TypeError(f"{cls.__name__} already has an attribute {spec.name!r}")
+        setattr(cls, spec.name, _method(spec, cls.__name__))
+    cls.call_names = (*cls.call_names, *(spec.name for spec in specs))
+
+
+def _method(spec: CallSpec, owner: str) -> Callable[..., None]:
+    shape = signature(spec)
+
+    def method(self: InteractiveTrail, *args: Any, **kwargs: Any) -> None:
+        values = wire_arguments(spec, shape.bind(self, *args, **kwargs))
         try:
-            return getattr(self.trail_client, method)(*args, **kwargs)
+            result = self.trail_client.call(spec.name, **values)
         except TrailError as exc:
-            self.console.print(Text(f"Error in {method}: {exc}", style="bold red"))
-            return None
+            self.console.print(Text(f"Error in {spec.name}: {exc}", style="bold red"))
+            return
+        self.console.print(call_result(spec, result, values.get("dry_run", False), spec.name,
+                                       "(dry_run=False)", sentences=True))
 
-    def _mutate(self, method: str, *args: Any, **kwargs: Any) -> None:
-        result = self._call(method, *args, **kwargs)
-        if result is not None:
-            dry_run = kwargs.get("dry_run", method != "start")
-            self.console.print(affected_text(method, result, dry_run))
+    return dress(method, spec, owner, f"{docstring(spec)}\n\nPrints the result; returns None.")
 
-    def status(self, fields: builtins.list[str] | None = None,
-               states: builtins.list[str] | None = None, **tags: Any) -> None:
-        rows = self._call("status", fields=fields, states=states, **tags)
-        if rows is not None:
-            self.console.print(status_table(rows) if rows else "No step matches.")
 
-    def steps_waiting_for_user_input(self, **tags: Any) -> None:
-        rows = self._call("steps_waiting_for_user_input", **tags)
-        if rows is not None:
-            self.console.print(status_table(rows) if rows else "No step is waiting for input.")
-
-    def list(self, **tags: Any) -> None:
-        rows = self._call("list", **tags)
-        if rows is not None:
-            self.console.print(status_table(rows) if rows else "No step matches.")
-
-    def shutdown(self, dry_run: bool = True) -> None:
-        done = self._call("shutdown", dry_run=dry_run)
-        if done:
-            self.console.print("The trail server is shutting down.")
-        elif done is not None:
-            self.console.print(Text.assemble(("DRY RUN ", "bold yellow reverse"),
-                                             "shutdown(dry_run=False) would stop the server."))
-
-    def start(self, dry_run: bool = False, **tags: Any) -> None:
-        self._mutate("start", dry_run=dry_run, **tags)
-
-    def stop(self, dry_run: bool = True, **tags: Any) -> None:
-        self._mutate("stop", dry_run=dry_run, **tags)
-
-    def next_step(self, step_count: int = 1, dry_run: bool = True) -> None:
-        self._mutate("next_step", step_count=step_count, dry_run=dry_run)
-
-    def send_message_to_steps(self, message: Any, dry_run: bool = True, **tags: Any) -> None:
-        self._mutate("send_message_to_steps", message, dry_run=dry_run, **tags)
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        if name not in MUTATING:
-            raise AttributeError(name)
-
-        def call(dry_run: bool = True, **tags: Any) -> None:
-            self._mutate(name, dry_run=dry_run, **tags)
-
-        call.__name__ = name
-        call.__doc__ = getattr(TrailClient, name).__doc__
-        return call
-
-    def __dir__(self) -> builtins.list[str]:
-        return sorted({*super().__dir__(), *CALLS})
+add_repl_methods(InteractiveTrail, SPECS)
 
 
 class Names:
@@ -119,7 +89,7 @@ def interactive(trail_client: TrailClient, namespace: dict[str, Any] | None = No
         assert frame is not None and frame.f_back is not None
         namespace = frame.f_back.f_globals
     wrapped = InteractiveTrail(trail_client, console)
-    for name in CALLS:
+    for name in wrapped.call_names:
         namespace[name] = getattr(wrapped, name)
     namespace["trail"] = wrapped
     try:
