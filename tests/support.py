@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -179,3 +182,50 @@ class Tmux:
         self.tmux_call("kill-server")
         with contextlib.suppress(OSError):  # the server's socket file stays behind
             os.unlink(f"/tmp/tmux-{os.getuid()}/{self.server}")
+
+
+class RunbookProcess:
+    """`trail run RUNBOOK --plain` as a real process on a fixed socket and journal, to be
+    killed (SIGKILL to its whole session: the server and every step it ran) and started
+    again on the same journal."""
+
+    def __init__(self, runbook: str, tmp: Path, name: str, *args: str, **env: str) -> None:
+        self.runbook = runbook
+        self.socket = str(tmp / f"{name}.sock")
+        self.journal = str(tmp / "journal.sqlite3")
+        self.args = args
+        root = Path(__file__).parents[1]
+        self.env = {**os.environ, "PYTHONPATH": str(root), **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Any:
+        from trail import TrailClient
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "trail", "run", self.runbook, "--plain", "--socket",
+             self.socket, "--journal", self.journal, *self.args], env=self.env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        client = TrailClient(self.socket, timeout=10)
+        wait_until(lambda: answers(client), "the server to answer")
+        return client
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
+
+
+def answers(client: Any) -> bool:
+    """The server behind ``client`` answers a call."""
+    from trail import TrailConnectionError
+
+    try:
+        client.info()
+    except TrailConnectionError:
+        return False
+    return True

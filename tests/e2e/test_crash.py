@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -17,50 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import wait_until
+from tests.support import RunbookProcess, wait_until
 from trail import TrailClient, TrailClientError, TrailConnectionError
 
-ROOT = Path(__file__).parents[2]
 RUNBOOK = str(Path(__file__).parent / "crash_runbook.py")
 KILLS = int(os.environ.get("TRAIL_CRASH_KILLS", "20"))
 STEPS = int(os.environ.get("TRAIL_CRASH_STEPS", "200"))
 
 
-class Server:
+def Server(tmp: Path, **env: str) -> RunbookProcess:  # noqa: N802 (reads as the class it makes)
     """`trail run` of the crash runbook as a real process, on a fixed socket and journal."""
-
-    def __init__(self, tmp: Path, **env: str) -> None:
-        self.socket = str(tmp / "crash.sock")
-        self.journal = str(tmp / "journal.sqlite3")
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "CRASH_LOG": str(tmp / "ran.log"),
-                    **env}
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> TrailClient:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "trail", "run", RUNBOOK, "--plain", "--socket", self.socket,
-             "--journal", self.journal], env=self.env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        client = TrailClient(self.socket, timeout=10)
-        wait_until(lambda: _answers(client), "the server to answer")
-        return client
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)  # the server and every step it ran
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.kill()
-
-
-def _answers(client: TrailClient) -> bool:
-    try:
-        client.info()
-    except TrailConnectionError:
-        return False
-    return True
+    return RunbookProcess(RUNBOOK, tmp, "crash", CRASH_LOG=str(tmp / "ran.log"), **env)
 
 
 def recovered_running(journal: str) -> Counter[int]:

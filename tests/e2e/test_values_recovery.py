@@ -3,18 +3,13 @@ the journal: a date, a Decimal, a set, and an exception that cannot be pickled."
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import wait_states, wait_until
-from trail import TrailClient, TrailConnectionError
+from tests.support import RunbookProcess, wait_states
+from trail import TrailClient
 
-ROOT = Path(__file__).parents[2]
 RUNBOOK = str(Path(__file__).parent / "values_runbook.py")
 FIELDS = ["State", "Return value", "Output messages"]
 
@@ -27,41 +22,9 @@ EXPECTED = {
 }
 
 
-class Server:
+def Server(tmp: Path, executor: str) -> RunbookProcess:  # noqa: N802
     """`trail run` of the values runbook as a real process, on a fixed socket and journal."""
-
-    def __init__(self, tmp: Path, executor: str) -> None:
-        self.socket = str(tmp / "values.sock")
-        self.journal = str(tmp / "journal.sqlite3")
-        self.executor = executor
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> TrailClient:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "trail", "run", RUNBOOK, "--plain", "--socket", self.socket,
-             "--journal", self.journal, "--executor", self.executor],
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        client = TrailClient(self.socket, timeout=10)
-        wait_until(lambda: _answers(client), "the server to answer")
-        return client
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.kill()
-
-
-def _answers(client: TrailClient) -> bool:
-    try:
-        client.info()
-    except TrailConnectionError:
-        return False
-    return True
+    return RunbookProcess(RUNBOOK, tmp, "values", "--executor", executor)
 
 
 def shown(client: TrailClient) -> dict[str, tuple]:

@@ -9,7 +9,6 @@ line; without a terminal it prints plain log lines, for CI and cron.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import sys
@@ -26,7 +25,7 @@ from rich.text import Text
 
 from trail.core.states import State
 from trail.errors import TrailError
-from trail.layer1.calls import SPECS, CallSpec, Result
+from trail.layer1.calls import SPECS, CallSpec, Result, json_or_text
 from trail.layer1.events import Event, Hello, Input, Output, Prompt, StateChanged, StepEvent
 from trail.layer1.wire import StatusField
 from trail.layer2.cli.display import STATE_STYLES, elapsed, state_text
@@ -49,12 +48,7 @@ HELP = ("keys: [bold]a[/] answer a question · [bold]:[/] command ("
         + "; help says what each takes) · [bold]q[/] quit")
 
 
-def parse_reply(text: str) -> Any:
-    """What the operator typed, as a reply: JSON when it is JSON (true, 3, "x"), else text."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+parse_reply = json_or_text  # what the operator typed, as a reply
 
 
 class RunView:

@@ -1,0 +1,188 @@
+"""A step's run from start to end: its executor, what it reports, failures, retries,
+timeouts and stops. Every state change it makes goes through ``Run.apply``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+import traceback
+from typing import TYPE_CHECKING
+
+from trail.core.dag import strict_progeny
+from trail.core.states import Action, State, states_for
+from trail.errors import StepProcessError, StepTimeoutError
+from trail.layer1 import values
+from trail.layer1.executors import Executor, Kind, Message, Outcome, make_executor
+from trail.layer1.executors.base import signal_groups
+from trail.layer1.executors.groups import ProcessGroups
+from trail.layer1.executors.registry import Executors
+from trail.layer1.records import StepRecord
+
+if TYPE_CHECKING:
+    from trail.layer1.run import Run
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRACE = 2.0  # seconds from SIGTERM to SIGKILL where no step says otherwise
+
+
+class StepRuns:
+    """Starts steps on their executors and ends their runs, for one Run."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.executors = Executors(
+            lambda name: make_executor(name, run.settings.step_output),
+            self._on_message, run.timers.call_later)
+        self.groups = ProcessGroups(run.timers.call_later)
+        self._ids = iter(range(1, 1 << 62))
+
+    def number_from(self, first: int) -> None:
+        """New runs are numbered from ``first``: a taken-up run never reuses an attempt."""
+        self._ids = iter(range(first, 1 << 62))
+
+    def start(self, record: StepRecord) -> None:
+        """Start a Waiting step's run on its executor (its Running is journaled first)."""
+        step = record.step
+        executor = self.executors.get(step.executor or self.run.settings.executor)
+        run_id = next(self._ids)
+        env = executor.prepare(run_id)
+        record.begin_run(run_id, executor, env)
+        self.run.apply(record, Action.RUN, "started")
+        self.run.scheduler.take_slot(run_id, record)
+        try:
+            args, kwargs = step.pre_processor(env, self.run.context)
+        except Exception as exc:
+            executor.discard(run_id)
+            self._fail(record, exc, traceback.format_exc(), "pre_processor raised")
+            return
+        # Write ahead: a step's side effects may begin the moment it starts, so its Running
+        # is on disk before; a crash then brings it back Interrupted, never Waiting (which
+        # would run it a second time without anyone deciding so).
+        self.run.commit()
+        try:
+            fd = executor.start(run_id, step.action_function, args, kwargs)
+        except OSError as exc:  # fork failed: no memory, too many processes
+            executor.discard(run_id)
+            self._fail(record, exc, traceback.format_exc(), "could not start")
+            return
+        if fd is not None:
+            self.executors.watch(fd, executor)
+        if step.timeout is not None:
+            self.run.timers.call_later(step.timeout, lambda: self._time_out(record, run_id))
+
+    def _on_message(self, message: Message) -> None:
+        if message.kind == Kind.GROUP:
+            record = self.run.scheduler.live.get(message.run_id)
+            grace = record.step.kill_grace if record is not None else DEFAULT_GRACE
+            self.groups.adopt(message.run_id, message.payload, record is not None, grace)
+            return
+        if message.kind == Kind.EXIT:
+            self.groups.release(message.run_id)
+        record = self.run.scheduler.live.get(message.run_id)
+        if record is None:
+            log.debug("dropped %s from run %s, which no longer counts", message.kind,
+                      message.run_id)
+            return
+        if message.kind == Kind.OUTPUT:
+            record.add_output(message.payload)
+            self.run.say(record, "output", message.payload)
+        elif message.kind == Kind.PROMPT:
+            record.add_prompt(message.payload)
+            self.run.say(record, "prompt", message.payload)
+        elif message.kind == Kind.RESULT:
+            self._finish(record, message.payload)
+        elif message.kind == Kind.EXIT:
+            error = StepProcessError(f"the step's process {message.payload} before it "
+                                     f"reported a result")
+            self._fail(record, error, "", str(error))
+
+    def _finish(self, record: StepRecord, outcome: Outcome) -> None:
+        if not outcome.ok:
+            self._fail(record, outcome.value, outcome.traceback, "raised")
+            return
+        try:
+            value = record.step.post_processor(record.environment, self.run.context, outcome.value)
+        except Exception as exc:
+            self._fail(record, exc, traceback.format_exc(), "post_processor raised")
+            return
+        record.set_return_value(value)
+        self.run.apply(record, Action.SUCCEED, "returned")
+        if record.step.conditional and value is False:
+            self._skip_below(record, f"step {record.n} returned False")
+
+    def _fail(self, record: StepRecord, error: BaseException, trace: str, cause: str) -> None:
+        """End the latest run of a step as failed; later word from that run is ignored.
+
+        With retries left (and ``retry_on`` agreeing) the step goes back to Waiting until
+        its back-off has passed; the failure handler sees only the last failure.
+        """
+        if self._retry(record, error, cause):
+            return
+        log.error("step %s %s failed (%s): %s\n%s", record.n, record.name, cause,
+                  values.shown(error), trace)
+        try:
+            value = record.step.failure_handler(record.environment, self.run.context, error)
+        except Exception as exc:
+            log.exception("the failure_handler of step %s %s raised", record.n, record.name)
+            value = exc
+        record.set_return_value(value)
+        action = Action.FAIL_AND_PAUSE if record.pause_on_fail else Action.FAIL
+        self.run.apply(record, action, cause)
+        if record.step.skip_progeny_on_failure:
+            self._skip_below(record, f"step {record.n} failed")
+
+    def _retry(self, record: StepRecord, error: BaseException, cause: str) -> bool:
+        step = record.step
+        if record.state is not State.RUNNING or record.tries > step.retries:
+            return False
+        if step.retry_on is not None:
+            try:
+                if not step.retry_on(error):
+                    return False
+            except Exception:
+                log.exception("retry_on of step %s %s raised; not retrying", record.n,
+                              record.name)
+                return False
+        wait = step.retry_wait(record.tries, self.run.settings.random_fraction)
+        record.set_return_value(error)
+        note = (f"[trail] attempt {record.tries} of {step.retries + 1} failed "
+                f"({values.shown(error)}); next attempt in {wait:.1f} s")
+        record.add_output(note)
+        self.run.say(record, "output", note)
+        record.schedule_retry(self.run.timers.clock() + wait, time.time() + wait)
+        self.run.apply(record, Action.RETRY, f"{cause}; retry in {wait:.1f} s")
+        self.run.timers.call_later(wait, lambda: self.run.scheduler.mark(record))
+        return True
+
+    def _skip_below(self, record: StepRecord, cause: str) -> None:
+        """Skip the strict progeny of a step: the branch only it leads to (AutoTrail's rule)."""
+        eligible = states_for(Action.SKIP_PROGENY)
+        below = strict_progeny(self.run.graph, [record.step]) - {record.step}
+        for other in self.run.records_of(below):
+            if other.state in eligible:
+                self.run.apply(other, Action.SKIP_PROGENY, cause)
+
+    def _time_out(self, record: StepRecord, run_id: int) -> None:
+        if self.run.scheduler.live.get(run_id) is not record:
+            return  # it ended (or was interrupted) in time
+        self.stop(record, run_id)
+        timeout = record.step.timeout or 0.0
+        self._fail(record, StepTimeoutError(record.name, timeout), "", "timed out")
+
+    def stop(self, record: StepRecord, run_id: int) -> None:
+        """SIGTERM the run now and SIGKILL whatever is left of it after its grace period."""
+        executor: Executor | None = record.executor
+        assert executor is not None
+        executor.interrupt(run_id)
+        grace = record.step.kill_grace
+        self.groups.stop_run(run_id, grace)
+        self.run.timers.call_later(grace, lambda: executor.kill(run_id))
+
+    def close(self, grace: float) -> None:
+        """Stop every executor and adopted process group (running steps were interrupted)."""
+        adopted = self.groups.all()
+        signal_groups(adopted, signal.SIGTERM)
+        self.executors.close(grace)  # waits up to the grace for the steps to end
+        signal_groups(adopted, signal.SIGKILL)
