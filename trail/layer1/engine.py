@@ -95,7 +95,8 @@ def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
                 "run": run_id, "resumed": restored is not None,
                 "journal": str(book.path) if book is not None else None}
         run = Run(graph, context, settings,
-                  journal=JournalRun(book, run_id) if book is not None and run_id else None,
+                  journal=JournalRun(book, run_id) if book is not None and run_id is not None
+                  else None,
                   timers=timers, info=info)
         if restored:
             run.restore(restored, "recovered from the journal")

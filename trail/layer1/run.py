@@ -129,7 +129,7 @@ class Run:
         return taken
 
     def say(self, record: StepRecord, kind: str, message: Any) -> None:
-        """Journal and publish what a step said (output), asked (prompt) or was told."""
+        """Journal and publish what a step said (output) or asked (prompt)."""
         if self.journal is not None:
             self.journal.message(record.n, record.attempt, kind, message)
         if self.listening:
