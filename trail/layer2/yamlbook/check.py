@@ -128,12 +128,12 @@ def check(document: Document, base: FilePath) -> tuple[Checked, list[Problem]]:
             if function is not None:
                 checked.functions[step["name"]] = function
 
-    cycles = _cycles(graph)
+    cycles = _cycles(graph.reverse(copy=False), names)
     for cycle in cycles:
         lines = ", ".join(f"{n} (line {document.at(('steps', names[n]), '').line})"
                           for n in cycle)
         first = names[cycle[0]]
-        problem(("steps", first, "needs"), f"the needs make a cycle: "
+        problem(("steps", first, "needs"), f"the needs make a cycle (each needs the next): "
                 f"{' -> '.join([*cycle, cycle[0]])}; its steps: {lines}")
     checked.ancestors = {name: nx.ancestors(graph, name) for name in names}
     for index, step in steps:
@@ -144,7 +144,8 @@ def check(document: Document, base: FilePath) -> tuple[Checked, list[Problem]]:
             if when["step"] not in checked.ancestors[step["name"]]:
                 problem(("steps", index, "when", "step"),
                         f"when looks at {when['step']!r}, which is not a step this one "
-                        f"needs (directly or further up){_suggest(when['step'], names)}")
+                        f"needs (directly or further up)"
+                        f"{_suggest(when['step'], checked.ancestors[step['name']])}")
 
     answers = _mapping(data.get("answers"))
     for name in answers:
@@ -241,12 +242,17 @@ def _check_templates(index: int, step: dict[str, Any], usable: set[str],
             problem((*here, "run"), f"the command does not split into words: {exc}")
 
 
-def _cycles(graph: nx.DiGraph) -> list[list[str]]:
+def _cycles(needs: nx.DiGraph, order: dict[str, int]) -> list[list[str]]:
+    """A cycle per knot of ``needs`` (step -> what it needs), from its first step in the
+    file, knots in file order."""
     cycles = []
-    for component in nx.strongly_connected_components(graph):
+    for component in nx.strongly_connected_components(needs):
         if len(component) > 1:
-            cycles.append(nx.find_cycle(graph.subgraph(component)))
-    return [[edge[0] for edge in cycle] for cycle in cycles]
+            start = min(component, key=order.__getitem__)
+            cycle = [edge[0] for edge in nx.find_cycle(needs.subgraph(component), start)]
+            at = cycle.index(start) if start in cycle else 0
+            cycles.append(cycle[at:] + cycle[:at])
+    return sorted(cycles, key=lambda cycle: order[cycle[0]])
 
 
 @contextmanager
