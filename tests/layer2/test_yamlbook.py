@@ -15,7 +15,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tests.support import wait_states
-from trail import Instruction, Prompt, ShellCommand, Step, TrailClient
+from trail import Instruction, Prompt, ShellCommand, TrailClient
 from trail.core.dag import make_trail_graph
 from trail.errors import RunbookError, YamlRunbookError
 from trail.layer2.runbook import load_runbook
@@ -129,8 +129,8 @@ def test_every_problem_is_reported_at_once_with_its_line(tmp_path):
         "6:10: steps[0].run: the template names 'servce', which is neither a context key "
         "nor a step this one needs (did you mean 'service'?)",
         "7:5: steps[0]: unknown step key 'nedds' (did you mean 'needs'?)",
-        "10:12: steps[1].needs: the needs make a cycle (each needs the next): loop1 -> loop2 -> loop1; its steps: "
-        "loop1 (line 8), loop2 (line 11)",
+        "10:12: steps[1].needs: the needs make a cycle (each needs the next): "
+        "loop1 -> loop2 -> loop1; its steps: loop1 (line 8), loop2 (line 11)",
         "13:20: steps[2].needs[1]: needs 'chek', which is no step (did you mean 'check'?)",
         "14:14: steps[2].timeout: 'soon' is not of type 'number'",
         "15:11: steps[3].name: the step name 'check' is used twice (first at line 5)",
