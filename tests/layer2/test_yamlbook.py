@@ -385,3 +385,18 @@ def test_a_python_runbook_still_loads_with_max_parallel(tmp_path):
         load_runbook(tmp_path / "missing.yaml")
 
 
+
+
+def test_the_readme_example_is_a_sound_runbook(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## YAML runbooks"):]
+    example = section[section.index("```yaml\n") + 8:section.index("```\n", 1)]
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "hooks.py").write_text("def announce(trail_env, context):\n"
+                                                 "    return 'told'\n")
+    book = load_runbook(write(tmp_path, example, "deploy.yaml"))
+    names = [step.name for step in make_trail_graph(book.trail).nodes]
+    assert names == ["check", "disk", "confirm", "pick", "restart@web1", "restart@web2",
+                     "restart@web3", "canary_report", "notify"]
+    assert book.context == {"service": "api", "enabled": "no"}
