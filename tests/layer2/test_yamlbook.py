@@ -400,3 +400,51 @@ def test_the_readme_example_is_a_sound_runbook(tmp_path):
     assert names == ["check", "disk", "confirm", "pick", "restart@web1", "restart@web2",
                      "restart@web3", "canary_report", "notify"]
     assert book.context == {"service": "api", "enabled": "no"}
+
+
+@pytest.mark.parametrize("window", ["0", "1"])
+def test_the_failover_in_yaml_does_what_its_python_twin_does(tmp_path, serve, executor,
+                                                              window, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where the first step makes the cluster
+    book = load_runbook(ROOT / "examples" / "failover.yaml")
+    client = serve(book.trail, context={**book.context, "maintenance_window": window},
+                   executor=executor)
+    rows = drive(client, {"choose_replica": "db2"})
+    assert {row["State"] for row in rows.values()} == {"Succeeded"}, rows
+    values = {name: row["Return value"] for name, row in rows.items()}
+    # the same values as examples/failover.py (tests/e2e/test_examples.py)
+    assert values["check_lag"]["stdout"] == ["db2: lag 0 s", "db3: lag 4 s"]
+    assert values["repoint_dns"]["stdout"] == ["db.example.internal -> db2"]
+    assert values["verify"]["stdout"] == ["fail-over to db2 complete"]
+    if window == "1":
+        assert values["post_notice"] is False
+        assert rows["post_notice"]["Output messages"][0].startswith("Not run:")
+    else:
+        assert values["post_notice"]["stdout"] == ["fail-over of db1 under way"]
+    cluster = Path(values["cluster"]["stdout"][0])
+    assert cluster.parent == tmp_path
+    assert (cluster / "db1.role").read_text() == "retired\n"
+
+
+def test_shell_variables_are_the_shells_and_when_keys_are_checked(tmp_path):
+    found = problems(tmp_path, """
+        context: {window: "0"}
+        steps:
+          - name: a
+            run: "echo ${HOME:-x} {window}"
+            shell: true
+          - name: b
+            run: [echo]
+            when: {key: windw, equals: "0"}
+          - name: c
+            run: [echo]
+            when: {key: window, step: a, equals: "0"}
+            needs: [a]
+    """)
+    assert found == [
+        "9:17: steps[1].when.key: when looks at the context key 'windw', which the context "
+        "does not have (did you mean 'window'?)",
+        "12:11: steps[2].when: {'key': 'window', 'step': 'a', 'equals': '0'} has too many "
+        "properties",
+        "12:11: steps[2].when: when looks at one step: or one key: (a context value), then "
+        "equals:, not_equals: or in:"]

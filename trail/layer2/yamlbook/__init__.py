@@ -33,7 +33,7 @@ def load_yaml_runbook(path: str | Path) -> Runbook:
     checked, more = check(document, path.parent)
     problems += more
     if problems:
-        raise YamlRunbookError(sorted(set(problems), key=lambda p: (p.line, p.column)))
+        raise YamlRunbookError(sorted(dict.fromkeys(problems), key=lambda p: (p.line, p.column)))
     data = checked.data
     return Runbook(path, build(checked), dict(data.get("context") or {}),
                    data.get("executor", "process"), dict(data.get("answers") or {}),

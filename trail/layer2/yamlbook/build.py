@@ -19,7 +19,7 @@ from trail.core.step import Step
 from trail.layer2.steps.helpers import Instruction
 from trail.layer2.steps.shell import Command, ShellCommand
 from trail.layer2.yamlbook.check import Checked
-from trail.layer2.yamlbook.template import render, shell_quoter
+from trail.layer2.yamlbook.template import render, shell_quoter, shell_template
 
 _STEP_OPTIONS = ("timeout", "kill_grace", "retries", "retry_delay", "backoff", "max_delay",
                  "pause_on_fail", "skip_progeny_on_failure", "idempotent", "priority",
@@ -39,6 +39,7 @@ def command_function(run: str | list[str], shell: bool,
         return argv
 
     quote = shell_quoter(raw)
+    run = shell_template(run)
 
     def script(trail_env: Any, context: Any) -> Command:
         return render(run, context, quote)
@@ -80,8 +81,12 @@ class When:
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def looked_at(self) -> str:
+        return str(self.condition.get("step", self.condition.get("key")))
+
     def holds(self, context: Mapping[str, Any]) -> bool:
-        value = context.get(self.condition["step"])
+        value = context.get(self.looked_at)
         if "equals" in self.condition:
             return _same(value, self.condition["equals"])
         if "not_equals" in self.condition:
@@ -90,7 +95,7 @@ class When:
 
     def __call__(self, trail_env: Any, context: Any) -> Any:
         if not self.holds(context):
-            looked_at = self.condition["step"]
+            looked_at = self.looked_at
             trail_env.output(f"Not run: {self.condition} does not hold "
                              f"({looked_at} = {context.get(looked_at)!r}).")
             return False

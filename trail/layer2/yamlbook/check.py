@@ -19,7 +19,7 @@ from jsonschema.exceptions import ValidationError
 
 from trail.layer2.yamlbook.reader import Document, Path, Problem
 from trail.layer2.yamlbook.schema import KINDS, SCHEMA, STEP_PROPERTIES
-from trail.layer2.yamlbook.template import fields, quoted_placeholders, root
+from trail.layer2.yamlbook.template import fields, quoted_placeholders, root, shell_template
 
 _VALIDATOR = Draft202012Validator(SCHEMA)
 # Options that shape a command, meaningless on an instruction, a question or a call.
@@ -140,7 +140,15 @@ def check(document: Document, base: FilePath) -> tuple[Checked, list[Problem]]:
         usable = set(context) | checked.ancestors[step["name"]]
         _check_templates(index, step, usable, problem)
         when = step.get("when")
-        if isinstance(when, dict) and isinstance(when.get("step"), str):
+        if isinstance(when, dict) and ("step" in when) == ("key" in when):
+            problem(("steps", index, "when"), "when looks at one step: or one key: (a "
+                    "context value), then equals:, not_equals: or in:")
+        elif isinstance(when, dict) and isinstance(when.get("key"), str):
+            if when["key"] not in context:
+                problem(("steps", index, "when", "key"), f"when looks at the context key "
+                        f"{when['key']!r}, which the context does not have"
+                        f"{_suggest(when['key'], context)}")
+        elif isinstance(when, dict) and isinstance(when.get("step"), str):
             if when["step"] not in checked.ancestors[step["name"]]:
                 problem(("steps", index, "when", "step"),
                         f"when looks at {when['step']!r}, which is not a step this one "
@@ -210,6 +218,8 @@ def _check_templates(index: int, step: dict[str, Any], usable: set[str],
     here: Path = ("steps", index)
     texts: list[tuple[Path, str]] = []
     run = step.get("run")
+    if isinstance(run, str) and step.get("shell"):
+        run = shell_template(run)
     if isinstance(run, str):
         texts.append(((*here, "run"), run))
     elif isinstance(run, list):

@@ -64,10 +64,12 @@ STEP_PROPERTIES: dict[str, dict[str, Any]] = {
     "executor": {"enum": ["process", "thread"], "description": "Where this step runs."},
     "tags": {"type": "object", "additionalProperties": _scalar,
              "description": "More tags to select the step by (trail pause KEY=VALUE)."},
-    "when": {"type": "object", "additionalProperties": False, "required": ["step"],
-             "description": "Run only when an earlier step's value says so; otherwise do "
-                            "nothing and skip the steps below.",
-             "properties": {"step": {"type": "string"}, "equals": _scalar,
+    "when": {"type": "object", "additionalProperties": False,
+             "description": "Run only when an earlier step's value (step:) or a context "
+                            "value (key:) says so; otherwise do nothing and skip the steps "
+                            "below.",
+             "properties": {"step": {"type": "string"}, "key": {"type": "string"},
+                            "equals": _scalar,
                             "not_equals": _scalar, "in": {"type": "array", "items": _scalar}},
              "minProperties": 2, "maxProperties": 2},
 }

@@ -4,17 +4,25 @@ A value never changes the shape of a command. In an argument list (or a string c
 which is split into words when the file is loaded) each value lands inside one argument.
 In a shell command (``shell: true``) each value is shell-quoted, unless the author lists
 its key under ``raw``; a placeholder inside quotes is refused, because quoting a value
-there would break out of the author's quotes.
+there would break out of the author's quotes. There ``${VAR}`` is the shell's.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 import string
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 _FORMATTER = string.Formatter()
+_SHELL_VARIABLE = re.compile(r"\$\{([^{}]*)\}")
+
+
+def shell_template(command: str) -> str:
+    """A shell command's template with its ``${VAR}`` left to the shell (braces doubled),
+    so only a bare ``{key}`` is trail's."""
+    return _SHELL_VARIABLE.sub(lambda match: "${{" + match.group(1) + "}}", command)
 
 
 def fields(template: str) -> list[str]:
