@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,12 @@ def trail(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
                           env=ENV, stdin=subprocess.DEVNULL, cwd=ROOT)
 
 
-def drive(client: TrailClient, answers: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Start, answer every prompt, and return each step's row when the trail is done."""
+def drive(client: TrailClient, answers: dict[str, Any],
+          begin: Callable[[], Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Start (or ``begin``), answer every prompt, and return each step's row when the
+    trail is done."""
     with client.subscribe() as events:
-        client.start()
+        (begin or client.start)()
         while not client.info()["finished"]:
             event = events.next(timeout=30)
             assert event is not None, f"stalled: {client.status()}"
@@ -448,3 +451,19 @@ def test_shell_variables_are_the_shells_and_when_keys_are_checked(tmp_path):
         "properties",
         "12:11: steps[2].when: when looks at one step: or one key: (a context value), then "
         "equals:, not_equals: or in:"]
+
+
+def test_a_yaml_runbook_is_steered_by_names_and_tags(tmp_path, serve):
+    book = load_runbook(ROLLING)
+    client = serve(book.trail, context=book.context, executor="thread",
+                   max_parallel=book.max_parallel)
+    assert client.pause(dry_run=False, phase="check") == [{"n": 0, "name": "check"}]
+    client.skip(dry_run=False, name="warm_green")
+    client.start()
+    wait_states(client, {"check": "Paused", "disk": "Waiting"})
+    rows = drive(client, dict(book.answers),
+                 begin=lambda: client.resume(dry_run=False, name="check"))
+    assert rows["warm_green"]["State"] == "Skipped"
+    assert {row["State"] for name, row in rows.items() if name != "warm_green"} == \
+        {"Succeeded"}
+    assert rows["announce"]["Return value"] == "api 2.4 rolled out, blue first"

@@ -94,7 +94,6 @@ TOP_PROPERTIES: dict[str, dict[str, Any]] = {
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://trail.invalid/schema/runbook.json",
     "title": "trail YAML runbook",
     "type": "object",
     "required": ["steps"],
