@@ -44,9 +44,11 @@ def problems(tmp_path: Path, text: str) -> list[str]:
     return [str(p)[len(str(path)) + 1:] for p in caught.value.problems]
 
 
-def trail(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def trail(*args: str, timeout: float = 60, path: Path | None = None
+          ) -> subprocess.CompletedProcess[str]:
+    env = ENV if path is None else {**ENV, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}"}
     return subprocess.run([*TRAIL, *args], capture_output=True, text=True, timeout=timeout,
-                          env=ENV, stdin=subprocess.DEVNULL, cwd=ROOT)
+                          env=env, stdin=subprocess.DEVNULL, cwd=ROOT)
 
 
 def drive(client: TrailClient, answers: dict[str, Any],
@@ -467,3 +469,71 @@ def test_a_yaml_runbook_is_steered_by_names_and_tags(tmp_path, serve):
     assert {row["State"] for name, row in rows.items() if name != "warm_green"} == \
         {"Succeeded"}
     assert rows["announce"]["Return value"] == "api 2.4 rolled out, blue first"
+
+
+# --- export --------------------------------------------------------------------------------
+
+TWIN = '''\
+from trail import Instruction, ShellCommand, Step, on_hosts
+from twin_hooks import summary
+
+context = {"service": "api", "level": 3}
+max_parallel = 2
+ANSWERS = {"confirm": True}
+check = Step(ShellCommand("check", "echo {service} up"), phase="pre", priority=2)
+listing = Step(ShellCommand("listing", "ls -d . | cat", shell=True, cwd="/"), timeout=30,
+               retries=2, retry_delay=0.1, idempotent=True)
+confirm = Step(Instruction("confirm", "Look at {service}, then mark done"), pool="ops")
+fan = on_hosts(["web1", "web2"], ["systemctl", "restart", "{service}"], name="restart",
+               limit=1, sudo=True, pause_on_fail=False)
+done = Step(summary, name="summary")
+trail = [(check, listing), (check, confirm), *((confirm, s) for s in fan),
+         (listing, done), (confirm, done)]
+'''
+
+
+def test_export_writes_a_python_runbook_as_the_same_steps(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))  # the Python runbook imports its module
+    (tmp_path / "twin_hooks.py").write_text(
+        "def summary(trail_env, context):\n    return f\"{context['service']} done\"\n")
+    python = write(tmp_path, TWIN, "twin.py")
+    exported = trail("export", "--yaml", str(python), "-o", str(tmp_path / "twin.yaml"),
+                     path=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    original, again = load_runbook(python), load_runbook(tmp_path / "twin.yaml")
+    assert (again.name, again.context, again.max_parallel, again.answers) == \
+        ("twin", {"service": "api", "level": 3}, 2, {"confirm": True})
+    one, two = make_trail_graph(original.trail), make_trail_graph(again.trail)
+
+    def shape(graph: Any) -> list[Any]:
+        return [(s.name, s.tags, s.timeout, s.retries, s.retry_delay, s.idempotent,
+                 s.priority, s.pool_size, s.pause_on_fail,
+                 sorted(p.name for p in graph.predecessors(s))) for s in graph.nodes]
+
+    assert shape(one) == shape(two)
+    web1 = next(s for s in two.nodes if s.name == "restart@web1").action_function
+    assert web1.target.sudo_user == "root" and web1.host == "web1"
+
+
+def test_export_then_run_gives_the_same_run(tmp_path, serve):
+    path = tmp_path / "runbook.yaml"
+    exported = trail("export", "--yaml", str(ROOT / "examples" / "runbook.py"), "-o", str(path))
+    assert exported.returncode == 0, exported.stderr
+    python, yaml = load_runbook(ROOT / "examples" / "runbook.py"), load_runbook(path)
+    runs = []
+    for book in (python, yaml):
+        client = serve(book.trail, context=book.context, executor="thread")
+        runs.append({name: (row["State"], row["Output messages"])
+                     for name, row in drive(client, {"swap_disk": True}).items()})
+    assert runs[0] == runs[1]
+    assert runs[1]["close"] == ("Succeeded", ["Close OPS-1234"])
+
+
+def test_export_names_what_cannot_be_expressed():
+    result = trail("export", "--yaml", str(ROOT / "examples" / "failover.py"))
+    assert result.returncode == 2 and result.stdout == ""
+    said = result.stderr.splitlines()
+    assert any("step 'check_lag': its command is made by a function" in line for line in said)
+    assert any("step 'verify': its action verify is not a module's function" in line
+               for line in said)
+    assert any("the context: a SharedProxy object" in line for line in said)

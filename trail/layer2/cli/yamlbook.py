@@ -1,5 +1,6 @@
-"""``trail validate`` and ``trail schema``: check a runbook without running it, and print
-the JSON Schema of YAML runbooks for editors."""
+"""``trail validate``, ``trail schema`` and ``trail export --yaml``: check a runbook
+without running it, print the JSON Schema of YAML runbooks for editors, write a Python
+runbook as YAML."""
 
 from __future__ import annotations
 
@@ -58,3 +59,35 @@ def schema() -> None:
     from trail.layer2.yamlbook import SCHEMA
 
     click.echo(json.dumps(SCHEMA, indent=2))
+
+
+@main.command()
+@click.argument("runbook", type=click.Path(dir_okay=False))
+@click.option("--yaml", "as_yaml", is_flag=True, required=True,
+              help="Write YAML (the one format for now).")
+@click.option("-o", "--output", "out", metavar="FILE", help="Write here, not to stdout.")
+@click.pass_context
+def export(ctx: click.Context, runbook: str, as_yaml: bool, out: str | None) -> None:
+    """Write a Python runbook as a YAML runbook, when all its steps are expressible.
+
+    Otherwise names each step that is not, and why (exit code 2), and writes nothing.
+
+    \b
+    Example:
+      trail export --yaml examples/runbook.py -o runbook.yaml
+    """
+    from trail.layer2.yamlbook.export import export_yaml
+
+    try:
+        text, refusals = export_yaml(load_runbook(runbook))
+    except RunbookError as exc:
+        raise Failure(str(exc)) from exc
+    if refusals:
+        for refusal in refusals:
+            click.echo(f"{runbook}: not expressible in YAML: {refusal}", err=True)
+        raise SystemExit(EXIT_ERROR)
+    if out:
+        with open(out, "w", encoding="utf-8") as file:
+            file.write(text)
+    else:
+        click.echo(text, nl=False)

@@ -164,7 +164,8 @@ def _steps(spec: dict[str, Any], checked: Checked, groups: Mapping[str, list[str
         action: Any = ShellCommand(name, command, host=spec.get("host"), **shell_options)
     elif "instruction" in spec:
         text = spec["instruction"]
-        action = Instruction(name, lambda trail_env, context: render(text, context))
+        action = Instruction(name, lambda trail_env, context: render(text, context),
+                             reply_needed=spec.get("reply_needed", True))
     elif "ask" in spec:
         action = Ask(name, spec["ask"], spec.get("choices"))
     else:

@@ -182,6 +182,9 @@ def _check_step(index: int, step: dict[str, Any], groups: dict[str, Any],
             if option in step:
                 problem((*here, option), f"{option!r} applies to run steps, not to "
                         f"{kinds[0]!r} steps", key=True)
+    if "reply_needed" in step and "instruction" not in step:
+        problem((*here, "reply_needed"), "'reply_needed' applies to instruction steps",
+                key=True)
     if "choices" in step and "ask" not in step:
         problem((*here, "choices"), "'choices' applies to ask steps", key=True)
     if "host" in step and "hosts" in step:

@@ -24,6 +24,9 @@ STEP_PROPERTIES: dict[str, dict[str, Any]] = {
     "raw": {**_strings, "description": "Template keys put into a shell command unquoted."},
     "instruction": {"type": "string", "minLength": 1,
                     "description": "A manual step: shown to the operator, who marks it done."},
+    "reply_needed": {"type": "boolean",
+                     "description": "An instruction waits to be marked done (default true); "
+                                    "false only shows it."},
     "ask": {"type": "string", "minLength": 1,
             "description": "A question; the answer is this step's value."},
     "choices": {"type": "array", "items": _scalar, "minItems": 1,
