@@ -24,7 +24,7 @@ from trail.layer2.yamlbook.template import render, shell_quoter, shell_template
 _STEP_OPTIONS = ("timeout", "kill_grace", "retries", "retry_delay", "backoff", "max_delay",
                  "pause_on_fail", "skip_progeny_on_failure", "idempotent", "priority",
                  "pool", "pool_size", "executor")
-_SHELL_OPTIONS = ("cwd", "env", "user", "sudo", "sudo_user")
+_SHELL_OPTIONS = ("cwd", "env", "user", "port", "ssh_options", "sudo", "sudo_user")
 
 
 def command_function(run: str | list[str], shell: bool,

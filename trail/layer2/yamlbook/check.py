@@ -23,8 +23,8 @@ from trail.layer2.yamlbook.template import fields, quoted_placeholders, root, sh
 
 _VALIDATOR = Draft202012Validator(SCHEMA)
 # Options that shape a command, meaningless on an instruction, a question or a call.
-_COMMAND_ONLY = ("shell", "raw", "host", "hosts", "limit", "user", "sudo", "sudo_user",
-                 "env", "cwd", "ok_exit_codes")
+_COMMAND_ONLY = ("shell", "raw", "host", "hosts", "limit", "user", "port", "ssh_options",
+                 "sudo", "sudo_user", "env", "cwd", "ok_exit_codes")
 _RESERVED_TAGS = ("name", "n", "host", "pool")
 
 
@@ -190,6 +190,10 @@ def _check_step(index: int, step: dict[str, Any], groups: dict[str, Any],
     if "host" in step and "hosts" in step:
         problem((*here, "hosts"), "give host (one) or hosts (one step each), not both",
                 key=True)
+    for option in ("user", "port", "ssh_options"):
+        if option in step and "host" not in step and "hosts" not in step:
+            problem((*here, option), f"{option!r} applies to a step with host or hosts",
+                    key=True)
     if "limit" in step and "hosts" not in step:
         problem((*here, "limit"), "'limit' applies to a step with hosts", key=True)
     if "limit" in step and "pool_size" in step:

@@ -215,10 +215,14 @@ def _command(command: ShellCommand) -> dict[str, Any]:
     if command.timeout is not None or command.kill_grace != _SHELL.kill_grace:
         raise NotExpressible("the command's own timeout/kill_grace: give them to the Step")
     target, default = command.target, _SHELL.target
-    if (target.port, target.ssh_options, target.connect_timeout, target.alive_interval) != (
-            default.port, default.ssh_options, default.connect_timeout, default.alive_interval):
-        raise NotExpressible("port, ssh_options and ssh timeouts have no YAML form (put them "
-                             "in ~/.ssh/config)")
+    if (target.connect_timeout, target.alive_interval) != (default.connect_timeout,
+                                                            default.alive_interval):
+        raise NotExpressible("ssh's connect_timeout and alive_interval have no YAML form "
+                             "(put ConnectTimeout, ServerAliveInterval in ssh_options)")
+    if target.port is not None:
+        spec["port"] = target.port
+    if target.ssh_options:
+        spec["ssh_options"] = list(target.ssh_options)
     if target.host is not None:
         spec["host"] = target.host
     if target.user is not None:
