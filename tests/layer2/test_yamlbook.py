@@ -440,7 +440,7 @@ def test_shell_variables_are_the_shells_and_when_keys_are_checked(tmp_path):
             shell: true
           - name: b
             run: [echo]
-            when: {key: windw, equals: "0"}
+            when: {key: windw, equal: "0"}
           - name: c
             run: [echo]
             when: {key: window, step: a, equals: "0"}
@@ -449,6 +449,7 @@ def test_shell_variables_are_the_shells_and_when_keys_are_checked(tmp_path):
     assert found == [
         "9:17: steps[1].when.key: when looks at the context key 'windw', which the context "
         "does not have (did you mean 'window'?)",
+        "9:24: steps[1].when: unknown when key 'equal' (did you mean 'equals'?)",
         "12:11: steps[2].when: {'key': 'window', 'step': 'a', 'equals': '0'} has too many "
         "properties",
         "12:11: steps[2].when: when looks at one step: or one key: (a context value), then "

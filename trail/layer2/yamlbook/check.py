@@ -71,7 +71,7 @@ def _explain(document: Document, error: ValidationError) -> Iterator[Problem]:
         if not known:  # a mapping of free names (answers, tags): a value of the wrong type
             yield document.at(path, _at(path, error.message))
             return
-        kind = "step" if path[:1] == ("steps",) else "runbook"
+        kind = "runbook" if not path else "step" if len(path) == 2 else str(path[-1])
         for key in error.instance:
             if key not in known:
                 yield document.at((*path, key), _at(path, f"unknown {kind} key {key!r}"
