@@ -538,3 +538,25 @@ def test_export_names_what_cannot_be_expressed():
     assert any("step 'verify': its action verify is not a module's function" in line
                for line in said)
     assert any("the context: a SharedProxy object" in line for line in said)
+
+
+def test_wrong_types_are_named_where_they_are(tmp_path):
+    found = problems(tmp_path, """
+        steps:
+          - name: a
+            run: [echo]
+            needs: a
+            tags: x
+          - name: b
+            run: 5
+            hosts: [web1, 2]
+          - 7
+    """)
+    assert found == [
+        "5:12: steps[0].needs: 'a' is not of type 'array'",
+        "6:11: steps[0].tags: 'x' is not of type 'object'",
+        "8:10: steps[1].run: expected array or string, got 5",
+        "9:19: steps[1].hosts[1]: 2 is not of type 'string'",
+        "10:5: steps[2]: 7 is not of type 'object'",
+    ]
+    assert problems(tmp_path, "") == ["1:1: the file is empty: a runbook needs at least steps:"]

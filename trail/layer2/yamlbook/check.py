@@ -77,6 +77,13 @@ def _explain(document: Document, error: ValidationError) -> Iterator[Problem]:
                 yield document.at((*path, key), _at(path, f"unknown {kind} key {key!r}"
                                   f"{_suggest(key, known)}"), key=True)
         return
+    if not path and error.instance is None:
+        yield document.at(path, "the file is empty: a runbook needs at least steps:")
+        return
+    deeper = [sub for sub in error.context or () if sub.relative_path]
+    if error.validator == "anyOf" and deeper:  # the right shape, a wrong item inside
+        yield from _explain(document, deeper[0])
+        return
     if error.validator == "anyOf":
         expected = " or ".join(sorted({str(s.get("type")) for s in error.validator_value}))
         yield document.at(path, _at(path, f"expected {expected}, got {error.instance!r}"))
@@ -95,7 +102,7 @@ def check(document: Document, base: FilePath) -> tuple[Checked, list[Problem]]:
 
     context: dict[str, Any] = _mapping(data.get("context"))
     groups: dict[str, Any] = _mapping(data.get("host_groups"))
-    steps = [(i, s) for i, s in enumerate(data.get("steps") or [])
+    steps = [(i, s) for i, s in enumerate(_list(data.get("steps")))
              if isinstance(s, dict) and isinstance(s.get("name"), str)]
     names: dict[str, int] = {}
     for index, step in steps:
@@ -113,7 +120,7 @@ def check(document: Document, base: FilePath) -> tuple[Checked, list[Problem]]:
     graph.add_nodes_from(names)
     for index, step in steps:
         _check_step(index, step, groups, problem)
-        for position, need in enumerate(step.get("needs") or []):
+        for position, need in enumerate(_list(step.get("needs"))):
             if not isinstance(need, str):
                 continue
             if need not in names:
@@ -167,6 +174,11 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _list(value: Any) -> list[Any]:
+    """A list the schema accepts; anything else (which the schema reports) as empty."""
+    return value if isinstance(value, list) else []
+
+
 def _check_step(index: int, step: dict[str, Any], groups: dict[str, Any],
                 problem: Callable[..., None]) -> None:
     here: Path = ("steps", index)
@@ -214,7 +226,7 @@ def _check_step(index: int, step: dict[str, Any], groups: dict[str, Any],
         twice = sorted({h for h in hosts if hosts.count(h) > 1})
         if twice:
             problem((*here, "hosts"), f"these hosts are listed more than once: {twice}")
-    for tag in step.get("tags") or {}:
+    for tag in _mapping(step.get("tags")):
         if tag in _RESERVED_TAGS or tag in STEP_PROPERTIES:
             problem((*here, "tags", tag), f"the tag {tag!r} is set by trail or is a step "
                     "option; choose another name", key=True)
@@ -249,7 +261,7 @@ def _check_templates(index: int, step: dict[str, Any], usable: set[str],
                         f"context key nor a step this one needs{_suggest(root(name), usable)}")
     if isinstance(run, str) and step.get("shell"):
         for name in quoted_placeholders(run):
-            if root(name) not in (step.get("raw") or []):
+            if root(name) not in _list(step.get("raw")):
                 problem((*here, "run"), f"{{{name}}} stands inside quotes in a shell "
                         "command: drop the quotes (trail quotes the value) or list it under raw")
     elif isinstance(run, str):
