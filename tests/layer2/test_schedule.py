@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +19,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def berlin(*parts: int, fold: int = 0) -> float:
-    return datetime(*parts, tzinfo=BERLIN, fold=fold).timestamp()  # type: ignore[misc]
+    return datetime(*parts, tzinfo=BERLIN, fold=fold).timestamp()  # type: ignore[misc, arg-type]
 
 
 def fires(expr: str, start: float, end: float, tz: ZoneInfo = BERLIN) -> list[str]:
@@ -113,50 +114,54 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def rig(tmp_path: Path):  # type: ignore[no-untyped-def]
-    class Rig:
-        clock = Clock(berlin(2026, 10, 24, 12))
-        store = ScheduleStore(tmp_path / "journal.schedules.sqlite3")
-        launcher = Recorder(clock)
-        scheduler = Scheduler(store, tmp_path / "journal.sqlite3", launcher, clock=clock)
-        book = str(tmp_path / "book.py")
+class Rig:
+    """A scheduler on a store in ``tmp``, a clock the test moves, a recording launcher."""
 
-        def add(self, name: str, timing: Timing, **options: object) -> None:
-            self.store.add(Schedule(name, self.book, timing, **options),  # type: ignore[arg-type]
-                           now=self.clock.now)
+    def __init__(self, tmp: Path) -> None:
+        self.clock = Clock(berlin(2026, 10, 24, 12))
+        self.store = ScheduleStore(tmp / "journal.schedules.sqlite3")
+        self.launcher = Recorder(self.clock)
+        self.scheduler = Scheduler(self.store, tmp / "journal.sqlite3", self.launcher,
+                                   clock=self.clock)
+        self.book = str(tmp / "book.py")
 
-        def step_to(self, end: float, step: float = 60.0, finish: bool = True) -> None:
-            """Tick every ``step`` seconds until ``end``; runs end at once if ``finish``."""
-            while self.clock.now < end:
-                self.clock.now = min(end, self.clock.now + step)
-                self.scheduler.tick()
-                if finish:
-                    self.launcher.finish_all()
+    def add(self, name: str, timing: Timing, **options: Any) -> None:
+        self.store.add(Schedule(name, self.book, timing, **options), now=self.clock.now)
+
+    def step_to(self, end: float, step: float = 60.0, finish: bool = True) -> None:
+        """Tick every ``step`` seconds until ``end``; runs end at once if ``finish``."""
+        while self.clock.now < end:
+            self.clock.now = min(end, self.clock.now + step)
             self.scheduler.tick()
+            if finish:
+                self.launcher.finish_all()
+        self.scheduler.tick()
 
-        def started_at(self) -> list[str]:
-            return [datetime.fromtimestamp(t, BERLIN).isoformat(timespec="minutes")
-                    for _, t in self.launcher.started]
-
-    return Rig()
+    def started_at(self) -> list[str]:
+        return [datetime.fromtimestamp(t, BERLIN).isoformat(timespec="minutes")
+                for _, t in self.launcher.started]
 
 
-def test_scheduler_fires_a_berlin_job_once_on_the_night_the_clocks_go_back(rig) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    return Rig(tmp_path)
+
+
+def test_scheduler_fires_a_berlin_job_once_when_the_clocks_go_back(rig: Rig) -> None:
     rig.add("nightly", Timing(cron="30 2 * * *", tz="Europe/Berlin"))
     rig.step_to(berlin(2026, 10, 26, 6), step=300)
     assert rig.started_at() == ["2026-10-25T02:30+02:00", "2026-10-26T02:30+01:00"]
     assert rig.store.skipped("nightly")[0] == 0
 
 
-def test_scheduler_fires_a_berlin_job_once_at_three_on_the_night_the_clocks_go_forward(rig) -> None:  # type: ignore[no-untyped-def]
+def test_scheduler_fires_a_berlin_job_once_at_three_when_the_clocks_go_forward(rig: Rig) -> None:
     rig.clock.now = berlin(2026, 3, 28, 12)
     rig.add("nightly", Timing(cron="30 2 * * *", tz="Europe/Berlin"))
     rig.step_to(berlin(2026, 3, 30, 6), step=300)
     assert rig.started_at() == ["2026-03-29T03:00+02:00", "2026-03-30T02:30+02:00"]
 
 
-def down_for_five_hours(rig, catch_up: str) -> None:  # type: ignore[no-untyped-def]
+def down_for_five_hours(rig: Rig, catch_up: str) -> None:
     rig.add("hourly", Timing(cron="0 * * * *", tz="Europe/Berlin"), catch_up=catch_up)
     rig.step_to(berlin(2026, 10, 24, 13, 30))  # fires 13:00
     rig.clock.now = berlin(2026, 10, 24, 18, 30)  # down from 13:30 to 18:30: 14..18 missed
@@ -165,7 +170,7 @@ def down_for_five_hours(rig, catch_up: str) -> None:  # type: ignore[no-untyped-
     rig.step_to(berlin(2026, 10, 24, 20, 30))
 
 
-def test_catch_up_latest_fires_the_latest_missed_once_and_says_why_the_rest_were_skipped(rig) -> None:  # type: ignore[no-untyped-def]
+def test_catch_up_latest_fires_the_latest_missed_once_and_says_why_others_skipped(rig: Rig) -> None:
     down_for_five_hours(rig, "latest")
     times = [(t - berlin(2026, 10, 24, 0)) / 3600 for _, t in rig.launcher.started]
     assert times == [13, 18.5, 19, 20]
@@ -179,7 +184,7 @@ def test_catch_up_latest_fires_the_latest_missed_once_and_says_why_the_rest_were
     assert all("only the latest missed firing" in (f.reason or "") for f in skipped)
 
 
-def test_catch_up_none_fires_nothing_missed_and_records_each(rig) -> None:  # type: ignore[no-untyped-def]
+def test_catch_up_none_fires_nothing_missed_and_records_each(rig: Rig) -> None:
     down_for_five_hours(rig, "none")
     times = [(t - berlin(2026, 10, 24, 0)) / 3600 for _, t in rig.launcher.started]
     assert times == [13, 19, 20]
@@ -187,7 +192,7 @@ def test_catch_up_none_fires_nothing_missed_and_records_each(rig) -> None:  # ty
     assert count == 5 and all("catch-up none" in (f.reason or "") for f in skipped)
 
 
-def test_catch_up_all_runs_every_missed_firing_one_after_another(rig) -> None:  # type: ignore[no-untyped-def]
+def test_catch_up_all_runs_every_missed_firing_one_after_another(rig: Rig) -> None:
     rig.add("hourly", Timing(cron="0 * * * *", tz="Europe/Berlin"), catch_up="all")
     rig.step_to(berlin(2026, 10, 24, 13, 30))
     rig.clock.now = berlin(2026, 10, 24, 18, 30)
@@ -200,7 +205,7 @@ def test_catch_up_all_runs_every_missed_firing_one_after_another(rig) -> None:  
     assert rig.store.skipped("hourly")[0] == 0
 
 
-def test_overlap_skip_records_each_skipped_firing_with_the_running_run(rig) -> None:  # type: ignore[no-untyped-def]
+def test_overlap_skip_records_each_skipped_firing_with_the_running_run(rig: Rig) -> None:
     rig.add("probe", Timing(every=60), overlap="skip")
     rig.step_to(rig.clock.now + 300, finish=False)  # the first run never ends
     assert len(rig.launcher.started) == 1
@@ -214,7 +219,7 @@ def test_overlap_skip_records_each_skipped_firing_with_the_running_run(rig) -> N
     assert [f.outcome for f in rig.store.firings("probe", ("done",))] == ["succeeded"]
 
 
-def test_overlap_queue_keeps_one_waiting_and_allow_runs_them_together(rig) -> None:  # type: ignore[no-untyped-def]
+def test_overlap_queue_keeps_one_waiting_and_allow_runs_them_together(rig: Rig) -> None:
     rig.add("queued", Timing(every=60), overlap="queue")
     rig.add("allowed", Timing(every=60), overlap="allow")
     rig.step_to(rig.clock.now + 180, finish=False)
@@ -229,7 +234,7 @@ def test_overlap_queue_keeps_one_waiting_and_allow_runs_them_together(rig) -> No
     assert started.count("queued") == 2
 
 
-def test_pause_stops_firing_and_resume_starts_from_now_without_catching_up(rig) -> None:  # type: ignore[no-untyped-def]
+def test_pause_stops_firing_and_resume_starts_from_now_without_catching_up(rig: Rig) -> None:
     rig.add("probe", Timing(every=60))
     rig.step_to(rig.clock.now + 120)
     assert len(rig.launcher.started) == 2
@@ -243,7 +248,7 @@ def test_pause_stops_firing_and_resume_starts_from_now_without_catching_up(rig) 
     assert rig.store.skipped("probe")[0] == 0
 
 
-def test_fire_now_is_a_manual_firing_under_the_overlap_policy(rig) -> None:  # type: ignore[no-untyped-def]
+def test_fire_now_is_a_manual_firing_under_the_overlap_policy(rig: Rig) -> None:
     rig.add("rare", Timing(cron="0 0 1 1 *", tz="UTC"))
     rig.store.request("rare", now=rig.clock.now)
     rig.scheduler.tick()
@@ -255,7 +260,7 @@ def test_fire_now_is_a_manual_firing_under_the_overlap_policy(rig) -> None:  # t
     assert skipped[0].trigger == "manual" and "overlap skip" in (skipped[0].reason or "")
 
 
-def test_store_refuses_a_duplicate_or_unknown_name(rig) -> None:  # type: ignore[no-untyped-def]
+def test_store_refuses_a_duplicate_or_unknown_name(rig: Rig) -> None:
     rig.add("probe", Timing(every=60))
     with pytest.raises(ScheduleError, match="'probe' exists already"):
         rig.add("probe", Timing(every=30))
@@ -265,7 +270,7 @@ def test_store_refuses_a_duplicate_or_unknown_name(rig) -> None:  # type: ignore
         rig.add("other", Timing(every=60), overlap="sometimes")
 
 
-def test_a_long_down_time_is_recorded_without_a_row_per_second(rig) -> None:  # type: ignore[no-untyped-def]
+def test_a_long_down_time_is_recorded_without_a_row_per_second(rig: Rig) -> None:
     rig.add("fast", Timing(every=1), catch_up="none")
     rig.scheduler.tick()
     rig.clock.now += timedelta(days=1).total_seconds()

@@ -103,6 +103,11 @@ def add(ctx: click.Context, name: str, runbook: str, cron: str | None, every: st
     """Add a schedule NAME that fires RUNBOOK by --cron or --every.
 
     Each firing is an ordinary `trail run RUNBOOK --plain` on this journal.
+
+    \b
+    Examples:
+      trail schedule add nightly backup.py --cron "30 2 * * *" --tz Europe/Berlin
+      trail schedule add probe probe.py --every 5m --answer confirm=yes
     """
     with speaking(ctx.obj["debug"]):
         if not NAME.match(name):
@@ -141,6 +146,11 @@ def list_schedules(ctx: click.Context, name: str | None, firings: int, journal: 
     """The schedules: when next, last run and outcome, paused, skipped firings and why.
 
     With NAME, that schedule and its latest firings.
+
+    \b
+    Examples:
+      trail schedule ls
+      trail schedule ls nightly --json
     """
     with speaking(ctx.obj["debug"]):
         store = open_store(journal)
@@ -168,7 +178,12 @@ def list_schedules(ctx: click.Context, name: str | None, firings: int, journal: 
 @JSON
 @click.pass_context
 def remove(ctx: click.Context, name: str, journal: str | None, as_json: bool) -> None:
-    """Remove a schedule (its runs and the record of its firings stay)."""
+    """Remove a schedule (its runs and the record of its firings stay).
+
+    \b
+    Example:
+      trail schedule rm nightly
+    """
     with speaking(ctx.obj["debug"]):
         open_store(journal).remove(name)
         _said(as_json, {"removed": name}, f"schedule {name} removed")
@@ -180,7 +195,12 @@ def remove(ctx: click.Context, name: str, journal: str | None, as_json: bool) ->
 @JSON
 @click.pass_context
 def pause(ctx: click.Context, name: str, journal: str | None, as_json: bool) -> None:
-    """Stop firing a schedule until it is resumed (a running run goes on)."""
+    """Stop firing a schedule until it is resumed (a running run goes on).
+
+    \b
+    Example:
+      trail schedule pause nightly
+    """
     with speaking(ctx.obj["debug"]):
         store = open_store(journal)
         changed = store.set_paused(name, True)
@@ -193,7 +213,12 @@ def pause(ctx: click.Context, name: str, journal: str | None, as_json: bool) -> 
 @JSON
 @click.pass_context
 def resume(ctx: click.Context, name: str, journal: str | None, as_json: bool) -> None:
-    """Fire a paused schedule again, from its next time after now (nothing is caught up)."""
+    """Fire a paused schedule again, from its next time after now (nothing is caught up).
+
+    \b
+    Example:
+      trail schedule resume nightly
+    """
     with speaking(ctx.obj["debug"]):
         store = open_store(journal)
         changed = store.set_paused(name, False)
@@ -207,7 +232,12 @@ def resume(ctx: click.Context, name: str, journal: str | None, as_json: bool) ->
 @JSON
 @click.pass_context
 def run_now(ctx: click.Context, name: str, journal: str | None, as_json: bool) -> None:
-    """Fire a schedule now (the scheduler starts it; its overlap policy applies)."""
+    """Fire a schedule now (the scheduler starts it; its overlap policy applies).
+
+    \b
+    Example:
+      trail schedule run nightly
+    """
     with speaking(ctx.obj["debug"]):
         store = open_store(journal)
         firing = store.request(name)
@@ -226,6 +256,10 @@ def scheduler(ctx: click.Context, journal: str | None) -> None:
     """Fire the schedules of a journal, until stopped (foreground; one per journal).
 
     Runs it started go on when it stops; the next scheduler watches them. Logs to stderr.
+
+    \b
+    Example:
+      trail scheduler --journal ~/.local/state/trail/journal.sqlite3
     """
     with speaking(ctx.obj["debug"]):
         path = journal_path(journal)
