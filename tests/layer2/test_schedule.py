@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from trail.layer2.schedule import Schedule, ScheduleError, Scheduler, ScheduleStore, Timing
-from trail.layer2.schedule.timing import next_cron, parse_every
+from trail.layer2.schedule.timing import careful_next_cron, next_cron, parse_every
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -56,6 +56,16 @@ def test_hourly_job_runs_in_both_passes_of_the_repeated_hour_and_skips_the_missi
         "2026-10-25T02:00:00+01:00", "2026-10-25T03:00:00+01:00"]
     assert fires("*/30 * * * *", berlin(2026, 3, 29, 1, 0), berlin(2026, 3, 29, 3, 30)) == [
         "2026-03-29T01:30:00+01:00", "2026-03-29T03:00:00+02:00", "2026-03-29T03:30:00+02:00"]
+
+
+@pytest.mark.parametrize("expr", ["30 2 * * *", "0 * * * *", "*/20 * * * *", "15 3 * * 0",
+                                  "0 0 1 * *", "45 1-4 * * *"])
+def test_the_quick_path_agrees_with_the_careful_walk_all_year(expr: str) -> None:
+    moment = berlin(2026, 1, 1)
+    while moment < berlin(2027, 1, 1):
+        assert next_cron(expr, BERLIN, moment) == careful_next_cron(expr, BERLIN, moment), \
+            datetime.fromtimestamp(moment, BERLIN)
+        moment += 3 * 3600 + 17 * 60 + 0.5  # drifts across every hour of the day
 
 
 def test_intervals_and_bad_timings() -> None:
@@ -278,3 +288,23 @@ def test_a_long_down_time_is_recorded_without_a_row_per_second(rig: Rig) -> None
     count, skipped = rig.store.skipped("fast", limit=1)
     assert count == 1001
     assert "more firings" in (skipped[-1].reason or "")
+
+
+def test_a_firing_whose_pid_was_never_written_is_found_in_the_journal_or_lost(rig: Rig) -> None:
+    from trail.layer1.journal import Journal
+
+    rig.add("probe", Timing(every=60))
+    rig.add("other", Timing(every=60))
+    with rig.store.transaction() as db:  # a scheduler died between these and the pids
+        found = rig.store.add_firing(db, "probe", rig.clock.now, "time", "running")
+        lost = rig.store.add_firing(db, "other", rig.clock.now, "time", "running")
+        db.execute("UPDATE firings SET started = ? WHERE id IN (?, ?)",
+                   (rig.clock.now - 5, found, lost))
+    journal = Journal(rig.scheduler.journal)
+    run_id = journal.new_run("book", {"steps": [], "edges": []}, [], None)  # probe's run
+    journal.close()
+    rig.scheduler.adopt()
+    by_id = {f.id: f for f in rig.store.firings()}
+    assert by_id[found].state == "running" and by_id[found].run_id == run_id
+    assert by_id[lost].state == "lost"  # its run was claimed already: never fired again
+    assert "the journal has no run of it" in (by_id[lost].reason or "")

@@ -165,13 +165,28 @@ class Scheduler:
         return min(due) if due else None
 
     def adopt(self) -> None:
-        """Firings a previous scheduler left: running ones are watched by pid; one whose
-        run never got a pid (the scheduler died while starting it) is lost, not redone."""
+        """Firings a previous scheduler left: running ones are watched by pid. One whose pid
+        was never written (the scheduler died while starting it) is matched to the journal's
+        run of its runbook started since, if any; else it is lost, never redone."""
+        known = {f.pid for f in self.store.firings(limit=10**9) if f.pid is not None}
         for firing in self.store.firings(states=("running",)):
             if firing.pid is None:
-                self.store.update_firing(firing.id, state="lost", ended=self.clock(),
-                                         reason="the scheduler stopped while starting this run;"
-                                                " see trail history")
+                try:
+                    name = Path(self.store.get(firing.schedule).runbook).stem
+                except ScheduleError:
+                    name = None
+                found = None if name is None else unclaimed_run(
+                    self.journal, name, firing.started or firing.due, known)
+                if found is None:
+                    self.store.update_firing(firing.id, state="lost", ended=self.clock(),
+                                             reason="the scheduler stopped while starting this"
+                                                    " run, and the journal has no run of it")
+                    continue
+                run_id, pid = found
+                known.add(pid)
+                self.store.update_firing(firing.id, pid=pid, run_id=run_id)
+                log.info("%s: firing %d is run %d (pid %d), found in the journal",
+                         firing.schedule, firing.id, run_id, pid)
             else:
                 log.info("watching run of %s (firing %d, pid %d) started by an earlier "
                          "scheduler", firing.schedule, firing.id, firing.pid)
@@ -365,6 +380,23 @@ def journal_run(journal: Path, pid: int) -> tuple[int, float | None, str | None]
     finally:
         db.close()
     return None if row is None else (int(row[0]), row[1], row[2])
+
+
+def unclaimed_run(journal: Path, name: str, since: float,
+                  claimed: set[int]) -> tuple[int, int] | None:
+    """The first run of runbook ``name`` started at or after ``since`` whose process no
+    firing claims: (run id, pid)."""
+    db = _journal(journal)
+    if db is None:
+        return None
+    try:
+        rows = db.execute("SELECT id, pid FROM runs WHERE name = ? AND started >= ? ORDER BY id",
+                          (name, since)).fetchall()
+    except sqlite3.OperationalError:  # no runs table yet
+        return None
+    finally:
+        db.close()
+    return next(((int(i), int(p)) for i, p in rows if p is not None and p not in claimed), None)
 
 
 def journal_outcome(journal: Path, run_id: int | None) -> str:

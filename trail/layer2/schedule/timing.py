@@ -89,8 +89,20 @@ def next_cron(expr: str, tz: ZoneInfo, after: float) -> float:
 
     cronsim walks wall times; around a DST change wall order and instant order differ by up
     to the shift, so the walk starts two hours early and keeps the earliest instant found
-    until the wall times are two hours past it.
+    until the wall times are two hours past it. Away from a change (the usual case) the
+    first time cronsim gives is the answer.
     """
+    if _steady(tz, after):
+        for wall in CronSim(expr, datetime.fromtimestamp(after, tz)):
+            if not _steady(tz, wall.timestamp()):
+                break  # lands near a change: walk it the careful way below
+            if wall.timestamp() > after:
+                return wall.timestamp()
+    return careful_next_cron(expr, tz, after)
+
+
+def careful_next_cron(expr: str, tz: ZoneInfo, after: float) -> float:
+    """``next_cron`` by the two-hour walk, right near a DST change too."""
     start = datetime.fromtimestamp(after, tz).replace(tzinfo=None) - timedelta(hours=2)
     walk = CronSim(expr, start.replace(tzinfo=tz))
     fixed_time = walk.fixup_tz is not None  # cronsim applies Debian's DST rules itself
@@ -113,6 +125,12 @@ def next_cron(expr: str, tz: ZoneInfo, after: float) -> float:
         raise ScheduleError(f"cron expression {expr!r} never fires after "
                             f"{datetime.fromtimestamp(after, tz).isoformat()}")
     return best
+
+
+def _steady(tz: ZoneInfo, moment: float) -> bool:
+    """No change of UTC offset within three hours either side of ``moment``."""
+    before = datetime.fromtimestamp(moment - 3 * 3600, tz).utcoffset()
+    return before == datetime.fromtimestamp(moment + 3 * 3600, tz).utcoffset()
 
 
 def _duration(seconds: float) -> str:
