@@ -287,7 +287,18 @@ def test_a_long_down_time_is_recorded_without_a_row_per_second(rig: Rig) -> None
     rig.scheduler.tick()
     count, skipped = rig.store.skipped("fast", limit=1)
     assert count == 1001
+    assert "85399 more firings" in (skipped[-1].reason or "")  # 86400: 1000 listed, 1 fired
+    assert len(rig.launcher.started) == 1  # the on-time one
+    assert rig.store.get("fast").next_at == rig.clock.now + 1
+
+
+def test_a_year_down_with_an_every_second_schedule_is_quick(rig: Rig) -> None:
+    rig.add("fast", Timing(every=1), catch_up="none")
+    rig.clock.now += 366 * 86400.0
+    rig.scheduler.tick()  # jumps over the missed seconds instead of listing 31 million
+    count, skipped = rig.store.skipped("fast", limit=1)
     assert "more firings" in (skipped[-1].reason or "")
+    assert rig.store.get("fast").next_at == rig.clock.now + 1
 
 
 def test_a_firing_whose_pid_was_never_written_is_found_in_the_journal_or_lost(rig: Rig) -> None:

@@ -214,8 +214,14 @@ class Scheduler:
         """Record the firings due since ``next_at`` and move ``next_at`` past now, in one
         transaction: a scheduler killed after it never fires them again."""
         dues: list[float] = []
+        uncounted = 0  # missed interval firings jumped over, not listed one by one
         due = schedule.next_at
+        every = schedule.timing.every
         while due <= now:
+            if every is not None and len(dues) > MAX_MISSED and (now - due) // every > 1:
+                jump = int((now - due) // every) - 1
+                uncounted += jump
+                due += jump * every
             dues.append(due)
             due = schedule.timing.next_after(due)
         next_at = due
@@ -240,7 +246,7 @@ class Scheduler:
                           f"(catch-up {schedule.catch_up})") for d in missed]
             if on_time is not None:
                 fire.append((on_time, "time", None))
-            self._record_skips(db, schedule.name, skip)
+            self._record_skips(db, schedule.name, skip, uncounted)
             for when, trigger, note in fire:
                 if trigger == "catch-up" and schedule.catch_up == "all":
                     state, reason = "queued", note  # every missed one runs, in turn
@@ -256,16 +262,18 @@ class Scheduler:
             self.store.set_next(db, schedule.name, next_at)
 
     def _record_skips(self, db: sqlite3.Connection, name: str,
-                      skip: list[tuple[float, str]]) -> None:
+                      skip: list[tuple[float, str]], uncounted: int = 0) -> None:
         for when, reason in skip[:MAX_MISSED]:
             self.store.add_firing(db, name, when, "time", "skipped", reason)
         if len(skip) > MAX_MISSED:
             rest = skip[MAX_MISSED:]
             self.store.add_firing(db, name, rest[-1][0], "time", "skipped",
-                                  f"{len(rest)} more firings from {_clock(rest[0][0])} to "
-                                  f"{_clock(rest[-1][0])}: {rest[-1][1]}")
+                                  f"{len(rest) + uncounted} more firings from "
+                                  f"{_clock(rest[0][0])} to {_clock(rest[-1][0])}: "
+                                  f"{rest[-1][1]}")
         if skip:
-            log.info("%s: %d missed firing(s) recorded as skipped", name, len(skip))
+            log.info("%s: %d missed firing(s) recorded as skipped", name,
+                     len(skip) + uncounted)
 
     def admit(self, db: sqlite3.Connection, schedule: Schedule,
               trigger: str) -> tuple[str, str | None]:
