@@ -319,3 +319,23 @@ def test_a_firing_whose_pid_was_never_written_is_found_in_the_journal_or_lost(ri
     assert by_id[found].state == "running" and by_id[found].run_id == run_id
     assert by_id[lost].state == "lost"  # its run was claimed already: never fired again
     assert "the journal has no run of it" in (by_id[lost].reason or "")
+
+
+def test_runs_are_started_as_trail_run_plain_with_answers_and_notify_only_if_run_takes_it(
+        tmp_path: Path) -> None:
+    import sys
+
+    from trail.layer2.cli import main
+    from trail.layer2.cli.schedule import run_takes_notify
+    from trail.layer2.schedule import SubprocessLauncher
+
+    journal = tmp_path / "journal.sqlite3"
+    schedule = Schedule("nightly", "/books/backup.py", Timing(every=60),
+                        answers=["confirm=yes", "host=db2"], notify=["https://hooks.example/x"])
+    base = [sys.executable, "-m", "trail", "run", "/books/backup.py", "--plain", "--journal",
+            str(journal), "--answer", "confirm=yes", "--answer", "host=db2"]
+    assert SubprocessLauncher(journal, pass_notify=False).command(schedule) == base
+    assert SubprocessLauncher(journal, pass_notify=True).command(schedule) == \
+        base + ["--notify", "https://hooks.example/x"]
+    offered = any("--notify" in getattr(p, "opts", ()) for p in main.commands["run"].params)
+    assert run_takes_notify(main) is offered
