@@ -150,7 +150,9 @@ class ScheduleStore:
                                 f"{', '.join(CATCH_UP)}")
         now = time.time() if now is None else now
         schedule.created = now
-        schedule.next_at = schedule.timing.next_after(now)
+        # An interval counts from a whole second: firings at :00, not at :00.0762.
+        start = float(int(now)) if schedule.timing.every is not None else now
+        schedule.next_at = schedule.timing.next_after(start)
         t = schedule.timing
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM schedules WHERE name = ?", (schedule.name,)).fetchone():
