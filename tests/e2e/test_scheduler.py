@@ -96,7 +96,8 @@ class Trail:
             import sqlite3
 
             db = sqlite3.connect(path)
-            for (pid,) in db.execute("SELECT pid FROM firings WHERE pid IS NOT NULL"):
+            for (pid,) in db.execute("SELECT pid FROM firings WHERE pid IS NOT NULL AND "
+                                     "state = 'running'"):
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except ProcessLookupError:
