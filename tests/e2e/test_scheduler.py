@@ -160,9 +160,10 @@ def test_overlap_skip_never_runs_two_at_once_and_records_each_skip(slow_trail: T
                timeout=DEADLINE * 2)
     no_two_at_once(trail.intervals())
     listed = trail.ls("slow")
-    assert listed["skipped_count"] >= 2
-    assert all("overlap skip" in f["reason"] and "still running" in f["reason"]
-               for f in listed["skipped"])
+    overlapped = [f for f in listed["skipped"]
+                  if "overlap skip" in f["reason"] and "still running" in f["reason"]]
+    assert len(overlapped) >= 2
+    assert all(f["reason"] for f in listed["skipped"])  # (a loaded machine may be late too)
     shown = trail("schedule", "ls").stdout
     assert "overlap skip" in shown
 
