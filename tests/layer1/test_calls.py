@@ -50,7 +50,8 @@ COMMANDS = {
     "next", "send", "shutdown", "status", "list",
 }
 WRITTEN_COMMANDS = {"run", "watch", "history", "ls", "attach", "dot",
-                    "validate", "schema", "export"}  # the last three: cli/yamlbook.py
+                    "validate", "schema", "export",  # cli/yamlbook.py
+                    "schedule", "scheduler"}  # cli/schedule.py
 
 
 def test_the_table_names_every_call_once_and_every_call_has_one_handler():
