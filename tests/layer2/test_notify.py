@@ -216,6 +216,32 @@ def test_dead_and_hanging_destinations_cost_the_run_nothing_and_show_in_the_ledg
                    for e in _ledger(journal, server.run_id))
 
     wait_until(mail_failed, "the dead mail server's failure in the ledger")
+    from click.testing import CliRunner
+
+    from trail.layer2.cli import main
+
+    shown = CliRunner().invoke(main, ["history", str(server.run_id), "--journal",
+                                      str(journal), "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert "failed to mailto://127.0.0.1" in shown.output
+    assert "failed after 3 tries" in shown.output
+
+
+def test_a_flapping_step_is_rate_limited(served: Any, hooks: Any, tmp_path: Path) -> None:
+    hook = hooks()
+    journal = tmp_path / "j.sqlite3"
+    server, client = served([Step(broken, pause_on_fail=False)], journal=journal,
+                            notify=[hook.url()])
+    client.start(dry_run=False)
+    for attempt in range(1, 5):
+        wait_until(lambda: len([e for e in _ledger(journal, server.run_id)
+                                if e["kind"] == "failed"]) == attempt, f"failure {attempt}")
+        wait_states(client, {"broken": "Failed"})
+        if attempt < 4:
+            client.rerun(dry_run=False, name="broken")
+    outcomes = [e["outcome"] for e in _ledger(journal, server.run_id) if e["kind"] == "failed"]
+    assert outcomes[-1] == "rate-limited"
+    wait_until(lambda: sum("broken failed" in t for t in hook.titles()) == 3, "three notices")
 
 
 def _ledger(journal: Path, run_id: int | None) -> list[dict[str, Any]]:

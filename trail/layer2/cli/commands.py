@@ -292,6 +292,12 @@ def history(ctx: click.Context, run_id: int | None, journal: str | None, limit: 
         if run is None:
             raise Failure(f"no run {run_id} in {path}")
         timeline = book.timeline(run_id, messages=not states_only)
+        if not states_only:
+            from trail.layer2.notify.ledger import timeline_entries
+
+            names = {n: name for n, name in run["shape"]["steps"]}
+            timeline = sorted(timeline + timeline_entries(book.db, run_id, names),
+                              key=lambda entry: entry["time"])
         if as_json:
             click.echo(json.dumps({"run": run, "timeline": timeline}, indent=2, default=str))
             return

@@ -110,3 +110,20 @@ def notifications(db: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
     return [{"time": t, "kind": kind, "n": n, "destination": where, "outcome": outcome,
              "tries": tries, "detail": detail, "key": key}
             for t, kind, n, where, outcome, tries, detail, key in rows]
+
+
+def timeline_entries(db: sqlite3.Connection, run_id: int,
+                     names: dict[int, str] | None = None) -> list[dict[str, Any]]:
+    """A run's notices as ``trail history`` timeline entries (kind "notice")."""
+    found = []
+    for entry in notifications(db, run_id):
+        outcome = entry["outcome"]
+        if entry["tries"] and entry["tries"] > 1:
+            outcome += f" after {entry['tries']} tries"
+        if entry["detail"]:
+            outcome += f": {entry['detail']}"
+        found.append({"time": entry["time"], "n": entry["n"],
+                      "name": (names or {}).get(entry["n"]) if entry["n"] is not None else None,
+                      "kind": "notice",
+                      "message": f"{entry['kind']} to {entry['destination']}: {outcome}"})
+    return found
