@@ -365,11 +365,17 @@ def test_no_duplicate_after_kill_9_and_take_up_and_no_secret_anywhere(
                    == ["sent"], "the notice journaled as sent")
         process.kill()
         client = process.start()  # takes the run up from the journal
-        client.skip(dry_run=False, name="broken")
-        wait_until(lambda: any("asks" in t for t in hook.titles()), "the question notice")
+        with client.subscribe() as stream:
+            client.skip(dry_run=False, name="broken")
+            wait_until(lambda: any("asks" in t for t in hook.titles()), "the question notice")
+            client.send_message_to_steps("yes", dry_run=False, name="asks")
+            wait_states(client, {"asks": "Succeeded"})
+            events = []
+            while (event := stream.next(0.2)) is not None:
+                events.append(event.to_json().decode())
         assert sum("broken" in t for t in hook.titles()) == 1, hook.titles()
         status = json.dumps(client.status(fields=["Tags", "State", "Output messages"]))
-        events_seen = json.dumps(client.info())
+        events_seen = json.dumps([events, client.info()])
     finally:
         process.stop()
     for path in [log_file, *tmp_path.glob("journal.sqlite3*")]:
@@ -395,3 +401,20 @@ def test_notify_test_sends_a_sample(hooks: Any) -> None:
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
     assert dead.returncode == 2
     assert "could not be sent" in dead.stderr and SECRET not in dead.stdout + dead.stderr
+
+
+def test_trail_run_sends_the_finish_before_it_exits(tmp_path: Path, hooks: Any) -> None:
+    hook = hooks()
+    book = tmp_path / "fails.py"
+    book.write_text("from trail import Step\n\n"
+                    "def broken(trail_env, context):\n    raise RuntimeError('down')\n\n"
+                    "trail = Step(broken, pause_on_fail=False)\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "trail", "run", str(book), "--plain", "--journal",
+         str(tmp_path / "j.sqlite3"), "--socket", str(tmp_path / "s.sock")],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]),
+             "TRAIL_NOTIFY": f"failed,finished={hook.url()}"},
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert any("broken failed" in t for t in hook.titles())
+    assert any("finished with failures" in t for t in hook.titles())

@@ -147,9 +147,11 @@ class Notifier:
                     self._look(n, now)
                 self._check_finished()
                 self.ready.set()
-                while not self._stop.is_set():
-                    event = stream.next(self._wait())
-                    if isinstance(event, ShuttingDown):
+                while True:
+                    # Asked to stop (the server is done): read what is left, then end.
+                    stopping = self._stop.is_set()
+                    event = stream.next(0.05 if stopping else self._wait())
+                    if isinstance(event, ShuttingDown) or (event is None and stopping):
                         break
                     if event is not None and event.time <= before:
                         continue
