@@ -31,6 +31,7 @@ class Courier:
         self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
+        self._give_up_at = 0.0
 
     def send(self, notice: Notice, destination: Destination) -> None:
         """Queue ``notice`` for ``destination`` unless the ledger says it went already."""
@@ -54,8 +55,9 @@ class Courier:
     def _work(self, destination: Destination, notices: queue.Queue[Notice | None]) -> None:
         while True:
             notice = notices.get()
-            if notice is None:
-                return
+            if notice is None or (self._closing.is_set()
+                                  and time.monotonic() > self._give_up_at):
+                return  # what is left stays 'sending' in the ledger, for a take-up
             self.deliver(notice, destination)
 
     def deliver(self, notice: Notice, destination: Destination) -> bool:
@@ -86,6 +88,7 @@ class Courier:
         """Let queued notices go out for up to ``timeout`` seconds (no more retry pauses),
         then stop; what is still queued stays 'sending' in the ledger and is sent by a
         server that takes the run up."""
+        self._give_up_at = time.monotonic() + timeout
         self._closing.set()
         with self._lock:
             queues, workers = list(self._queues.values()), list(self._workers)

@@ -43,6 +43,7 @@ class Ledger:
         self.db.execute("PRAGMA busy_timeout = 10000")
         self.db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self._closed = False
 
     def claim(self, key: str, kind: str, n: int | None, destination: str,
               outcome: str = SENDING) -> bool:
@@ -50,6 +51,8 @@ class Ledger:
         being sent) already. A row left 'sending' by a server that died is taken over: it
         is sent again rather than lost."""
         with self._lock:
+            if self._closed:
+                return False
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO notifications (run_id, key, kind, n, destination, time,"
                 " outcome, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -73,6 +76,8 @@ class Ledger:
         if self.in_memory:
             return None
         with self._lock:
+            if self._closed:
+                return None
             try:
                 row = self.db.execute(
                     "SELECT MAX(id) FROM transitions WHERE run_id = ? AND n = ? AND new = ?",
@@ -86,6 +91,8 @@ class Ledger:
     def settle(self, key: str, destination: str, outcome: str, tries: int,
                detail: str | None = None) -> None:
         with self._lock:
+            if self._closed:  # the server is gone; the row stays 'sending', for a take-up
+                return
             self.db.execute(
                 "UPDATE notifications SET outcome = ?, tries = ?, detail = ?, time = ? "
                 "WHERE run_id = ? AND key = ? AND destination = ?",
@@ -96,6 +103,7 @@ class Ledger:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self.db.close()
 
 
