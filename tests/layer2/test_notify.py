@@ -325,6 +325,20 @@ def test_a_step_notify_tag_adds_its_own_destination(served: Any, hooks: Any,
     assert own.titles() == shared.titles()
 
 
+def test_a_step_may_name_a_url_of_its_own_and_other_steps_do_not_use_it(
+        served: Any, hooks: Any, tmp_path: Path) -> None:
+    own, shared = hooks(), hooks()
+    server, client = served([Step(broken, name="first", pause_on_fail=False,
+                                  notify=[{"url": own.url(), "on": ["failed"]}]),
+                             Step(broken, name="second")],
+                            journal=tmp_path / "j.sqlite3", notify=[f"failed={shared.url()}"])
+    client.start(dry_run=False)
+    wait_states(client, {"first": "Failed", "second": "Paused due to failure"})
+    wait_until(lambda: len(shared.posts) == 2, "both failures at the shared destination")
+    assert own.titles() == ["[trail first] step 0 first failed"]
+    assert f"trail rerun --socket {server.socket_file} n=0 --yes" in own.posts[0]["message"]
+
+
 def test_a_bad_destination_is_refused_with_where_it_came_from(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="notify entry 1: apprise cannot use 'nosuch://...'"):
         TrailServer(Step(fine), journal=tmp_path / "j.sqlite3", notify=["nosuch://x:y@z"])
