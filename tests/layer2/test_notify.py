@@ -434,3 +434,20 @@ def test_trail_run_sends_the_finish_before_it_exits(tmp_path: Path, hooks: Any) 
     assert done.returncode == 1, done.stdout + done.stderr
     assert any("broken failed" in t for t in hook.titles())
     assert any("finished with failures" in t for t in hook.titles())
+
+
+def test_a_config_file_others_can_read_is_warned_about(tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    from trail.layer2.notify.destinations import from_config_file
+
+    path = tmp_path / "notify.txt"
+    path.write_text(f"failed, dba = json://u:{SECRET}@127.0.0.1:9/x\n")
+    path.chmod(0o644)
+    found = from_config_file(path)
+    assert [(d.kinds, d.names) for d in found] == [(frozenset({"failed"}), frozenset({"dba"}))]
+    assert "readable by other users" in caplog.text
+    assert SECRET not in caplog.text and SECRET not in found[0].where
+    caplog.clear()
+    path.chmod(0o600)
+    from_config_file(path)
+    assert "readable by other users" not in caplog.text

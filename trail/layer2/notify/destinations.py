@@ -161,6 +161,9 @@ def config_file(environ: Mapping[str, str] | None = None) -> Path | None:
 
 def from_config_file(path: Path) -> list[Destination]:
     """The services of an apprise config file (YAML or TEXT), with their tags."""
+    if path.stat().st_mode & 0o077:
+        log.warning("notifications: %s is readable by other users; it may hold passwords "
+                    "(chmod 600 %s)", path, path)
     apprise = _apprise()
     config = apprise.AppriseConfig()
     if not config.add(str(path)):
