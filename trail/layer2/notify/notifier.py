@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,8 +108,9 @@ class Notifier:
         self.clock = clock
         self.timeout = timeout
         self.steps = step_settings(graph)
-        self._below = {n_of(graph, s): {n_of(graph, p) for p in progeny(graph, [s])}
-                       for s in steps_in_order(graph)}
+        self.graph = graph
+        self._step_of = {n_of(graph, s): s for s in steps_in_order(graph)}
+        self._below: dict[int, set[int]] = {}  # n -> the steps a failure there cuts off
         self.mirror = StatusMirror(FIELDS)
         self._told: set[str] = set()
         self._runs: dict[int, tuple[Any, Any]] = {}  # n -> (Started at, its run's name)
@@ -241,8 +242,7 @@ class Notifier:
 
     def _check_finished(self) -> None:
         states = {n: row[StatusField.STATE] for n, row in self.mirror.rows.items()}
-        cut = set().union(*(self._below[n] for n, s in states.items()
-                            if State(s).ignored and n in self._below))
+        cut = set().union(*(self._cut_off(n) for n, s in states.items() if State(s).ignored))
         finished = all(State(s).finished or n in cut for n, s in states.items())
         if finished and not self._finished:
             ends = [row.get(StatusField.FINISHED_AT) or 0 for row in self.mirror.rows.values()]
@@ -251,6 +251,13 @@ class Notifier:
             self._emit(messages.finished(self.facts, self.mirror.counts(), failure,
                                          f"finished:{mark}"))
         self._finished = finished
+
+    def _cut_off(self, n: int) -> set[int]:
+        if n not in self._below:
+            step = self._step_of.get(n)
+            self._below[n] = set() if step is None else {
+                n_of(self.graph, p) for p in progeny(self.graph, [step])}
+        return self._below[n]
 
     # --- who gets it ---------------------------------------------------------------------
 
@@ -291,7 +298,3 @@ class Notifier:
             return True
         recent.append(now)
         return False
-
-
-def all_destinations(lists: Iterable[Iterable[Destination]]) -> list[Destination]:
-    return [d for found in lists for d in found]
