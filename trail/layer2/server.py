@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from trail.core.dag import make_trail_graph, steps_in_order
 from trail.layer1.dagfile import read_dag_file
 from trail.layer1.engine import open_engine
 from trail.layer1.run import Settings
+from trail.layer2 import notify as notifications
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,10 @@ class TrailServer:
     ``pools`` caps steps by their ``pool`` tag (``{"db": 2}``: at most two steps tagged
     ``pool="db"`` at once), overriding sizes the steps declare with ``pool_size``. When
     slots are short, higher ``priority`` steps go first.
+
+    ``notify`` lists where to tell a person when the run needs one (apprise URLs, or
+    ``{"url": ..., "on": [...]}``; see the README's "Notifications"); ``TRAIL_NOTIFY`` and
+    the user's config file add theirs; False sends nothing at all.
     """
 
     def __init__(
@@ -56,8 +62,10 @@ class TrailServer:
         resume: bool | None = None,
         max_parallel: int | None = None,
         pools: dict[str, int] | None = None,
+        notify: Iterable[Any] | bool | None = None,
     ) -> None:
         self.graph = make_trail_graph(trail_definition)
+        destinations = notifications.resolve(notify)  # a bad URL is refused before opening
         self.context = context
         self.dag_file = dag_file
         self.name = name or steps_in_order(self.graph)[0].name
@@ -71,6 +79,12 @@ class TrailServer:
         self.journal = self._engine.journal
         self.run_id = self._engine.run_id
         self.resumed = self._engine.resumed
+        self._notifications: notifications.Notifications | None = None
+        if notifications.wanted(self.graph, destinations, notify):
+            facts = notifications.facts_for(self.name, self.run_id, self.socket_file)
+            self._notifications = notifications.Notifications(
+                facts, self.graph, destinations,
+                self.journal.path if self.journal is not None else None)
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._served = False
@@ -102,8 +116,12 @@ class TrailServer:
 
     def _serve(self) -> None:
         try:
+            if self._notifications is not None:
+                self._notifications.start()
             self._engine.serve()
         finally:
+            if self._notifications is not None:
+                self._notifications.close()
             self._done.set()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -134,5 +152,7 @@ class TrailServer:
         if self.serving:
             self._stop_at_exit()
         elif not self._served:
+            if self._notifications is not None:
+                self._notifications.close(0)
             self._engine.close_unserved()
             self._done.set()
