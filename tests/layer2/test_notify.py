@@ -208,8 +208,9 @@ def test_dead_and_hanging_destinations_cost_the_run_nothing_and_show_in_the_ledg
     # The run is over while the hook still holds the failure notice unanswered.
     assert hanging.requests.wait(20)
     assert not hanging.posts
-    book = _ledger(journal, server.run_id)
-    assert any(e["destination"].startswith("mailto://") for e in book)
+    wait_until(lambda: any(e["destination"].startswith("mailto://")
+                           for e in _ledger(journal, server.run_id)),
+               "the mail notice in the ledger")
 
     def mail_failed() -> bool:
         return any(e["destination"].startswith("mailto://") and e["outcome"] == "failed"
