@@ -31,7 +31,7 @@ def runtime() -> Iterator[Path]:
 @pytest.fixture
 def web(runtime: Path) -> Iterator[WebProcess]:
     require("dot")
-    process = WebProcess(runtime)
+    process = WebProcess(runtime, "--user", "tester")
     yield process
     process.stop()
 
@@ -177,7 +177,9 @@ def test_history_of_a_finished_run(web: WebProcess, serve: Any, runtime: Path) -
         timeline = later.get(f"/api/runs/{key}/timeline")[1]["timeline"]
         kinds = {(e["name"], e["kind"]) for e in timeline}
         assert {("ask", "prompt"), ("ask", "input"), ("first", "output")} <= kinds
-        assert any(e["kind"] == "state" and e["cause"] == "api:start" for e in timeline)
+        # Who did what: the page's changes are journaled as the web's, with the user.
+        assert any(e["kind"] == "state" and e["cause"] == "api:start by web:tester"
+                   for e in timeline)
         assert later.get("/api/runs/999999")[0] == 404
     finally:
         later.stop()

@@ -64,7 +64,7 @@ def runtime() -> Iterator[Path]:
 @pytest.fixture
 def web(runtime: Path) -> Iterator[WebProcess]:
     require("dot")
-    process = WebProcess(runtime)
+    process = WebProcess(runtime, "--user", "tester")
     yield process
     process.stop()
 
@@ -166,7 +166,8 @@ def test_a_run_watched_steered_and_answered_from_the_page(
     assert not css(browser, "#trail-actions [data-action]")
     wait_css(browser, '#timeline tr[data-kind="input"]', "the answer in the timeline")
     causes = {td.text for td in css(browser, "#timeline td:last-child")}
-    assert {"api:pause", "api:start", "api:resume"} <= causes
+    assert {"api:pause by web:tester", "api:start by web:tester",
+            "api:resume by web:tester"} <= causes
 
 
 def test_a_past_run_from_the_journal(browser: Any, web: WebProcess, serve: Any,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import ipaddress
 import logging
 import os
@@ -52,12 +53,14 @@ def is_loopback(host: str) -> bool:
 @click.option("--journal", metavar="PATH",
               help="The journal whose past runs to show (default: "
                    "$XDG_STATE_HOME/trail/journal.sqlite3).")
+@click.option("--user", metavar="NAME",
+              help="Whose changes these are, in the journal: web:NAME (default: your login).")
 @click.option("--token-file", metavar="PATH",
               help=f"Read the access token from this file (else ${TOKEN_ENV}, else a new "
                    f"random one).")
 @click.pass_context
 def web(ctx: click.Context, host: str, port: int, sockets: tuple[str, ...],
-        journal: str | None, token_file: str | None) -> None:
+        journal: str | None, user: str | None, token_file: str | None) -> None:
     """Watch and steer your trails from a browser.
 
     Prints the URL to open, with its access token; every page and API call needs it.
@@ -80,7 +83,8 @@ def web(ctx: click.Context, host: str, port: int, sockets: tuple[str, ...],
         def find() -> list[str]:
             return given or [path for path, _alive in live_sockets()]
 
-        hub = Hub(find, journal_path, timeout=ctx.obj["timeout"])
+        hub = Hub(find, journal_path, timeout=ctx.obj["timeout"],
+                  by=f"web:{user or getpass.getuser()}")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -84,7 +84,7 @@ class Watched:
     def __init__(self, hub: Hub, socket: str) -> None:
         self.hub = hub
         self.socket = socket
-        self.client = TrailClient(socket, timeout=hub.timeout)
+        self.client = TrailClient(socket, timeout=hub.timeout, by=hub.by)
         self.lock = threading.Lock()
         self.mirror = StatusMirror(FIELDS)
         self.live = True
@@ -169,8 +169,9 @@ class Hub:
     """Every trail the page knows, and the pages listening to them."""
 
     def __init__(self, find: Callable[[], list[str]], journal: Path, timeout: float = 5.0,
-                 scan_every: float = 0.5) -> None:
+                 scan_every: float = 0.5, by: str = "web") -> None:
         self.find = find
+        self.by = by  # who the changes made from the page are journaled as
         self.journal = journal
         self.timeout = timeout
         self.scan_every = scan_every
