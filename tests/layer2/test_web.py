@@ -96,7 +96,10 @@ def test_listing_and_a_run_followed_and_steered(web: WebProcess, serve: Any,
             "stop", "next_step", "start"} <= calls
 
     # Every change: the dry run says what would change and changes nothing.
-    assert web.steer(key, "pause", True, tags={"n": 1}) == [{"n": 1, "name": "ask"}]
+    status, preview = web.post(f"/api/runs/{key}/calls/pause", {"tags": {"n": 1}})
+    assert status == 200 and preview["dry_run"] is True  # dry run unless told otherwise
+    assert preview["result"] == [{"n": 1, "name": "ask"}]
+    assert preview["stranded"] == [{"n": 2, "name": "last"}]  # it would wait behind ask
     assert web.steer(key, "skip", True, tags={"n": 2}) == [{"n": 2, "name": "last"}]
     assert client.status(fields=["State"])[1]["State"] == "Ready"
     web.steer(key, "pause", False, tags={"n": 1})

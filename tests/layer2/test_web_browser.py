@@ -121,6 +121,7 @@ def test_a_run_watched_steered_and_answered_from_the_page(
     css(browser, '#step-panel [data-action="pause"]')[0].click()
     wait_css(browser, "dialog#confirm[open]")
     assert [li.text for li in css(browser, "#confirm-steps li")] == ["1: ask"]
+    assert [li.text for li in css(browser, "#confirm-stranded li")] == ["2: last"]
     assert states(client)["ask"] == "Ready"  # only a dry run so far
     css(browser, "dialog#confirm [data-confirm]")[0].click()
     wait_css(browser, '#steps tr[data-step="ask"][data-state="To Pause"]',

@@ -192,8 +192,10 @@ def create_app(hub: Hub, token: str, journal: Path) -> ASGIApp:
         except TrailError as exc:
             return json_response({"error": str(exc)}, 502)
         log.info("web: %s%s on run %s", spec.name, " (dry run)" if dry_run else "", key)
+        stranded = (watched.stranded(spec.name, result)
+                    if dry_run and isinstance(result, list) else [])
         return json_response({"call": spec.name, "dry_run": dry_run, "result": result,
-                              "shape": spec.result.value})
+                              "shape": spec.result.value, "stranded": stranded})
 
     async def calls(request: Request) -> Response:
         return json_response(call_table())

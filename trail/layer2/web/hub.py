@@ -21,6 +21,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from trail.core.states import State
 from trail.errors import TrailError
 from trail.layer1.calls import SPECS, StatusField
 from trail.layer1.events import ShuttingDown, StateChanged
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 FIELDS = (StatusField.STATE, StatusField.STARTED_AT, StatusField.FINISHED_AT,
           StatusField.ATTEMPT, StatusField.RETURN_VALUE, StatusField.OUTPUT_MESSAGES,
           StatusField.UNREPLIED_PROMPT_MESSAGE)
+# Calls that hold steps back (pause, block, interrupt, stop): their dry run also names the
+# steps below that would then wait. Resuming, skipping or answering strands nothing.
+HOLDING = frozenset({"pause", "pause_branch", "block", "interrupt", "stop"})
 QUEUE_SIZE = 2000  # messages a page may lag behind before it is sent a fresh snapshot
 
 _NODE = re.compile(r'<g id="(node\d+)" class="node">\s*<title>(\d+)</title>')
@@ -106,6 +110,30 @@ class Watched:
         same_journal = self.info.get("journal") == str(hub.journal)
         self.key = str(run) if run is not None and same_journal else f"live-{Path(socket).stem}"
         self.svg = diagram_svg(self.steps, self.edges, self.states())
+
+    def stranded(self, call: str, changed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The steps that a call holding ``changed`` back would leave unable to run: those
+        below them (for stop: every step) not finished yet and not changed themselves."""
+        if call not in HOLDING or not changed:
+            return []
+        chosen = {int(step["n"]) for step in changed}
+        with self.lock:
+            states = self.states()
+        if call == "stop":
+            below = set(states)
+        else:
+            children: dict[int, list[int]] = {}
+            for parent, child in self.edges:
+                children.setdefault(int(parent), []).append(int(child))
+            below, todo = set(), list(chosen)
+            while todo:
+                for child in children.get(todo.pop(), []):
+                    if child not in below:
+                        below.add(child)
+                        todo.append(child)
+        names = {int(tags["n"]): tags["name"] for tags in self.steps}
+        return [{"n": n, "name": names[n]} for n in sorted(below - chosen)
+                if n in states and not State(states[n]).finished]
 
     def states(self) -> dict[int, str]:
         return {n: row[StatusField.STATE] for n, row in self.mirror.rows.items()}

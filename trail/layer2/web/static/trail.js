@@ -286,6 +286,7 @@ function onEvent(message) {
     if (run.journalRun !== null && run.journalRun !== undefined) loadTimeline();
     return;
   }
+  if (data.event && data.event.kind !== "output") laterTimeline();
   if (data.row) {
     run.rows.set(data.row.n, data.row);
     drawRow(data.row);
@@ -300,6 +301,11 @@ function connect() {
   if (run.stream) run.stream.close();
   run.stream = events("?run=" + encodeURIComponent(run.key));
   run.stream.onmessage = onEvent;
+}
+
+function laterTimeline() {  // at most one journal read a second, however busy the run
+  if (run.journalRun === null || run.journalRun === undefined || laterTimeline.timer) return;
+  laterTimeline.timer = setTimeout(() => { laterTimeline.timer = null; loadTimeline(); }, 1000);
 }
 
 async function loadTimeline() {
@@ -346,6 +352,10 @@ async function steer(name, tags, args) {
     confirm.disabled = false;
   }
   if (args && Object.keys(args).length) text += " With " + JSON.stringify(args) + ".";
+  const stranded = preview.stranded || [];
+  document.getElementById("confirm-stranded-text").hidden = stranded.length === 0;
+  document.getElementById("confirm-stranded").replaceChildren(...stranded.map(
+    (s) => el("li", { "data-stranded": s.name, text: s.n + ": " + s.name })));
   document.getElementById("confirm-text").textContent = text;
   dialog.setAttribute("data-call", name);
   const close = () => { dialog.close(); confirm.onclick = null; };
