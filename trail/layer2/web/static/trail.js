@@ -122,7 +122,8 @@ function drawRow(row) {
   if (!tr) {
     tr = el("tr", { "data-n": row.n, tabindex: 0 });
     tr.addEventListener("click", () => select(row.n));
-    for (const cls of ["n", "name", "state", "elapsed", "attempts", "last"]) tr.append(el("td", { class: cls }));
+    for (const cls of ["n", "name", "state", "elapsed", "attempts"]) tr.append(el("td", { class: cls }));
+    tr.append(el("td", { class: "last" }, el("div")));  // one line; the whole of it on hover
     document.querySelector("#steps tbody").append(tr);
   }
   tr.setAttribute("data-step", row.Name);
@@ -134,7 +135,8 @@ function drawRow(row) {
   cells[2].textContent = row.State;
   cells[3].textContent = elapsedOf(row);
   cells[4].textContent = row.Attempt || "";
-  cells[5].textContent = row.last || "";
+  cells[5].firstChild.textContent = row.last || "";
+  cells[5].title = row.last || "";
   const node = document.querySelector('#diagram g.node[data-n="' + row.n + '"]');
   if (node) node.setAttribute("data-state", row.State);
 }
