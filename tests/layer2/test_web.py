@@ -228,3 +228,18 @@ def test_token_from_file_or_environment_and_never_logged(runtime: Path, serve: A
         assert env_web.get("/api/trails")[0] == 200
     finally:
         env_web.stop()
+
+
+def test_the_page_ships_inside_the_package() -> None:
+    """A non-editable install has the page: setup.cfg lists the static files as package
+    data, and every file the app serves is among them (the pattern does not recurse)."""
+    import configparser
+
+    from trail.layer2.web.app import STATIC
+
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).parents[2] / "setup.cfg")
+    assert config["options.package_data"]["trail.layer2.web"].split() == ["static/*"]
+    served = {entry.name for entry in STATIC.iterdir()}
+    assert {"index.html", "run.html", "trail.js", "style.css"} <= served
+    assert all(entry.is_file() for entry in STATIC.iterdir())

@@ -18,6 +18,7 @@ import pytest
 from tests.layer2.test_web import html_and_question, start
 from tests.layer2.webtools import WebProcess
 from tests.support import DEADLINE, require, states, wait_states, wait_until
+from trail import Step
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -169,6 +170,29 @@ def test_a_run_watched_steered_and_answered_from_the_page(
     causes = {td.text for td in css(browser, "#timeline td:last-child")}
     assert {"api:pause by web:tester", "api:start by web:tester",
             "api:resume by web:tester"} <= causes
+
+
+def test_a_steps_output_streams_into_its_panel(browser: Any, web: WebProcess, serve: Any,
+                                               runtime: Path) -> None:
+    def talk(env: Any, context: Any) -> str:
+        env.output("line 1")
+        env.input("go on?")
+        env.output("line 2")
+        return "over"
+
+    client = start(serve, runtime, Step(talk, name="talk"), "stream")
+    key = web.key_of("talk")
+    browser.get(f"{web.base}/runs/{key}?token={web.token}")
+    wait_css(browser, '#steps tr[data-step="talk"]').click()
+    client.start(dry_run=False)
+    output = wait_css(browser, "#step-output")
+    wait_until(lambda: output.text == "line 1", "the first line in the panel")
+    field = wait_css(browser, '[data-answer-for="talk"]')
+    field.send_keys("yes")
+    steer(browser, '[data-question-for="talk"] [data-action="send_message_to_steps"]', "talk")
+    wait_until(lambda: output.text == "line 1\nline 2\n→ over", "the rest, as it came")
+    assert css(browser, '#steps tr[data-step="talk"]')[0].get_attribute("data-state") == \
+        "Succeeded"
 
 
 def test_a_past_run_from_the_journal(browser: Any, web: WebProcess, serve: Any,
