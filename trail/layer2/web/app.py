@@ -120,6 +120,8 @@ def create_app(hub: Hub, token: str, journal: Path) -> ASGIApp:
     async def run_data(request: Request) -> Response:
         key = request.path_params["key"]
         watched = hub.trail(key)
+        if watched is not None and request.query_params.get("followed"):
+            return json_response({"followed": True})  # the page then takes the stream
         if watched is not None:
             with watched.lock:
                 data = watched.snapshot()

@@ -106,8 +106,11 @@ const run = {
 
 function spec(name) { return run.calls.find((c) => c.name === name); }
 
+const rowElements = new Map();  // n -> the table's row; n -> the diagram's node
+const nodeElements = new Map();
+
 function rowElement(n) {
-  return document.querySelector('#steps tbody tr[data-n="' + n + '"]');
+  return rowElements.get(n);
 }
 
 function elapsedOf(row) {
@@ -125,6 +128,7 @@ function drawRow(row) {
     for (const cls of ["n", "name", "state", "elapsed", "attempts"]) tr.append(el("td", { class: cls }));
     tr.append(el("td", { class: "last" }, el("div")));  // one line; the whole of it on hover
     document.querySelector("#steps tbody").append(tr);
+    rowElements.set(row.n, tr);
   }
   tr.setAttribute("data-step", row.Name);
   tr.setAttribute("data-state", row.State);
@@ -137,7 +141,7 @@ function drawRow(row) {
   cells[4].textContent = row.Attempt || "";
   cells[5].firstChild.textContent = row.last || "";
   cells[5].title = row.last || "";
-  const node = document.querySelector('#diagram g.node[data-n="' + row.n + '"]');
+  const node = nodeElements.get(row.n);
   if (node) node.setAttribute("data-state", row.State);
 }
 
@@ -261,10 +265,13 @@ function drawAll(data) {
   run.live = !!data.live;
   run.journalRun = data.journal_run;
   document.getElementById("diagram").innerHTML = data.svg;  // drawn by graphviz on the server
+  nodeElements.clear();
   for (const node of document.querySelectorAll("#diagram g.node[data-n]")) {
     node.addEventListener("click", () => select(Number(node.getAttribute("data-n"))));
+    nodeElements.set(Number(node.getAttribute("data-n")), node);
   }
   document.querySelector("#steps tbody").replaceChildren();
+  rowElements.clear();
   run.rows = new Map(data.rows.map((row) => [row.n, row]));
   for (const row of run.rows.values()) drawRow(row);
   drawHeader(data);
@@ -377,8 +384,8 @@ async function runPage() {
   document.getElementById("timeline-refresh").addEventListener("click", loadTimeline);
   setInterval(tick, 1000);
   try {
-    const data = await api("/api/runs/" + encodeURIComponent(run.key));
-    if (data.history) drawAll(data); else connect();
+    const data = await api("/api/runs/" + encodeURIComponent(run.key) + "?followed=1");
+    if (data.followed) connect(); else drawAll(data);  // a live run, or one from the journal
   } catch (e) {
     const box = document.getElementById("error");
     box.textContent = e.message;
