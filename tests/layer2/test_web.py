@@ -5,6 +5,7 @@ killed while a run goes on."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -243,3 +244,28 @@ def test_the_page_ships_inside_the_package() -> None:
     served = {entry.name for entry in STATIC.iterdir()}
     assert {"index.html", "run.html", "trail.js", "style.css"} <= served
     assert all(entry.is_file() for entry in STATIC.iterdir())
+
+
+def test_clear_errors_at_start(runtime: Path, tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    def web(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime),
+               "PYTHONPATH": str(Path(__file__).parents[2])}
+        return subprocess.run([sys.executable, "-m", "trail", "web", *args], env=env,
+                              capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+
+    result = web("--token-file", str(tmp_path / "nope"))
+    assert result.returncode == 2 and "cannot read the token file" in result.stderr
+    (tmp_path / "empty").write_text("\n")
+    result = web("--token-file", str(tmp_path / "empty"))
+    assert result.returncode == 2 and "is empty" in result.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = web("--port", str(taken.getsockname()[1]))
+    assert result.returncode == 2 and "in use" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

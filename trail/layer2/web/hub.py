@@ -39,6 +39,7 @@ FIELDS = (StatusField.STATE, StatusField.STARTED_AT, StatusField.FINISHED_AT,
 # steps below that would then wait. Resuming, skipping or answering strands nothing.
 HOLDING = frozenset({"pause", "pause_branch", "block", "interrupt", "stop"})
 QUEUE_SIZE = 2000  # messages a page may lag behind before it is sent a fresh snapshot
+FORGET_AFTER = 3600.0  # seconds an ended trail stays followed; then the journal shows it
 
 _NODE = re.compile(r'<g id="(node\d+)" class="node">\s*<title>(\d+)</title>')
 
@@ -229,8 +230,12 @@ class Hub:
                 log.warning("looking for trails failed: %s", exc)
 
     def scan(self) -> None:
-        """Follow every live trail not followed yet."""
+        """Follow every live trail not followed yet; forget those long ended."""
         with self.lock:
+            now = time.time()
+            for key, watched in list(self.trails.items()):
+                if watched.ended_at is not None and now - watched.ended_at > FORGET_AFTER:
+                    del self.trails[key]
             followed = {w.socket for w in self.trails.values() if w.live}
         for socket in self.find():
             if socket in followed or time.monotonic() - self._failed.get(socket, -60) < 5:
