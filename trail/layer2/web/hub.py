@@ -39,6 +39,7 @@ FIELDS = (StatusField.STATE, StatusField.STARTED_AT, StatusField.FINISHED_AT,
 # steps below that would then wait. Resuming, skipping or answering strands nothing.
 HOLDING = frozenset({"pause", "pause_branch", "block", "interrupt", "stop"})
 QUEUE_SIZE = 2000  # messages a page may lag behind before it is sent a fresh snapshot
+LIST_EVERY = 0.25  # seconds between lists sent to the pages that show every trail
 FORGET_AFTER = 3600.0  # seconds an ended trail stays followed; then the journal shows it
 
 _NODE = re.compile(r'<g id="(node\d+)" class="node">\s*<title>(\d+)</title>')
@@ -211,6 +212,7 @@ class Hub:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._failed: dict[str, float] = {}  # socket -> when it last could not be followed
         self._scanner: threading.Thread | None = None
+        self._list_due = False
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -295,8 +297,13 @@ class Hub:
             self.loop.call_soon_threadsafe(self._deliver, key, message)
 
     def list_changed(self) -> None:
-        if self.loop is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self._deliver_list)
+        """Send the list to its pages soon: changes coming fast are sent together, at most
+        four times a second (a busy run changes states thousands of times a second)."""
+        if self._list_due or self.loop is None or self.loop.is_closed():
+            return
+        self._list_due = True  # a race here costs at most one list more
+        loop = self.loop
+        loop.call_soon_threadsafe(loop.call_later, LIST_EVERY, self._deliver_list)
 
     def _deliver(self, key: str, message: dict[str, Any]) -> None:
         for subscriber in list(self.subscribers):
@@ -304,6 +311,7 @@ class Hub:
                 self._put(subscriber, message)
 
     def _deliver_list(self) -> None:
+        self._list_due = False
         listeners = [s for s in self.subscribers if s.key is None]
         if listeners:
             message = {"type": "trails", "trails": self.listing()}

@@ -93,7 +93,13 @@ function indexPage() {
       el("td", {}, el("span", { class: "badge " + (trail.live ? "live" : "ended"), text: trail.live ? "live, pid " + trail.pid : "ended" })),
       el("td", {}, countBadges(trail.counts)), el("td", { class: "muted", text: trail.socket }))));
     document.getElementById("no-trails").hidden = data.trails.length > 0;
-    loadPast().catch((e) => toast(e.message, true));
+    if (!loadPast.timer) {  // the journal is read at most every two seconds
+      loadPast.timer = setTimeout(() => {
+        loadPast.timer = null;
+        loadPast().catch((e) => toast(e.message, true));
+      }, loadPast.done ? 2000 : 0);
+      loadPast.done = true;
+    }
   };
 }
 
