@@ -269,3 +269,14 @@ def test_clear_errors_at_start(runtime: Path, tmp_path: Path) -> None:
         result = web("--port", str(taken.getsockname()[1]))
     assert result.returncode == 2 and "in use" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_step_names_in_the_diagram_are_text() -> None:
+    require("dot")
+    from trail.layer2.web.hub import diagram_svg
+
+    svg = diagram_svg([{"n": 0, "name": "<img src=x onerror=alert(1)>"},
+                       {"n": 1, "name": 'say "hi" & go'}], [[0, 1]], {0: "Running"})
+    assert "<img" not in svg
+    assert 'data-step="&lt;img src=x onerror=alert(1)&gt;" data-state="Running"' in svg
+    assert 'data-step="say &quot;hi&quot; &amp; go" data-state=""' in svg
