@@ -195,6 +195,31 @@ def test_a_steps_output_streams_into_its_panel(browser: Any, web: WebProcess, se
         "Succeeded"
 
 
+def test_a_run_killed_and_taken_up_comes_back_on_the_page(browser: Any, runtime: Path) -> None:
+    from tests.support import RunbookProcess
+
+    require("dot")
+    book = str(Path(__file__).parents[1] / "e2e" / "crash_runbook.py")
+    trail_run = RunbookProcess(book, runtime / "trail", "crash", CRASH_LOG=str(runtime / "log"),
+                               CRASH_STEPS="3", CRASH_ASK_AT="1")
+    web = WebProcess(runtime, "--journal", trail_run.journal)
+    try:
+        trail_run.start()
+        key = web.key_of("crash_runbook")
+        browser.get(f"{web.base}/runs/{key}?token={web.token}")
+        wait_css(browser, '[data-answer-for="s1"]', "s1's question")
+        trail_run.kill()  # SIGKILL: no goodbye from the server
+        wait_until(lambda: "ended" in css(browser, "#live")[0].text, "the run shown as ended")
+        trail_run.start()  # takes the run up from the journal
+        wait_css(browser, '#steps tr[data-step="s1"][data-state="Interrupted"]',
+                 "the taken-up run on the same page, without a reload")
+        assert css(browser, "#live")[0].text == "live"
+        assert key.isdigit()  # the journal's run id: the same page, the same run
+    finally:
+        trail_run.stop()
+        web.stop()
+
+
 def test_a_past_run_from_the_journal(browser: Any, web: WebProcess, serve: Any,
                                      runtime: Path) -> None:
     client = start(serve, runtime, html_and_question(), "past")

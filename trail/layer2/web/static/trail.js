@@ -299,6 +299,7 @@ function onEvent(message) {
     drawQuestions();
     drawStepPanel();
     if (run.journalRun !== null && run.journalRun !== undefined) loadTimeline();
+    awaitTakeUp();
     return;
   }
   if (data.event && data.event.kind !== "output") laterTimeline();
@@ -310,6 +311,19 @@ function onEvent(message) {
     else if (document.querySelector('[data-question-for="' + CSS.escape(data.row.Name) + '"]')) drawQuestions();
     if (data.row.n === run.selected) drawStepPanel();
   }
+}
+
+// A run taken up again (its server restarted on the same journal) comes back to life here:
+// the list of trails says when it is live again, and the page follows it once more.
+function awaitTakeUp() {
+  const list = events("");
+  list.onmessage = (message) => {
+    const data = JSON.parse(message.data);
+    if (data.type === "trails" && data.trails.some((t) => t.key === run.key && t.live)) {
+      list.close();
+      connect();
+    }
+  };
 }
 
 function connect() {
