@@ -280,3 +280,19 @@ def test_step_names_in_the_diagram_are_text() -> None:
     assert "<img" not in svg
     assert 'data-step="&lt;img src=x onerror=alert(1)&gt;" data-state="Running"' in svg
     assert 'data-step="say &quot;hi&quot; &amp; go" data-state=""' in svg
+
+
+def test_without_graphviz_the_page_still_shows_and_steers(runtime: Path, serve: Any) -> None:
+    web = WebProcess(runtime, PATH="/nonexistent")  # no `dot` to be found
+    try:
+        start(serve, runtime, html_and_question(), "nodot")
+        key = web.key_of("first")
+        stream = web.events(key)
+        snapshot = stream.wait_for("the snapshot", lambda m: m["type"] == "snapshot")
+        assert "No diagram" in snapshot["svg"] and "graphviz" in snapshot["svg"]
+        assert len(snapshot["rows"]) == 3
+        web.steer(key, "pause", False, tags={"n": 1})
+        stream.wait_for("ask To Pause", row_state("ask", "To Pause"))
+        stream.close()
+    finally:
+        web.stop()

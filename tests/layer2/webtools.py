@@ -8,6 +8,7 @@ import json
 import os
 import queue
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -113,6 +114,7 @@ class EventReader:
         path = "/api/events" + (f"?run={run}" if run is not None else "")
         self.conn.request("GET", path, headers={"X-Trail-Token": web.token,
                                                 "Accept": "text/event-stream"})
+        self.sock = self.conn.sock  # kept: close() must wake the reading thread
         self.response = self.conn.getresponse()
         assert self.response.status == 200, self.response.read()
         self.messages: list[dict[str, Any]] = []
@@ -145,6 +147,11 @@ class EventReader:
             raise AssertionError(f"{exc}; last messages: {kinds}") from None
 
     def close(self) -> None:
+        # Shut the socket down first: the reading thread sits in recv() holding the
+        # response's lock, and a plain close would wait for the next message or ping.
+        with contextlib.suppress(OSError):
+            if self.sock is not None:
+                self.sock.shutdown(socket.SHUT_RDWR)
         self.conn.close()
 
 

@@ -21,6 +21,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import graphviz
+
 from trail.core.states import State
 from trail.errors import TrailError
 from trail.layer1.calls import SPECS, StatusField
@@ -63,7 +65,12 @@ def diagram_svg(steps: list[dict[str, Any]], edges: Iterable[Any],
     ``data-step``, ``data-n`` and ``data-state``: the page colours them by state with CSS,
     so a change recolours a node without drawing the graph again."""
     names = {int(tags["n"]): str(tags["name"]) for tags in steps}
-    svg = trail_dot(steps, [tuple(edge) for edge in edges]).pipe(format="svg").decode()
+    try:
+        svg = trail_dot(steps, [tuple(edge) for edge in edges]).pipe(format="svg").decode()
+    except (graphviz.ExecutableNotFound, graphviz.CalledProcessError) as exc:
+        log.warning("no diagram: %s", exc)  # the page still shows the table and steers
+        return ('<p class="muted">No diagram: drawing it needs graphviz\'s <code>dot</code> '
+                '(apt-get install graphviz).</p>')
     svg = svg[svg.index("<svg"):]  # no XML prolog or doctype inside HTML
 
     def mark(match: re.Match[str]) -> str:
@@ -230,6 +237,8 @@ class Hub:
                 self.scan()
             except (OSError, TrailError) as exc:
                 log.warning("looking for trails failed: %s", exc)
+            except Exception:  # the next pass may do better; the page must keep finding
+                log.exception("looking for trails failed")
 
     def scan(self) -> None:
         """Follow every live trail not followed yet; forget those long ended."""
