@@ -86,6 +86,7 @@ class Run:
         self.listening = False
         self.stopping = False
         self.dag_file: str | None = None  # AutoTrail's JSON backup, written at each commit
+        self.by: str | None = None  # who sent the request being served (api.handle sets it)
 
     @property
     def default_executor(self) -> str:
@@ -100,6 +101,7 @@ class Run:
         """
         old = record.state
         new = transition(old, action)
+        cause = self.who(cause)
         if old is State.RUNNING:  # leaving Running: the run no longer holds a slot
             self.scheduler.free_slot(record.run_id)
             record.end_run()
@@ -116,6 +118,10 @@ class Run:
             extra = {"return_value": record.shown_return_value} if old is State.RUNNING else {}
             self.publish(events.StateChanged(n=record.n, name=record.name, state=new.value,
                                              previous=old.value, cause=cause, **extra))
+
+    def who(self, cause: str) -> str:
+        """``cause`` with who asked, when a request that said so causes it."""
+        return f"{cause} by {self.by}" if self.by and cause.startswith("api:") else cause
 
     def publish(self, event: events.Event) -> None:
         """Queue an event for the loop to send once this wake-up's changes are journaled."""
@@ -188,6 +194,7 @@ class Run:
 
     def reply(self, record: StepRecord, message: Any, cause: str) -> None:
         """Hand an operator's answer to a running step."""
+        cause = self.who(cause)
         record.add_input(message)
         if self.journal is not None:
             self.journal.message(record.n, record.attempt, "input", message)
@@ -197,6 +204,7 @@ class Run:
 
     def set_pause_on_fail(self, record: StepRecord, value: bool, cause: str) -> None:
         """Whether the step pauses (True) or fails for good when it fails."""
+        cause = self.who(cause)
         record.set_pause_on_fail(value)
         log.info("step %s %s: pause on failure %s (%s)", record.n, record.name,
                  "set" if value else "unset", cause)
