@@ -33,7 +33,7 @@ class StepRuns:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.executors = Executors(
-            lambda name: make_executor(name, run.settings.step_output),
+            lambda name: make_executor(name, run.settings.step_output, run.settings.dask),
             self._on_message, run.timers.call_later)
         self.groups = ProcessGroups(run.timers.call_later)
         self._ids = iter(range(1, 1 << 62))

@@ -37,6 +37,10 @@ class TrailServer:
     ``pools`` caps steps by their ``pool`` tag (``{"db": 2}``: at most two steps tagged
     ``pool="db"`` at once), overriding sizes the steps declare with ``pool_size``. When
     slots are short, higher ``priority`` steps go first.
+
+    ``dask`` (for ``executor="dask"`` or steps with ``executor="dask"``): the Dask
+    scheduler's address (``"tcp://host:8786"``) or a ``distributed.Client``; default
+    ``$TRAIL_DASK_ADDRESS``.
     """
 
     def __init__(
@@ -56,13 +60,14 @@ class TrailServer:
         resume: bool | None = None,
         max_parallel: int | None = None,
         pools: dict[str, int] | None = None,
+        dask: Any = None,
     ) -> None:
         self.graph = make_trail_graph(trail_definition)
         self.context = context
         self.dag_file = dag_file
         self.name = name or steps_in_order(self.graph)[0].name
         settings = Settings(executor=executor, max_parallel=max_parallel, pools=dict(pools or {}),
-                            step_output=step_output)
+                            step_output=step_output, dask=dask)
         self._engine = open_engine(self.graph, socket_file, context, settings, name=self.name,
                                    journal=journal, resume=resume)
         self._engine.run.dag_file = dag_file

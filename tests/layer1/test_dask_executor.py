@@ -1,0 +1,324 @@
+"""The dask executor against a real LocalCluster (scheduler and 2 workers as processes): values,
+questions, failures, timeouts, retries, interrupts that leave no process, a mixed trail, a
+worker killed mid-step, and a server killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import (
+    RunbookProcess,
+    pid_alive,
+    states,
+    wait_pids,
+    wait_states,
+    wait_until,
+)
+from trail import Step
+
+ROOT = Path(__file__).parents[2]
+
+
+def require_distributed() -> None:
+    """distributed is a dev dependency: missing fails in CI, skips (loudly) elsewhere."""
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        message = "distributed is not installed (pip install -e '.[dev]' or 'trail[dask]')"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    require_distributed()
+    from distributed import LocalCluster
+
+    # Workers (and the step processes they start) import this worktree's trail and tests.
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(ROOT) + (os.pathsep + old if old else "")
+    cluster = LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
+                           host="127.0.0.1", dashboard_address=None)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+        if old is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+@pytest.fixture
+def dask_serve(serve, cluster):
+    def start(definition: Any, **options: Any) -> Any:
+        options.setdefault("executor", "dask")
+        return serve(definition, dask=cluster.scheduler_address, **options)
+    return start
+
+
+def rows(client: Any) -> dict[str, dict[str, Any]]:
+    fields = ["State", "Return value", "Output messages", "Prompt messages"]
+    return {row["Name"]: row for row in client.status(fields=fields)}
+
+
+def test_a_diamond_runs_with_return_values_on_workers(dask_serve):
+    def top(trail_env, context):
+        trail_env.output(f"on pid {os.getpid()}")
+        return {"pid": os.getpid(), "n": 1}
+
+    def left(trail_env, context):
+        return [1, 2, 3]
+
+    def right(trail_env, context):
+        return "right"
+
+    def bottom(trail_env, context):
+        return 42
+
+    a, b, c, d = Step(top), Step(left), Step(right), Step(bottom)
+    client = dask_serve([(a, b), (a, c), (b, d), (c, d)])
+    client.start()
+    wait_states(client, {"top": "Succeeded", "left": "Succeeded", "right": "Succeeded",
+                         "bottom": "Succeeded"})
+    got = rows(client)
+    assert got["left"]["Return value"] == [1, 2, 3]
+    assert got["bottom"]["Return value"] == 42
+    pid = got["top"]["Return value"]["pid"]
+    assert pid != os.getpid()
+    output = " ".join(got["top"]["Output messages"])
+    assert f"on pid {pid}" in output
+    assert "running on Dask worker tcp://127.0.0.1:" in output
+
+
+def test_a_question_on_a_worker_is_answered_by_a_client(dask_serve):
+    def ask(trail_env, context):
+        answer = trail_env.input("which replica?")
+        trail_env.output(f"got {answer}")
+        return answer
+
+    client = dask_serve(Step(ask))
+    client.start()
+    wait_until(client.steps_waiting_for_user_input, "the question")
+    assert "which replica?" in rows(client)["ask"]["Prompt messages"]
+    client.send_message_to_steps("db2", dry_run=False)
+    wait_states(client, {"ask": "Succeeded"})
+    row = rows(client)["ask"]
+    assert row["Return value"] == "db2"
+    assert "got db2" in row["Output messages"]
+
+
+def test_a_failure_comes_back_with_its_traceback(dask_serve):
+    def broken(trail_env, context):
+        raise ValueError("no such table")
+
+    client = dask_serve(Step(broken))
+    client.start()
+    wait_states(client, {"broken": "Paused due to failure"})
+    assert rows(client)["broken"]["Return value"] == "ValueError: no such table"
+
+
+def test_retries_run_the_step_again(dask_serve, tmp_path):
+    tries = tmp_path / "tries"
+
+    def flaky(trail_env, context):
+        with open(tries, "a") as f:
+            f.write("x")
+        if len(tries.read_text()) < 3:
+            raise RuntimeError("not yet")
+        return "done"
+
+    client = dask_serve(Step(flaky, retries=3, retry_delay=0.1))
+    client.start()
+    wait_states(client, {"flaky": "Succeeded"})
+    assert tries.read_text() == "xxx"
+    assert rows(client)["flaky"]["Return value"] == "done"
+
+
+def test_interrupt_stops_the_step_on_the_worker_and_spares_other_tasks(dask_serve, tmp_path,
+                                                                       cluster):
+    pids = tmp_path / "pids"
+    cleaned = tmp_path / "cleaned"
+    neighbour = tmp_path / "neighbour"
+
+    def sleeper(trail_env, context):
+        child = subprocess.Popen(["sleep", "100"])
+        pids.write_text(f"{os.getpid()} {child.pid}")
+
+        def cleanup(signum, frame):
+            cleaned.write_text("yes")
+            raise SystemExit(1)
+
+        signal.signal(signal.SIGTERM, cleanup)
+        time.sleep(100)
+
+    def other(trail_env, context):
+        neighbour.write_text(str(os.getpid()))
+        time.sleep(3)
+        return "untouched"
+
+    client = dask_serve([Step(sleeper), Step(other)])
+    client.start()
+    recorded = wait_pids(pids, "the step to record its pids")
+    wait_pids(neighbour, "the other step to start")
+    assert all(pid_alive(p) for p in recorded)
+    started = time.monotonic()
+    client.interrupt(dry_run=False, name="sleeper")
+    wait_until(lambda: not any(pid_alive(p) for p in recorded), "the step's processes gone",
+               timeout=5)
+    stopped_in = time.monotonic() - started
+    assert cleaned.read_text() == "yes"  # its SIGTERM handler ran
+    assert states(client)["sleeper"] == "Interrupted"
+    wait_states(client, {"other": "Succeeded"})
+    assert rows(client)["other"]["Return value"] == "untouched"
+    # Both workers still there: nothing but the step was signalled.
+    assert len(cluster.scheduler_info["workers"]) == 2
+    assert stopped_in < 5
+
+
+def test_a_timeout_stops_a_step_blocked_in_sleep(dask_serve, tmp_path):
+    pid_file = tmp_path / "pid"
+
+    def slow(trail_env, context):
+        pid_file.write_text(str(os.getpid()))
+        time.sleep(100)
+
+    client = dask_serve(Step(slow, timeout=1.5, kill_grace=0.5))
+    client.start()
+    (pid,) = wait_pids(pid_file, "the step to start")
+    wait_states(client, {"slow": "Paused due to failure"})
+    assert rows(client)["slow"]["Return value"] == (
+        "StepTimeoutError: step 'slow' timed out after 1.5 s and was stopped")
+    wait_until(lambda: not pid_alive(pid), "the timed-out process gone", timeout=5)
+
+
+def test_a_step_that_ignores_sigterm_is_killed_after_its_grace(dask_serve, tmp_path):
+    pid_file = tmp_path / "pid"
+
+    def stubborn(trail_env, context):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        pid_file.write_text(str(os.getpid()))
+        time.sleep(100)
+
+    client = dask_serve(Step(stubborn, kill_grace=1))
+    client.start()
+    (pid,) = wait_pids(pid_file, "the step to start")
+    client.interrupt(dry_run=False)
+    time.sleep(0.3)
+    assert pid_alive(pid)  # SIGTERM ignored: still there during the grace
+    wait_until(lambda: not pid_alive(pid), "SIGKILL after the grace", timeout=5)
+
+
+def test_pause_skip_and_a_mixed_trail(dask_serve, tmp_path):
+    def here(trail_env, context):
+        return os.getpid()
+
+    def there(trail_env, context):
+        return os.getpid()
+
+    def skipped(trail_env, context):
+        return "ran"
+
+    first, second, third = Step(here), Step(there, executor="dask"), Step(skipped,
+                                                                          executor="dask")
+    client = dask_serve([(first, second), (second, third)], executor="process")
+    client.pause(dry_run=False, name="there")
+    client.skip(dry_run=False, name="skipped")
+    client.start()
+    wait_states(client, {"here": "Succeeded", "there": "Paused"})
+    client.resume(dry_run=False, name="there")
+    wait_states(client, {"there": "Succeeded", "skipped": "Skipped"})
+    got = rows(client)
+    assert "running on Dask worker" in " ".join(got["there"]["Output messages"])
+    assert "running on Dask worker" not in " ".join(got["here"]["Output messages"])
+
+
+def test_a_step_that_cannot_be_pickled_fails_at_submission(dask_serve):
+    import threading
+
+    lock = threading.Lock()
+
+    def holds_a_lock(trail_env, context):
+        with lock:
+            return 1
+
+    client = dask_serve(Step(holds_a_lock))
+    client.start()
+    wait_states(client, {"holds_a_lock": "Paused due to failure"})
+    value = rows(client)["holds_a_lock"]["Return value"]
+    assert value.startswith("TypeError: step function ")
+    assert "holds_a_lock" in value and "cannot be sent to Dask workers" in value
+
+
+def test_a_worker_killed_mid_step_fails_the_step_naming_the_worker(dask_serve, tmp_path,
+                                                                  cluster):
+    pid_file = tmp_path / "pid"
+
+    def doomed(trail_env, context):
+        from distributed import get_worker
+
+        pid_file.write_text(str(os.getppid()))
+        del get_worker
+        time.sleep(100)
+
+    client = dask_serve(Step(doomed))
+    client.start()
+    (worker_pid,) = wait_pids(pid_file, "the step to start")
+    os.kill(worker_pid, signal.SIGKILL)
+    wait_states(client, {"doomed": "Paused due to failure"})
+    value = rows(client)["doomed"]["Return value"]
+    assert "Dask worker tcp://127.0.0.1:" in value and "died" in value
+    # Dask restarts the worker and may run the task again: the step is not rerun.
+    time.sleep(2)
+    assert states(client)["doomed"] == "Paused due to failure"
+    wait_until(lambda: len(cluster.scheduler_info["workers"]) == 2, "the nanny's new worker")
+
+
+RUNBOOK = '''
+import os, time
+from trail import Step
+
+def long(trail_env, context):
+    with open(os.environ["PID_FILE"], "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(100)
+
+trail = Step(long)
+executor = "dask"
+'''
+
+
+def test_kill_9_of_the_server_stops_the_step_and_take_up_finds_it_interrupted(
+        tmp_path, cluster):
+    book = tmp_path / "dask_book.py"
+    book.write_text(RUNBOOK)
+    pid_file = tmp_path / "pid"
+    server = RunbookProcess(str(book), tmp_path, "dask", "--dask", cluster.scheduler_address,
+                            PID_FILE=str(pid_file))
+    try:
+        client = server.start()
+        client.start(dry_run=False)
+        (pid,) = wait_pids(pid_file, "the step to start on a worker")
+        assert pid_alive(pid)
+        server.kill()
+        # The step's task saw its server go and stopped the step on the worker.
+        wait_until(lambda: not pid_alive(pid), "the orphaned step to be stopped", timeout=10)
+        pid_file.unlink()
+        client = server.start()
+        assert client.info()["resumed"]
+        assert states(client) == {"long": "Interrupted"}
+        time.sleep(1)
+        assert not pid_file.exists()  # nothing ran it again behind the trail's back
+        client.shutdown(dry_run=False)
+        server.process.wait(30)  # type: ignore[union-attr]
+    finally:
+        server.stop()

@@ -1,0 +1,685 @@
+"""The dask executor: each run a task on a Dask cluster, the step in a child process of the worker.
+
+Dask cannot stop a running task, so the task never runs the step itself. It starts the step
+in a child process of the worker, in a session (process group) of its own, and watches it:
+an interrupt from the trail sends that group SIGTERM (the step's cleanup runs), a kill sends
+SIGKILL, and nothing else on the worker is touched.
+
+The task talks to the trail over one TCP connection back to this executor (``endpoint``),
+opened with a per-executor secret: the step's output, prompts and outcome go up it, replies
+and stop signals come down it. The trail's side of every connection is served by one thread
+that hands Messages to the loop through a pipe, so they are delivered on the loop's thread.
+
+What the connection guarantees:
+
+* A run connects once. Should Dask start the same task again (its worker died), the second
+  connection is refused and the step does not run: the run has already failed, naming the
+  worker, and the trail decides about a retry.
+* If the trail's server dies (even by SIGKILL), every connection closes, and each task stops
+  its step (SIGTERM, SIGKILL after ``SERVER_LOST_GRACE``): the taken-up run finds the step
+  Interrupted, and no step goes on unseen. A task that reaches a server that is gone or new
+  never starts its step.
+
+Workers need trail installed (the step's child process imports ``trail.layer1.executors.dask``)
+and must be able to reach the trail's host; functions are sent with cloudpickle, checked at
+submission.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import pickle
+import queue
+import secrets
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from trail.layer1.executors.base import (
+    Executor,
+    Kind,
+    Message,
+    Outcome,
+    StepChannel,
+    TrailEnvironment,
+    signal_groups,
+)
+from trail.layer1.executors.process import (
+    PipeChannel,
+    _die_with_parent,
+    _write_all,
+    describe_exit,
+    frame,
+    outcome_frame,
+    unframe,
+)
+
+log = logging.getLogger(__name__)
+
+ADDRESS_VARIABLE = "TRAIL_DASK_ADDRESS"
+CALLBACK_VARIABLE = "TRAIL_DASK_CALLBACK_HOST"  # the host workers reach the trail on
+SERVER_LOST_GRACE = 2.0  # seconds from SIGTERM to SIGKILL when the trail's server is gone
+CONNECT_TIMEOUT = 10.0
+
+
+def dask_missing() -> str | None:
+    """Why the dask executor cannot be used here, or None if it can."""
+    import importlib.util
+
+    for module in ("distributed", "cloudpickle"):
+        if importlib.util.find_spec(module) is None:
+            return (f"the dask executor needs the {module!r} package: "
+                    f"pip install 'trail[dask]'")
+    return None
+
+
+def _recv_frames(sock: socket.socket, buffer: bytearray) -> tuple[list[bytes], bool]:
+    """Read what is ready on a non-blocking socket; the whole frames and whether it closed."""
+    closed = False
+    while True:
+        try:
+            chunk = sock.recv(1 << 16)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            closed = True
+            break
+        if not chunk:
+            closed = True
+            break
+        buffer += chunk
+    return unframe(buffer), closed
+
+
+# --- the trail's side ---------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    run_id: int
+    key: str = ""
+    future: Any = None
+    sock: socket.socket | None = None
+    worker: str = ""
+    buffer: bytearray = field(default_factory=bytearray)
+    connected: bool = False  # a task connected for it (once; never again)
+    ended: bool = False  # its EXIT was delivered
+    interrupted: bool = False
+
+
+class DaskExecutor(Executor):
+    """Runs each step as a Dask task whose step runs in a child process of the worker.
+
+    ``address``: the scheduler's address (``tcp://host:8786``), a ``distributed.Client``, or
+    None for ``$TRAIL_DASK_ADDRESS``. Nothing connects until the first step starts.
+    """
+
+    name = "dask"
+
+    def __init__(self, step_output: str | None = None, address: Any = None) -> None:
+        missing = dask_missing()
+        if missing:
+            raise ValueError(missing)
+        self.step_output = step_output  # steps print to their worker's log, not this file
+        self._address = address if address is not None else os.environ.get(ADDRESS_VARIABLE)
+        if not self._address:
+            raise ValueError(f"the dask executor needs the scheduler's address: pass "
+                             f"dask='tcp://host:8786' (--dask) or set ${ADDRESS_VARIABLE}")
+        self._client: Any = None
+        self._own_client = False
+        self._runs: dict[int, _Run] = {}
+        self._token = secrets.token_hex(32)
+        self._prefix = f"trail-step-{uuid.uuid4().hex[:12]}"
+        self._inbox: queue.Queue[Message] = queue.Queue()
+        self._lock = threading.Lock()  # guards _runs' sockets between the loop and the io thread
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._listener: socket.socket | None = None
+        self._selector = selectors.DefaultSelector()
+        self._poke_r, self._poke_w = os.pipe()  # wakes the io thread
+        os.set_blocking(self._poke_r, False)
+        os.set_blocking(self._poke_w, False)
+        self._done_futures: queue.Queue[int] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self.endpoint: tuple[str, int] | None = None
+
+    # --- set-up ---
+
+    def watch(self) -> list[int]:
+        return [self._wake_r]
+
+    def _connect(self) -> Any:
+        if self._client is not None:
+            return self._client
+        from distributed import Client
+
+        if isinstance(self._address, str):
+            self._client = Client(self._address, timeout=CONNECT_TIMEOUT,
+                                  set_as_default=False)
+            self._own_client = True
+        else:
+            self._client = self._address
+        host = os.environ.get(CALLBACK_VARIABLE) or _host_towards(
+            self._client.scheduler.address)
+        listener = socket.create_server((host, 0), backlog=128)
+        listener.setblocking(False)
+        self._listener = listener
+        self.endpoint = (host, listener.getsockname()[1])
+        self._selector.register(listener, selectors.EVENT_READ, None)
+        self._selector.register(self._poke_r, selectors.EVENT_READ, "poke")
+        self._thread = threading.Thread(target=self._serve, name="trail-dask-io", daemon=True)
+        self._thread.start()
+        log.info("dask executor: scheduler %s, workers call back on %s:%s",
+                 self._client.scheduler.address, *self.endpoint)
+        return self._client
+
+    # --- the Executor interface ---
+
+    def prepare(self, run_id: int) -> TrailEnvironment:
+        self._runs[run_id] = _Run(run_id)
+        return TrailEnvironment(_UnstartedChannel())
+
+    def discard(self, run_id: int) -> None:
+        self._runs.pop(run_id, None)
+
+    def start(self, run_id: int, function: Callable[..., Any], args: Any,
+              kwargs: dict[str, Any]) -> int | None:
+        import cloudpickle
+
+        run = self._runs[run_id]
+        try:
+            payload = cloudpickle.dumps((function, args, kwargs))
+        except Exception as exc:
+            name = getattr(function, "__qualname__", repr(function))
+            error = TypeError(f"step function {name} cannot be sent to Dask workers: it or "
+                              f"its arguments cannot be pickled ({type(exc).__name__}: "
+                              f"{exc}); make it importable on the workers or picklable")
+            self._call_later(0, lambda: self._refuse(run, error))
+            return None
+        client = self._connect()
+        assert self.endpoint is not None
+        run.key = f"{self._prefix}-{run_id}"
+        run.future = client.submit(_work, self.endpoint, self._token, run_id, payload,
+                                   key=run.key, pure=False, retries=0)
+        run.future.add_done_callback(lambda _f, r=run_id: self._future_done(r))
+        return None
+
+    def _refuse(self, run: _Run, error: BaseException) -> None:
+        self._deliver(Message(run.run_id, Kind.RESULT, Outcome(False, error, "")))
+        self._runs.pop(run.run_id, None)
+        self._deliver(Message(run.run_id, Kind.EXIT, "was never submitted"))
+
+    def collect(self, fd: int) -> bool:
+        try:
+            while os.read(fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        while True:
+            try:
+                message = self._inbox.get_nowait()
+            except queue.Empty:
+                return False
+            if message.kind == Kind.EXIT:
+                self._runs.pop(message.run_id, None)
+            self._deliver(message)
+
+    def _send(self, run: _Run, message: dict[str, Any]) -> None:
+        with self._lock:
+            sock = run.sock
+            if sock is None:
+                return
+            try:
+                sock.setblocking(True)
+                sock.sendall(frame(json.dumps(message).encode()))
+            except OSError as exc:
+                log.warning("run %s: could not reach its Dask task: %s", run.run_id, exc)
+            finally:
+                sock.setblocking(False)
+
+    def reply(self, run_id: int, message: Any) -> None:
+        run = self._runs.get(run_id)
+        if run is not None:
+            self._send(run, {"reply": message})
+
+    def interrupt(self, run_id: int) -> None:
+        run = self._runs.get(run_id)
+        if run is None:
+            return
+        with self._lock:
+            run.interrupted = True
+            connected = run.connected
+        if connected:
+            self._send(run, {"signal": "term"})
+        elif run.future is not None:
+            run.future.cancel()
+
+    def kill(self, run_id: int) -> None:
+        run = self._runs.get(run_id)
+        if run is not None:
+            self._send(run, {"signal": "kill"})
+
+    def close(self, grace: float) -> None:
+        runs = list(self._runs.values())
+        for run in runs:
+            self.interrupt(run.run_id)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(
+                r.sock is not None for r in runs if r.connected):
+            time.sleep(0.02)
+        for run in runs:
+            self.kill(run.run_id)
+        self._closing = True
+        _poke(self._poke_w)
+        if self._thread is not None:
+            self._thread.join(5)
+        for run in runs:
+            if run.sock is not None:
+                run.sock.close()
+        if self._listener is not None:
+            self._listener.close()
+        if self._own_client and self._client is not None:
+            try:
+                self._client.close(timeout=5)
+            except Exception as exc:  # the cluster may be gone already
+                log.warning("closing the Dask client: %s", exc)
+        self._runs.clear()
+        for fd in (self._poke_r, self._poke_w, self._wake_w):
+            os.close(fd)
+        # _wake_r stays open: the loop may still have it registered.
+
+    # --- the io thread ---
+
+    def _future_done(self, run_id: int) -> None:  # on Dask's thread
+        self._done_futures.put(run_id)
+        _poke(self._poke_w)
+
+    def _post(self, message: Message) -> None:
+        self._inbox.put(message)
+        _poke(self._wake_w)
+
+    def _serve(self) -> None:
+        while not self._closing:
+            for key, _ in self._selector.select(timeout=1.0):
+                if key.data == "poke":
+                    try:
+                        while os.read(self._poke_r, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                elif key.data is None:
+                    self._accept()
+                else:
+                    self._read(key.data)
+            self._settle_futures()
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            sock.setblocking(False)
+            self._selector.register(sock, selectors.EVENT_READ, _Pending(sock))
+
+    def _read(self, owner: Any) -> None:
+        frames, closed = _recv_frames(owner.sock, owner.buffer)
+        if isinstance(owner, _Pending):
+            if frames:
+                self._hello(owner, frames[0])
+            elif closed:
+                self._selector.unregister(owner.sock)
+                owner.sock.close()
+            return
+        run: _Run = owner
+        for data in frames:
+            self._from_task(run, data)
+        if closed:
+            self._lost(run)
+
+    def _hello(self, pending: _Pending, data: bytes) -> None:
+        sock = pending.sock
+        self._selector.unregister(sock)
+        try:
+            hello = json.loads(data)
+            token_ok = hmac.compare_digest(str(hello["token"]), self._token)
+            run_id = int(hello["run"])
+        except (ValueError, KeyError, TypeError):
+            sock.close()
+            return
+        run = self._runs.get(run_id)
+        why = ""
+        if not token_ok:
+            why = "wrong token"
+        elif run is None or run.ended:
+            why = "this run has ended"
+        elif run.connected:
+            why = "this run already ran once (Dask started its task again)"
+        elif run.interrupted:
+            why = "this run was interrupted before it started"
+        answer = {"go": not why, "why": why}
+        try:
+            sock.setblocking(True)
+            sock.sendall(frame(json.dumps(answer).encode()))
+            sock.setblocking(False)
+        except OSError:
+            why = why or "the task went away"
+        if why:
+            log.warning("refused a Dask task for run %s: %s", run_id, why)
+            sock.close()
+            return
+        assert run is not None
+        with self._lock:
+            run.sock = sock
+            run.connected = True
+            run.worker = str(hello.get("worker", "?"))
+        run.buffer = pending.buffer
+        self._selector.register(sock, selectors.EVENT_READ, run)
+        self._post(Message(run_id, Kind.OUTPUT,
+                           f"[trail] running on Dask worker {run.worker} "
+                           f"(host {hello.get('host', '?')}, task {run.key}, "
+                           f"pid {hello.get('pid', '?')})"))
+        for data in unframe(run.buffer):
+            self._from_task(run, data)
+
+    def _from_task(self, run: _Run, data: bytes) -> None:
+        tag, body = data[:1], data[1:]
+        if tag == b"M":
+            kind, payload = pickle.loads(body)
+            self._post(Message(run.run_id, kind, payload))
+        elif tag == b"X":
+            self._end(run, body.decode())
+
+    def _end(self, run: _Run, how: str) -> None:
+        if not run.ended:
+            run.ended = True
+            self._post(Message(run.run_id, Kind.EXIT, how))
+
+    def _lost(self, run: _Run) -> None:
+        with self._lock:
+            sock, run.sock = run.sock, None
+        if sock is not None:
+            self._selector.unregister(sock)
+            sock.close()
+        self._end(run, f"was lost with Dask worker {run.worker} (its connection to the "
+                       f"trail closed: the worker died or was killed)")
+
+    def _settle_futures(self) -> None:
+        """Tasks that ended without ever connecting: cancelled, refused or failed."""
+        while True:
+            try:
+                run_id = self._done_futures.get_nowait()
+            except queue.Empty:
+                return
+            run = self._runs.get(run_id)
+            if run is None or run.connected or run.ended:
+                continue
+            self._accept()  # its hello may still wait in the backlog
+            if run.connected:
+                continue
+            future = run.future
+            if future.cancelled():
+                how = "was cancelled before it started on Dask"
+            elif future.status == "error":
+                how = f"failed on Dask before it started: {future.exception()!r}"
+            else:
+                how = f"ended on Dask without running ({future.result()})"
+            self._end(run, how)
+
+
+@dataclass
+class _Pending:
+    sock: socket.socket
+    buffer: bytearray = field(default_factory=bytearray)
+
+
+class _UnstartedChannel(StepChannel):
+    """What a pre-processor's environment talks through: nothing runs yet to talk to."""
+
+    def send(self, kind: str, payload: Any) -> None:
+        log.warning("a dask step's pre-processor said %s %r; it is not shown", kind, payload)
+
+    def receive(self, timeout: float | None) -> Any:
+        raise TimeoutError
+
+
+def _poke(fd: int) -> None:
+    try:
+        os.write(fd, b"x")
+    except (BlockingIOError, OSError):
+        pass
+
+
+def _host_towards(address: str) -> str:
+    """This host's address on the route to ``address`` (a scheduler's ``tcp://host:port``)."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, 9))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+# --- the worker's side --------------------------------------------------------------------
+
+
+def _work(endpoint: tuple[str, int], token: str, run_id: int, payload: bytes) -> str:
+    """The Dask task: connect to the trail, run the step in a child process, relay, watch."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker().address
+    except (ImportError, ValueError):
+        worker = "?"
+    sock = socket.create_connection(tuple(endpoint), timeout=CONNECT_TIMEOUT)
+    sock.settimeout(CONNECT_TIMEOUT)
+    hello = {"token": token, "run": run_id, "worker": worker, "host": socket.gethostname(),
+             "pid": os.getpid()}
+    sock.sendall(frame(json.dumps(hello).encode()))
+    buffer = bytearray()
+    answers: list[bytes] = []
+    while not answers:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            sock.close()
+            return "refused: the trail closed the connection"
+        buffer += chunk
+        answers = unframe(buffer)
+    answer = json.loads(answers.pop(0))
+    if not answer.get("go"):
+        sock.close()
+        return f"refused: {answer.get('why')}"
+    try:
+        return _Watch(sock, buffer, payload).run()
+    finally:
+        sock.close()
+
+
+class _Watch:
+    """The task's watch over its step's child process."""
+
+    def __init__(self, sock: socket.socket, buffer: bytearray, payload: bytes) -> None:
+        self.sock = sock
+        self.sock_buffer = buffer
+        self.payload = payload
+        self.groups: list[int] = []
+        self.kill_at: float | None = None
+
+    def run(self) -> str:
+        out_r, out_w = os.pipe()
+        child = subprocess.Popen(
+            [sys.executable, "-c", f"{_CHILD}({out_w})"],
+            stdin=subprocess.PIPE, pass_fds=(out_w,), start_new_session=True)
+        os.close(out_w)
+        self.groups.append(child.pid)
+        assert child.stdin is not None
+        stdin = child.stdin.fileno()
+        _write_all(stdin, frame(self.payload))
+        self.sock.setblocking(False)
+        os.set_blocking(out_r, False)
+        out_buffer = bytearray()
+        watching = [self.sock, out_r]
+        status: int | None = None
+        server_gone = False
+        while True:
+            wait = 1.0 if self.kill_at is None else max(0.0, self.kill_at - time.monotonic())
+            import select
+
+            ready, _, _ = select.select(watching, [], [], min(wait, 1.0))
+            if self.sock in ready:
+                frames, closed = _recv_frames(self.sock, self.sock_buffer)
+                for data in frames:
+                    self._control(json.loads(data), stdin)
+                if closed:
+                    watching.remove(self.sock)
+                    server_gone = True
+                    self._term(SERVER_LOST_GRACE)
+            if out_r in ready:
+                eof = False
+                while True:
+                    try:
+                        chunk = os.read(out_r, 1 << 16)
+                    except BlockingIOError:
+                        break
+                    if not chunk:
+                        eof = True
+                        break
+                    out_buffer += chunk
+                for data in unframe(out_buffer):
+                    if data[:1] == b"G":
+                        self.groups.append(int(data[1:]))
+                    elif not server_gone:
+                        self._up(data)
+                if eof:
+                    watching.remove(out_r)
+                    os.close(out_r)
+            if status is None and out_r not in watching:
+                status = child.wait()
+                if not server_gone:
+                    self._up(b"X" + describe_exit(_wait_status(status)).encode())
+            if self.kill_at is not None and time.monotonic() >= self.kill_at:
+                signal_groups(self.groups, signal.SIGKILL)
+                self.kill_at = None
+                if status is not None:
+                    break
+            if status is not None and (self.kill_at is None or not _alive(self.groups)):
+                break
+        try:
+            child.stdin.close()
+        except OSError:
+            pass
+        return describe_exit(_wait_status(status))
+
+    def _up(self, data: bytes) -> None:
+        try:
+            self.sock.setblocking(True)
+            self.sock.sendall(frame(data))
+            self.sock.setblocking(False)
+        except OSError:
+            pass
+
+    def _term(self, grace: float) -> None:
+        signal_groups(self.groups, signal.SIGTERM)
+        if self.kill_at is None:
+            self.kill_at = time.monotonic() + grace
+
+    def _control(self, message: dict[str, Any], stdin: int) -> None:
+        if "reply" in message:
+            try:
+                _write_all(stdin, frame(json.dumps(message["reply"]).encode()))
+            except OSError:
+                pass
+        elif message.get("signal") == "term":
+            self._term(SERVER_LOST_GRACE * 5)  # the trail sends "kill" after its grace
+        elif message.get("signal") == "kill":
+            signal_groups(self.groups, signal.SIGKILL)
+            self.kill_at = None
+
+
+def _wait_status(returncode: int | None) -> int:
+    """A Popen return code as a wait status, for ``describe_exit``."""
+    code = returncode or 0
+    return (-code) & 0x7F if code < 0 else (code & 0xFF) << 8
+
+
+def _alive(groups: list[int]) -> bool:
+    for pgid in groups:
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            continue
+    return False
+
+
+# --- the step's child process -------------------------------------------------------------
+
+
+class _ChildChannel(PipeChannel):
+    """The child's end: frames tagged M (a message for the trail) or G (a process group
+    the watching task stops with the step, on the worker's host)."""
+
+    def send(self, kind: str, payload: Any) -> None:
+        if kind == Kind.GROUP:
+            _write_all(self._out, frame(b"G" + str(int(payload)).encode()))
+        else:
+            _write_all(self._out, frame(b"M" + pickle.dumps((kind, payload))))
+
+
+def _child_main(out_fd: int) -> None:
+    import cloudpickle
+
+    code = 0
+    try:
+        _die_with_parent()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
+            signal.signal(signum, signal.SIG_DFL)
+        buffer = bytearray()
+        frames: list[bytes] = []
+        while not frames:
+            chunk = os.read(0, 1 << 20)
+            if not chunk:
+                os._exit(0)
+            buffer += chunk
+            frames = unframe(buffer)
+        channel = _ChildChannel(out_fd, 0)
+        channel._buffer = buffer  # replies that came with the payload
+        function, args, kwargs = cloudpickle.loads(frames[0])
+        if args and isinstance(args[0], TrailEnvironment):
+            args = (TrailEnvironment(channel), *args[1:])
+        kwargs = {k: TrailEnvironment(channel) if isinstance(v, TrailEnvironment) else v
+                  for k, v in kwargs.items()}
+        try:
+            outcome = Outcome(True, function(*args, **kwargs))
+        except BaseException as exc:  # the step's failure is reported, whatever it was
+            outcome = Outcome(False, exc, traceback.format_exc())
+        data = outcome_frame(outcome)
+        _write_all(out_fd, frame(b"M" + data[4:]))
+    except BaseException:  # noqa: B036 - the child must reach os._exit, always
+        code = 70
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+_CHILD = "from trail.layer1.executors.dask import _child_main; _child_main"
