@@ -79,7 +79,8 @@ class Run:
         self.scheduler = Scheduler(graph, self.records, self.settings.max_parallel,
                                    self.settings.pools)
         for name in {self.settings.executor, *(s.executor for s in graph if s.executor)}:
-            make_executor(name, dask=self.settings.dask)  # fail now, not at the first step, on a bad name
+            # Fail now, not at the first step, on a bad name (or a dask step with no address).
+            make_executor(name, dask=self.settings.dask)
         self.steps = StepRuns(self)
         self.executors = self.steps.executors
         self._seq = 0

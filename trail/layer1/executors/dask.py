@@ -20,9 +20,9 @@ What the connection guarantees:
   Interrupted, and no step goes on unseen. A task that reaches a server that is gone or new
   never starts its step.
 
-Workers need trail installed (the step's child process imports ``trail.layer1.executors.dask``)
-and must be able to reach the trail's host; functions are sent with cloudpickle, checked at
-submission.
+Workers need trail installed and must be able to reach the trail's host. Functions go with
+cloudpickle, checked at submission; on the worker the task forks the step's process from its
+own thread (a fresh interpreter would cost every step its imports again).
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ import os
 import pickle
 import queue
 import secrets
+import select
 import selectors
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -144,14 +144,12 @@ class DaskExecutor(Executor):
         self._prefix = f"trail-step-{uuid.uuid4().hex[:12]}"
         self._inbox: queue.Queue[Message] = queue.Queue()
         self._lock = threading.Lock()  # guards _runs' sockets between the loop and the io thread
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        # Made in bind and at the first step: an executor made only to check a name
+        # (Run does) holds no descriptor.
+        self._wake_r = self._wake_w = -1  # the io thread -> the loop
+        self._poke_r = self._poke_w = -1  # anyone -> the io thread
         self._listener: socket.socket | None = None
-        self._selector = selectors.DefaultSelector()
-        self._poke_r, self._poke_w = os.pipe()  # wakes the io thread
-        os.set_blocking(self._poke_r, False)
-        os.set_blocking(self._poke_w, False)
+        self._selector: selectors.BaseSelector | None = None
         self._done_futures: queue.Queue[int] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -159,8 +157,17 @@ class DaskExecutor(Executor):
 
     # --- set-up ---
 
+    @property
+    def _sel(self) -> selectors.BaseSelector:
+        assert self._selector is not None
+        return self._selector
+
+    def bind(self, deliver: Any, call_later: Any) -> None:
+        super().bind(deliver, call_later)
+        self._wake_r, self._wake_w = _pipe()
+
     def watch(self) -> list[int]:
-        return [self._wake_r]
+        return [self._wake_r] if self._wake_r >= 0 else []
 
     def _connect(self) -> Any:
         if self._client is not None:
@@ -175,12 +182,14 @@ class DaskExecutor(Executor):
             self._client = self._address
         host = os.environ.get(CALLBACK_VARIABLE) or _host_towards(
             self._client.scheduler.address)
+        self._poke_r, self._poke_w = _pipe()
+        self._selector = selectors.DefaultSelector()
         listener = socket.create_server((host, 0), backlog=128)
         listener.setblocking(False)
         self._listener = listener
         self.endpoint = (host, listener.getsockname()[1])
-        self._selector.register(listener, selectors.EVENT_READ, None)
-        self._selector.register(self._poke_r, selectors.EVENT_READ, "poke")
+        self._sel.register(listener, selectors.EVENT_READ, None)
+        self._sel.register(self._poke_r, selectors.EVENT_READ, "poke")
         self._thread = threading.Thread(target=self._serve, name="trail-dask-io", daemon=True)
         self._thread.start()
         log.info("dask executor: scheduler %s, workers call back on %s:%s",
@@ -191,7 +200,7 @@ class DaskExecutor(Executor):
 
     def prepare(self, run_id: int) -> TrailEnvironment:
         self._runs[run_id] = _Run(run_id)
-        return TrailEnvironment(_UnstartedChannel())
+        return TrailEnvironment(_ManagerChannel(self, run_id))
 
     def discard(self, run_id: int) -> None:
         self._runs.pop(run_id, None)
@@ -214,7 +223,8 @@ class DaskExecutor(Executor):
         assert self.endpoint is not None
         run.key = f"{self._prefix}-{run_id}"
         run.future = client.submit(_work, self.endpoint, self._token, run_id, payload,
-                                   key=run.key, pure=False, retries=0)
+                                   self.step_output is not None, key=run.key, pure=False,
+                                   retries=0)
         run.future.add_done_callback(lambda _f, r=run_id: self._future_done(r))
         return None
 
@@ -299,7 +309,9 @@ class DaskExecutor(Executor):
                 log.warning("closing the Dask client: %s", exc)
         self._runs.clear()
         for fd in (self._poke_r, self._poke_w, self._wake_w):
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
+        self._poke_r = self._poke_w = self._wake_w = -1
         # _wake_r stays open: the loop may still have it registered.
 
     # --- the io thread ---
@@ -314,7 +326,7 @@ class DaskExecutor(Executor):
 
     def _serve(self) -> None:
         while not self._closing:
-            for key, _ in self._selector.select(timeout=1.0):
+            for key, _ in self._sel.select(timeout=1.0):
                 if key.data == "poke":
                     try:
                         while os.read(self._poke_r, 4096):
@@ -335,7 +347,7 @@ class DaskExecutor(Executor):
             except (BlockingIOError, InterruptedError):
                 return
             sock.setblocking(False)
-            self._selector.register(sock, selectors.EVENT_READ, _Pending(sock))
+            self._sel.register(sock, selectors.EVENT_READ, _Pending(sock))
 
     def _read(self, owner: Any) -> None:
         frames, closed = _recv_frames(owner.sock, owner.buffer)
@@ -343,7 +355,7 @@ class DaskExecutor(Executor):
             if frames:
                 self._hello(owner, frames[0])
             elif closed:
-                self._selector.unregister(owner.sock)
+                self._sel.unregister(owner.sock)
                 owner.sock.close()
             return
         run: _Run = owner
@@ -354,7 +366,7 @@ class DaskExecutor(Executor):
 
     def _hello(self, pending: _Pending, data: bytes) -> None:
         sock = pending.sock
-        self._selector.unregister(sock)
+        self._sel.unregister(sock)
         try:
             hello = json.loads(data)
             token_ok = hmac.compare_digest(str(hello["token"]), self._token)
@@ -389,9 +401,9 @@ class DaskExecutor(Executor):
             run.connected = True
             run.worker = str(hello.get("worker", "?"))
         run.buffer = pending.buffer
-        self._selector.register(sock, selectors.EVENT_READ, run)
-        self._post(Message(run_id, Kind.OUTPUT,
-                           f"[trail] running on Dask worker {run.worker} "
+        self._sel.register(sock, selectors.EVENT_READ, run)
+        self._post(Message(run_id, Kind.WHERE,
+                           f"running on Dask worker {run.worker} "
                            f"(host {hello.get('host', '?')}, task {run.key}, "
                            f"pid {hello.get('pid', '?')})"))
         for data in unframe(run.buffer):
@@ -399,11 +411,27 @@ class DaskExecutor(Executor):
 
     def _from_task(self, run: _Run, data: bytes) -> None:
         tag, body = data[:1], data[1:]
-        if tag == b"M":
+        if tag == b"P":
+            self._printed(body)
+        elif tag == b"M":
             kind, payload = pickle.loads(body)
             self._post(Message(run.run_id, kind, payload))
         elif tag == b"X":
             self._end(run, body.decode())
+
+    def _printed(self, data: bytes) -> None:
+        """What a step printed on its worker goes to ``step_output``, as under the process
+        executor (``trail run`` keeps it off the live view's terminal)."""
+        if self.step_output is None:
+            return
+        try:
+            fd = os.open(self.step_output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.warning("cannot write a dask step's output to %s: %s", self.step_output, exc)
 
     def _end(self, run: _Run, how: str) -> None:
         if not run.ended:
@@ -414,7 +442,7 @@ class DaskExecutor(Executor):
         with self._lock:
             sock, run.sock = run.sock, None
         if sock is not None:
-            self._selector.unregister(sock)
+            self._sel.unregister(sock)
             sock.close()
         self._end(run, f"was lost with Dask worker {run.worker} (its connection to the "
                        f"trail closed: the worker died or was killed)")
@@ -448,14 +476,39 @@ class _Pending:
     buffer: bytearray = field(default_factory=bytearray)
 
 
-class _UnstartedChannel(StepChannel):
-    """What a pre-processor's environment talks through: nothing runs yet to talk to."""
+class _ManagerChannel(StepChannel):
+    """What the processors' environment talks through, in the manager: their output and
+    prompts reach the run as a step's would; a reply cannot be waited for there."""
+
+    def __init__(self, executor: DaskExecutor, run_id: int) -> None:
+        self._executor = executor
+        self._run_id = run_id
 
     def send(self, kind: str, payload: Any) -> None:
-        log.warning("a dask step's pre-processor said %s %r; it is not shown", kind, payload)
+        self._executor._post(Message(self._run_id, kind, payload))
 
     def receive(self, timeout: float | None) -> Any:
-        raise TimeoutError
+        raise RuntimeError("a dask step's pre- or post-processor cannot wait for input: it "
+                           "runs in the trail's manager; ask from the action function")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Sent to the worker as a placeholder; the step's process puts its own channel there.
+        return (_Placeholder, ())
+
+
+class _Placeholder(StepChannel):
+    def send(self, kind: str, payload: Any) -> None:
+        raise RuntimeError("this trail_env is not the step's own")
+
+    def receive(self, timeout: float | None) -> Any:
+        raise RuntimeError("this trail_env is not the step's own")
+
+
+def _pipe() -> tuple[int, int]:
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    return read, write
 
 
 def _poke(fd: int) -> None:
@@ -479,7 +532,8 @@ def _host_towards(address: str) -> str:
 # --- the worker's side --------------------------------------------------------------------
 
 
-def _work(endpoint: tuple[str, int], token: str, run_id: int, payload: bytes) -> str:
+def _work(endpoint: tuple[str, int], token: str, run_id: int, payload: bytes,
+          capture: bool = False) -> str:
     """The Dask task: connect to the trail, run the step in a child process, relay, watch."""
     try:
         from distributed import get_worker
@@ -487,7 +541,8 @@ def _work(endpoint: tuple[str, int], token: str, run_id: int, payload: bytes) ->
         worker = get_worker().address
     except (ImportError, ValueError):
         worker = "?"
-    sock = socket.create_connection(tuple(endpoint), timeout=CONNECT_TIMEOUT)
+    sock = socket.create_connection((str(endpoint[0]), int(endpoint[1])),
+                                    timeout=CONNECT_TIMEOUT)
     sock.settimeout(CONNECT_TIMEOUT)
     hello = {"token": token, "run": run_id, "worker": worker, "host": socket.gethostname(),
              "pid": os.getpid()}
@@ -506,7 +561,7 @@ def _work(endpoint: tuple[str, int], token: str, run_id: int, payload: bytes) ->
         sock.close()
         return f"refused: {answer.get('why')}"
     try:
-        return _Watch(sock, buffer, payload).run()
+        return _Watch(sock, buffer, payload, capture).run()
     finally:
         sock.close()
 
@@ -514,7 +569,9 @@ def _work(endpoint: tuple[str, int], token: str, run_id: int, payload: bytes) ->
 class _Watch:
     """The task's watch over its step's child process."""
 
-    def __init__(self, sock: socket.socket, buffer: bytearray, payload: bytes) -> None:
+    def __init__(self, sock: socket.socket, buffer: bytearray, payload: bytes,
+                 capture: bool) -> None:
+        self.capture = capture  # send what the step prints to the trail
         self.sock = sock
         self.sock_buffer = buffer
         self.payload = payload
@@ -522,25 +579,42 @@ class _Watch:
         self.kill_at: float | None = None
 
     def run(self) -> str:
+        import cloudpickle
+
+        try:
+            function, args, kwargs = cloudpickle.loads(self.payload)
+        except Exception as exc:
+            outcome = Outcome(False, exc, traceback.format_exc())
+            self._up(b"M" + outcome_frame(outcome)[4:])
+            self._up(b"X" + b"could not be loaded on the worker")
+            return "could not load the step"
         out_r, out_w = os.pipe()
-        child = subprocess.Popen(
-            [sys.executable, "-c", f"{_CHILD}({out_w})"],
-            stdin=subprocess.PIPE, pass_fds=(out_w,), start_new_session=True)
+        in_r, stdin = os.pipe()
+        print_r, print_w = os.pipe() if self.capture else (-1, -1)
+        # Fork, not spawn: the function is loaded already, and a fresh interpreter would
+        # cost the step its imports again. The child only runs the step and _exits.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _child(out_w, in_r, print_w, (out_r, stdin, print_r, self.sock.fileno()),
+                   function, args, kwargs)
         os.close(out_w)
-        self.groups.append(child.pid)
-        assert child.stdin is not None
-        stdin = child.stdin.fileno()
-        _write_all(stdin, frame(self.payload))
+        os.close(in_r)
+        self.prints: list[int] = []
+        if print_r >= 0:
+            os.close(print_w)
+            os.set_blocking(print_r, False)
+            self.prints.append(print_r)
+        self.groups.append(pid)
         self.sock.setblocking(False)
         os.set_blocking(out_r, False)
         out_buffer = bytearray()
-        watching = [self.sock, out_r]
+        watching: list[Any] = [self.sock, out_r, *self.prints]
         status: int | None = None
         server_gone = False
         while True:
             wait = 1.0 if self.kill_at is None else max(0.0, self.kill_at - time.monotonic())
-            import select
-
             ready, _, _ = select.select(watching, [], [], min(wait, 1.0))
             if self.sock in ready:
                 frames, closed = _recv_frames(self.sock, self.sock_buffer)
@@ -550,6 +624,8 @@ class _Watch:
                     watching.remove(self.sock)
                     server_gone = True
                     self._term(SERVER_LOST_GRACE)
+            if self.prints:
+                self._forward_prints(watching, server_gone)
             if out_r in ready:
                 eof = False
                 while True:
@@ -570,9 +646,9 @@ class _Watch:
                     watching.remove(out_r)
                     os.close(out_r)
             if status is None and out_r not in watching:
-                status = child.wait()
+                status = os.waitpid(pid, 0)[1]
                 if not server_gone:
-                    self._up(b"X" + describe_exit(_wait_status(status)).encode())
+                    self._up(b"X" + describe_exit(status).encode())
             if self.kill_at is not None and time.monotonic() >= self.kill_at:
                 signal_groups(self.groups, signal.SIGKILL)
                 self.kill_at = None
@@ -580,11 +656,25 @@ class _Watch:
                     break
             if status is not None and (self.kill_at is None or not _alive(self.groups)):
                 break
-        try:
-            child.stdin.close()
-        except OSError:
-            pass
-        return describe_exit(_wait_status(status))
+        os.close(stdin)
+        return describe_exit(status)
+
+    def _forward_prints(self, watching: list[Any], server_gone: bool) -> None:
+        """Send what the step printed so far (before any frame read after it: a step's
+        prints reach the trail before its result)."""
+        fd = self.prints[0]
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                return
+            if not chunk:
+                watching.remove(fd)
+                self.prints.clear()
+                os.close(fd)
+                return
+            if not server_gone:
+                self._up(b"P" + chunk)
 
     def _up(self, data: bytes) -> None:
         try:
@@ -612,12 +702,6 @@ class _Watch:
             self.kill_at = None
 
 
-def _wait_status(returncode: int | None) -> int:
-    """A Popen return code as a wait status, for ``describe_exit``."""
-    code = returncode or 0
-    return (-code) & 0x7F if code < 0 else (code & 0xFF) << 8
-
-
 def _alive(groups: list[int]) -> bool:
     for pgid in groups:
         try:
@@ -642,25 +726,25 @@ class _ChildChannel(PipeChannel):
             _write_all(self._out, frame(b"M" + pickle.dumps((kind, payload))))
 
 
-def _child_main(out_fd: int) -> None:
-    import cloudpickle
-
+def _child(out_fd: int, in_fd: int, print_fd: int, others: tuple[int, ...],
+           function: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> None:
+    """The step's process (forked from the task's thread): never returns."""
     code = 0
     try:
-        _die_with_parent()
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
+        os.setsid()
+        _die_with_parent()  # the task's thread waits for it, so this is the worker's death
+        for fd in others:
+            if fd >= 0:
+                os.close(fd)
+        if print_fd >= 0:
+            os.dup2(print_fd, 1)
+            os.dup2(print_fd, 2)
+            os.close(print_fd)
+            sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
-        buffer = bytearray()
-        frames: list[bytes] = []
-        while not frames:
-            chunk = os.read(0, 1 << 20)
-            if not chunk:
-                os._exit(0)
-            buffer += chunk
-            frames = unframe(buffer)
-        channel = _ChildChannel(out_fd, 0)
-        channel._buffer = buffer  # replies that came with the payload
-        function, args, kwargs = cloudpickle.loads(frames[0])
+        channel = _ChildChannel(out_fd, in_fd)
         if args and isinstance(args[0], TrailEnvironment):
             args = (TrailEnvironment(channel), *args[1:])
         kwargs = {k: TrailEnvironment(channel) if isinstance(v, TrailEnvironment) else v
@@ -669,8 +753,9 @@ def _child_main(out_fd: int) -> None:
             outcome = Outcome(True, function(*args, **kwargs))
         except BaseException as exc:  # the step's failure is reported, whatever it was
             outcome = Outcome(False, exc, traceback.format_exc())
-        data = outcome_frame(outcome)
-        _write_all(out_fd, frame(b"M" + data[4:]))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _write_all(out_fd, frame(b"M" + outcome_frame(outcome)[4:]))
     except BaseException:  # noqa: B036 - the child must reach os._exit, always
         code = 70
         traceback.print_exc()
@@ -680,6 +765,3 @@ def _child_main(out_fd: int) -> None:
             sys.stderr.flush()
         finally:
             os._exit(code)
-
-
-_CHILD = "from trail.layer1.executors.dask import _child_main; _child_main"
