@@ -333,6 +333,9 @@ def test_kill_9_of_the_server_stops_the_step_and_take_up_finds_it_interrupted(
         client = server.start()
         assert client.info()["resumed"]
         assert states(client) == {"long": "Interrupted"}
+        with sqlite3.connect(server.journal) as db:  # which worker and task ran it
+            (where,) = db.execute("SELECT message FROM messages WHERE kind = 'where'").fetchone()
+        assert "running on Dask worker tcp://127.0.0.1:" in where and "task trail-step-" in where
         time.sleep(1)
         assert not pid_file.exists()  # nothing ran it again behind the trail's back
         client.shutdown(dry_run=False)

@@ -375,31 +375,37 @@ class DaskExecutor(Executor):
             sock.close()
             return
         run = self._runs.get(run_id)
-        why = ""
-        if not token_ok:
-            why = "wrong token"
-        elif run is None or run.ended:
-            why = "this run has ended"
-        elif run.connected:
-            why = "this run already ran once (Dask started its task again)"
-        elif run.interrupted:
-            why = "this run was interrupted before it started"
-        answer = {"go": not why, "why": why}
-        try:
-            sock.setblocking(True)
-            sock.sendall(frame(json.dumps(answer).encode()))
-            sock.setblocking(False)
-        except OSError:
-            why = why or "the task went away"
+        # Decided and answered under the lock: an interrupt either comes before (the task
+        # is refused) or after (it finds the socket to send SIGTERM down).
+        with self._lock:
+            why = ""
+            if not token_ok:
+                why = "wrong token"
+            elif run is None or run.ended:
+                why = "this run has ended"
+            elif run.connected:
+                why = "this run already ran once (Dask started its task again)"
+            elif run.interrupted:
+                why = "this run was interrupted before it started"
+            else:
+                run.connected = True  # once: never again for this run
+                run.worker = str(hello.get("worker", "?"))
+            try:
+                sock.setblocking(True)
+                sock.sendall(frame(json.dumps({"go": not why, "why": why}).encode()))
+                sock.setblocking(False)
+            except OSError:
+                why = why or "the task went away"
+            if not why:
+                assert run is not None
+                run.sock = sock
         if why:
             log.warning("refused a Dask task for run %s: %s", run_id, why)
             sock.close()
+            if run is not None and run.connected and run.sock is None:
+                self._end(run, f"was lost with Dask worker {run.worker} as it started")
             return
         assert run is not None
-        with self._lock:
-            run.sock = sock
-            run.connected = True
-            run.worker = str(hello.get("worker", "?"))
         run.buffer = pending.buffer
         self._sel.register(sock, selectors.EVENT_READ, run)
         self._post(Message(run_id, Kind.WHERE,
