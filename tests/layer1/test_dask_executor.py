@@ -342,3 +342,27 @@ def test_kill_9_of_the_server_stops_the_step_and_take_up_finds_it_interrupted(
         server.process.wait(30)  # type: ignore[union-attr]
     finally:
         server.stop()
+
+
+def test_a_scheduler_that_cannot_be_reached_fails_the_step_and_the_trail_answers(serve):
+    require_distributed()
+
+    def step(trail_env, context):
+        return 1
+
+    client = serve(Step(step), executor="dask", dask="tcp://127.0.0.1:1")
+    client.start()
+    # The connection is tried on a thread of its own: the trail answers meanwhile.
+    assert states(client) == {"step": "Running"}
+    wait_states(client, {"step": "Paused due to failure"}, timeout=40)
+    value = rows(client)["step"]["Return value"]
+    assert value.startswith("ConnectionError: cannot reach the Dask scheduler at "
+                            "tcp://127.0.0.1:1: ")
+
+
+def test_no_address_is_refused_before_the_trail_serves(monkeypatch):
+    from trail import TrailServer
+
+    monkeypatch.delenv("TRAIL_DASK_ADDRESS", raising=False)
+    with pytest.raises(ValueError, match=r"needs the scheduler's address.*TRAIL_DASK_ADDRESS"):
+        TrailServer(Step(os.getpid), executor="dask", journal=False)

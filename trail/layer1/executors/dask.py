@@ -152,6 +152,10 @@ class DaskExecutor(Executor):
         self._selector: selectors.BaseSelector | None = None
         self._done_futures: queue.Queue[int] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._connecting: threading.Thread | None = None
+        self._ready = False  # the connection was tried (see _connect_error)
+        self._connect_error = ""
+        self._pending: list[tuple[_Run, bytes]] = []  # started before the connection was
         self._closing = False
         self.endpoint: tuple[str, int] | None = None
 
@@ -165,36 +169,50 @@ class DaskExecutor(Executor):
     def bind(self, deliver: Any, call_later: Any) -> None:
         super().bind(deliver, call_later)
         self._wake_r, self._wake_w = _pipe()
+        self._poke_r, self._poke_w = _pipe()
+        self._selector = selectors.DefaultSelector()
+        self._sel.register(self._poke_r, selectors.EVENT_READ, "poke")
+        self._connecting = threading.Thread(target=self._connect, name="trail-dask-connect",
+                                            daemon=True)
+        self._connecting.start()
 
     def watch(self) -> list[int]:
         return [self._wake_r] if self._wake_r >= 0 else []
 
-    def _connect(self) -> Any:
-        if self._client is not None:
-            return self._client
-        from distributed import Client
+    def _connect(self) -> None:
+        """On a thread of its own (a scheduler that does not answer must not hold up the
+        loop): reach the scheduler, listen for tasks, then submit what waited meanwhile."""
+        try:
+            from distributed import Client
 
-        if isinstance(self._address, str):
-            self._client = Client(self._address, timeout=CONNECT_TIMEOUT,
-                                  set_as_default=False)
-            self._own_client = True
-        else:
-            self._client = self._address
-        host = os.environ.get(CALLBACK_VARIABLE) or _host_towards(
-            self._client.scheduler.address)
-        self._poke_r, self._poke_w = _pipe()
-        self._selector = selectors.DefaultSelector()
-        listener = socket.create_server((host, 0), backlog=128)
-        listener.setblocking(False)
-        self._listener = listener
-        self.endpoint = (host, listener.getsockname()[1])
-        self._sel.register(listener, selectors.EVENT_READ, None)
-        self._sel.register(self._poke_r, selectors.EVENT_READ, "poke")
-        self._thread = threading.Thread(target=self._serve, name="trail-dask-io", daemon=True)
-        self._thread.start()
-        log.info("dask executor: scheduler %s, workers call back on %s:%s",
-                 self._client.scheduler.address, *self.endpoint)
-        return self._client
+            if isinstance(self._address, str):
+                self._client = Client(self._address, timeout=CONNECT_TIMEOUT,
+                                      set_as_default=False)
+                self._own_client = True
+            else:
+                self._client = self._address
+            scheduler = self._client.scheduler.address
+            host = os.environ.get(CALLBACK_VARIABLE) or _host_towards(scheduler)
+            listener = socket.create_server((host, 0), backlog=128)
+            listener.setblocking(False)
+            self._listener = listener
+            self.endpoint = (host, listener.getsockname()[1])
+            self._sel.register(listener, selectors.EVENT_READ, None)
+            self._thread = threading.Thread(target=self._serve, name="trail-dask-io",
+                                            daemon=True)
+            self._thread.start()
+            log.info("dask executor: scheduler %s, workers call back on %s:%s", scheduler,
+                     *self.endpoint)
+        except Exception as exc:  # the steps waiting for it fail, saying why
+            where = self._address if isinstance(self._address, str) else "its client"
+            self._connect_error = (f"cannot reach the Dask scheduler at {where}: "
+                                   f"{type(exc).__name__}: {exc}")
+            log.error("dask executor: %s", self._connect_error)
+        with self._lock:
+            self._ready = True
+            pending, self._pending = self._pending, []
+        for run, payload in pending:
+            self._submit(run, payload)
 
     # --- the Executor interface ---
 
@@ -217,21 +235,34 @@ class DaskExecutor(Executor):
             error = TypeError(f"step function {name} cannot be sent to Dask workers: it or "
                               f"its arguments cannot be pickled ({type(exc).__name__}: "
                               f"{exc}); make it importable on the workers or picklable")
-            self._call_later(0, lambda: self._refuse(run, error))
+            self._refuse(run, error)
             return None
-        client = self._connect()
-        assert self.endpoint is not None
-        run.key = f"{self._prefix}-{run_id}"
-        run.future = client.submit(_work, self.endpoint, self._token, run_id, payload,
-                                   self.step_output is not None, key=run.key, pure=False,
-                                   retries=0)
-        run.future.add_done_callback(lambda _f, r=run_id: self._future_done(r))
+        with self._lock:
+            if not self._ready:
+                self._pending.append((run, payload))
+                return None
+        self._submit(run, payload)
         return None
 
+    def _submit(self, run: _Run, payload: bytes) -> None:
+        if self._connect_error:
+            self._refuse(run, ConnectionError(self._connect_error))
+            return
+        if run.interrupted:
+            self._post(Message(run.run_id, Kind.EXIT, "was interrupted before it was submitted"))
+            return
+        assert self.endpoint is not None
+        run.key = f"{self._prefix}-{run.run_id}"
+        run.future = self._client.submit(_work, self.endpoint, self._token, run.run_id,
+                                         payload, self.step_output is not None, key=run.key,
+                                         pure=False, retries=0)
+        run.future.add_done_callback(lambda _f, r=run.run_id: self._future_done(r))
+
     def _refuse(self, run: _Run, error: BaseException) -> None:
-        self._deliver(Message(run.run_id, Kind.RESULT, Outcome(False, error, "")))
-        self._runs.pop(run.run_id, None)
-        self._deliver(Message(run.run_id, Kind.EXIT, "was never submitted"))
+        """The run fails without having been submitted (delivered through the loop, like
+        everything else)."""
+        self._post(Message(run.run_id, Kind.RESULT, Outcome(False, error, "")))
+        self._post(Message(run.run_id, Kind.EXIT, "was never submitted"))
 
     def collect(self, fd: int) -> bool:
         try:
@@ -284,6 +315,8 @@ class DaskExecutor(Executor):
             self._send(run, {"signal": "kill"})
 
     def close(self, grace: float) -> None:
+        if self._connecting is not None:
+            self._connecting.join(CONNECT_TIMEOUT + 5)
         runs = list(self._runs.values())
         for run in runs:
             self.interrupt(run.run_id)
