@@ -72,6 +72,8 @@ ADDRESS_VARIABLE = "TRAIL_DASK_ADDRESS"
 CALLBACK_VARIABLE = "TRAIL_DASK_CALLBACK_HOST"  # the host workers reach the trail on
 SERVER_LOST_GRACE = 2.0  # seconds from SIGTERM to SIGKILL when the trail's server is gone
 CONNECT_TIMEOUT = 10.0
+KEEPALIVE_AFTER = 10  # seconds of silence before the worker probes the trail's host
+KEEPALIVE_EVERY = 5  # seconds between probes; 3 unanswered: the trail is gone
 
 
 def dask_missing() -> str | None:
@@ -583,6 +585,7 @@ def _work(endpoint: tuple[str, int], token: str, run_id: int, payload: bytes,
     sock = socket.create_connection((str(endpoint[0]), int(endpoint[1])),
                                     timeout=CONNECT_TIMEOUT)
     sock.settimeout(CONNECT_TIMEOUT)
+    _keep_alive(sock)
     hello = {"token": token, "run": run_id, "worker": worker, "host": socket.gethostname(),
              "pid": os.getpid()}
     sock.sendall(frame(json.dumps(hello).encode()))
@@ -603,6 +606,18 @@ def _work(endpoint: tuple[str, int], token: str, run_id: int, payload: bytes,
         return _Watch(sock, buffer, payload, capture).run()
     finally:
         sock.close()
+
+
+def _keep_alive(sock: socket.socket) -> None:
+    """A trail host that vanishes without closing the connection (power loss, a partition)
+    is noticed within about KEEPALIVE_AFTER + 3 * KEEPALIVE_EVERY seconds, and its step
+    stopped like that of a server that died."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_AFTER), ("TCP_KEEPINTVL", KEEPALIVE_EVERY),
+                        ("TCP_KEEPCNT", 3)):
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 class _Watch:
