@@ -294,9 +294,11 @@ def test_a_worker_killed_mid_step_fails_the_step_naming_the_worker(dask_serve, t
     wait_states(client, {"doomed": "Paused due to failure"})
     value = rows(client)["doomed"]["Return value"]
     assert "Dask worker tcp://127.0.0.1:" in value and "died" in value
-    # Dask restarts the worker and may run the task again: the step is not rerun.
+    # Dask may start the task again on the other worker: the trail refuses it, and the
+    # step does not run a second time (it would write the other worker's pid).
     time.sleep(2)
     assert states(client)["doomed"] == "Paused due to failure"
+    assert pid_file.read_text() == str(worker_pid)
     wait_until(lambda: len(cluster.scheduler_info["workers"]) == 2, "the nanny's new worker")
 
 
