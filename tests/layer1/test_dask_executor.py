@@ -368,3 +368,23 @@ def test_no_address_is_refused_before_the_trail_serves(monkeypatch):
     monkeypatch.delenv("TRAIL_DASK_ADDRESS", raising=False)
     with pytest.raises(ValueError, match=r"needs the scheduler's address.*TRAIL_DASK_ADDRESS"):
         TrailServer(Step(os.getpid), executor="dask", journal=False)
+
+
+def test_a_straggler_of_an_interrupted_step_is_killed_after_the_steps_grace(dask_serve,
+                                                                            tmp_path):
+    pids = tmp_path / "pids"
+
+    def leaves_a_straggler(trail_env, context):
+        # The step ends on SIGTERM at once; the command it started ignores SIGTERM.
+        child = subprocess.Popen(["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"])
+        pids.write_text(f"{child.pid}")
+        time.sleep(100)
+
+    client = dask_serve(Step(leaves_a_straggler, kill_grace=1))
+    client.start()
+    (straggler,) = wait_pids(pids, "the step to start its command")
+    time.sleep(0.3)  # the shell has set its trap
+    client.interrupt(dry_run=False)
+    wait_states(client, {"leaves_a_straggler": "Interrupted"})
+    # Gone after the step's grace (1 s), not the task's own fallback (10 s).
+    wait_until(lambda: not pid_alive(straggler), "the straggler killed", timeout=6)

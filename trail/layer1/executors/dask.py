@@ -142,6 +142,7 @@ class DaskExecutor(Executor):
         self._client: Any = None
         self._own_client = False
         self._runs: dict[int, _Run] = {}
+        self._to_kill: dict[int, _Run] = {}  # interrupted, ended, their kill() still to come
         self._token = secrets.token_hex(32)
         self._prefix = f"trail-step-{uuid.uuid4().hex[:12]}"
         self._inbox: queue.Queue[Message] = queue.Queue()
@@ -278,7 +279,10 @@ class DaskExecutor(Executor):
             except queue.Empty:
                 return False
             if message.kind == Kind.EXIT:
-                self._runs.pop(message.run_id, None)
+                run = self._runs.pop(message.run_id, None)
+                if run is not None and run.interrupted and run.sock is not None:
+                    # Its task still watches the group for stragglers: kill() reaches it.
+                    self._to_kill[run.run_id] = run
             self._deliver(message)
 
     def _send(self, run: _Run, message: dict[str, Any]) -> None:
@@ -312,7 +316,7 @@ class DaskExecutor(Executor):
             run.future.cancel()
 
     def kill(self, run_id: int) -> None:
-        run = self._runs.get(run_id)
+        run = self._runs.get(run_id) or self._to_kill.pop(run_id, None)
         if run is not None:
             self._send(run, {"signal": "kill"})
 
@@ -322,6 +326,8 @@ class DaskExecutor(Executor):
         runs = list(self._runs.values())
         for run in runs:
             self.interrupt(run.run_id)
+        for run_id in list(self._to_kill):
+            self.kill(run_id)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(
                 r.sock is not None for r in runs if r.connected):
