@@ -47,18 +47,24 @@ def local_cluster() -> Iterator[Any]:
     from distributed import LocalCluster
 
     # Workers (and the step processes they start) import this worktree's trail and tests.
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = str(ROOT) + (os.pathsep + old if old else "")
+    # A step whose server died gets 60 s between SIGTERM and SIGKILL from its own task: the
+    # take-up test sees the take-up, not the task, end a step that ignores SIGTERM.
+    env = {"PYTHONPATH": str(ROOT) + (os.pathsep + os.environ["PYTHONPATH"]
+                                      if os.environ.get("PYTHONPATH") else ""),
+           "TRAIL_DASK_ORPHAN_GRACE": "60"}
+    old = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
     cluster = LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
                            host="127.0.0.1", dashboard_address=None)
     try:
         yield cluster
     finally:
         cluster.close()
-        if old is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = old
+        for name, value in old.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="module")
@@ -388,3 +394,46 @@ def test_a_straggler_of_an_interrupted_step_is_killed_after_the_steps_grace(dask
     wait_states(client, {"leaves_a_straggler": "Interrupted"})
     # Gone after the step's grace (1 s), not the task's own fallback (10 s).
     wait_until(lambda: not pid_alive(straggler), "the straggler killed", timeout=6)
+
+
+STUBBORN_RUNBOOK = '''
+import os, signal, time
+from trail import Step
+
+def stubborn(trail_env, context):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with open(PID_FILE, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(300)
+
+trail = Step(stubborn)
+executor = "dask"
+'''
+
+
+def test_take_up_finds_a_step_still_running_on_a_worker_and_stops_it(tmp_path, cluster):
+    book = tmp_path / "stubborn_book.py"
+    pid_file = tmp_path / "pid"
+    book.write_text(f"PID_FILE = {str(pid_file)!r}\n" + STUBBORN_RUNBOOK)
+    server = RunbookProcess(str(book), tmp_path, "stubborn", "--dask",
+                            cluster.scheduler_address)
+    try:
+        client = server.start()
+        client.start(dry_run=False)
+        (pid,) = wait_pids(pid_file, "the step to start on a worker")
+        server.kill()
+        time.sleep(1)
+        # It ignores the SIGTERM its task sent when the server went (and its task would
+        # wait 60 s before SIGKILL) ...
+        assert pid_alive(pid)
+        client = server.start()
+        # ... but the take-up found it still running on the worker and stopped it.
+        assert not pid_alive(pid)
+        assert client.info()["resumed"]
+        assert states(client) == {"stubborn": "Interrupted"}
+        client.shutdown(dry_run=False)
+        server.process.wait(30)  # type: ignore[union-attr]
+    finally:
+        server.stop()
+        if pid_file.exists() and pid_alive(int(pid_file.read_text())):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)

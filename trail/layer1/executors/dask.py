@@ -18,7 +18,8 @@ What the connection guarantees:
 * If the trail's server dies (even by SIGKILL), every connection closes, and each task stops
   its step (SIGTERM, SIGKILL after ``SERVER_LOST_GRACE``): the taken-up run finds the step
   Interrupted, and no step goes on unseen. A task that reaches a server that is gone or new
-  never starts its step.
+  never starts its step. On take-up, ``stop_orphans`` asks the workers for the tasks the
+  journal names and kills any step still running, before the run is served.
 
 Workers need trail installed and must be able to reach the trail's host. Functions go with
 cloudpickle, checked at submission; on the worker the task forks the step's process from its
@@ -33,6 +34,7 @@ import logging
 import os
 import pickle
 import queue
+import re
 import secrets
 import select
 import selectors
@@ -70,7 +72,8 @@ log = logging.getLogger(__name__)
 
 ADDRESS_VARIABLE = "TRAIL_DASK_ADDRESS"
 CALLBACK_VARIABLE = "TRAIL_DASK_CALLBACK_HOST"  # the host workers reach the trail on
-SERVER_LOST_GRACE = 2.0  # seconds from SIGTERM to SIGKILL when the trail's server is gone
+# Seconds from SIGTERM to SIGKILL when the trail's server is gone (read on the worker).
+SERVER_LOST_GRACE = float(os.environ.get("TRAIL_DASK_ORPHAN_GRACE", "2"))
 CONNECT_TIMEOUT = 10.0
 KEEPALIVE_AFTER = 10  # seconds of silence before the worker probes the trail's host
 KEEPALIVE_EVERY = 5  # seconds between probes; 3 unanswered: the trail is gone
@@ -257,8 +260,8 @@ class DaskExecutor(Executor):
         assert self.endpoint is not None
         run.key = f"{self._prefix}-{run.run_id}"
         run.future = self._client.submit(_work, self.endpoint, self._token, run.run_id,
-                                         payload, self.step_output is not None, key=run.key,
-                                         pure=False, retries=0)
+                                         payload, self.step_output is not None, run.key,
+                                         key=run.key, pure=False, retries=0)
         run.future.add_done_callback(lambda _f, r=run.run_id: self._future_done(r))
 
     def _refuse(self, run: _Run, error: BaseException) -> None:
@@ -580,7 +583,7 @@ def _host_towards(address: str) -> str:
 
 
 def _work(endpoint: tuple[str, int], token: str, run_id: int, payload: bytes,
-          capture: bool = False) -> str:
+          capture: bool = False, key: str = "") -> str:
     """The Dask task: connect to the trail, run the step in a child process, relay, watch."""
     try:
         from distributed import get_worker
@@ -609,9 +612,61 @@ def _work(endpoint: tuple[str, int], token: str, run_id: int, payload: bytes,
         sock.close()
         return f"refused: {answer.get('why')}"
     try:
-        return _Watch(sock, buffer, payload, capture).run()
+        watch = _Watch(sock, buffer, payload, capture)
+        _RUNNING[key] = watch.groups  # for a taken-up run's stop_orphans
+        return watch.run()
     finally:
+        _RUNNING.pop(key, None)
         sock.close()
+
+
+_RUNNING: dict[str, list[int]] = {}  # on a worker: task key -> its step's process groups
+
+
+def _stop_steps(keys: list[str]) -> list[str]:
+    """On a worker: SIGKILL the steps of these tasks still running here; the keys found."""
+    found = [key for key in keys if key in _RUNNING]
+    for key in found:
+        signal_groups(_RUNNING[key], signal.SIGKILL)
+    return found
+
+
+def stop_orphans(where: list[str], address: Any) -> list[str]:
+    """Take-up after a crash: stop the steps the dead server ran on Dask that still run.
+
+    ``where``: the journal's "where" messages of the taken-up run (which worker and task
+    ran each attempt). Their tasks stop their steps themselves once the server's connection
+    is gone (SIGTERM, SIGKILL after ``SERVER_LOST_GRACE``); this makes sure, before the run
+    is served, that none is left: a step the operator resumes never runs beside its old
+    self. Returns the keys of the tasks that were found running and killed.
+    """
+    keys = sorted({match.group(1) for text in where
+                   if (match := re.search(r"task (trail-step-[\w-]+)", str(text)))})
+    if not keys or dask_missing():
+        return []
+    address = address if address is not None else os.environ.get(ADDRESS_VARIABLE)
+    if not address:
+        log.warning("take-up: steps ran on Dask but no scheduler address is set; cannot "
+                    "check that tasks %s are gone", ", ".join(keys))
+        return []
+    from distributed import Client
+
+    try:
+        own = isinstance(address, str)
+        client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False) if own \
+            else address
+        try:
+            stopped = sorted({key for found in client.run(_stop_steps, keys).values()
+                              for key in found})
+        finally:
+            if own:
+                client.close()
+    except Exception as exc:  # the tasks stop themselves anyway; say that we could not look
+        log.warning("take-up: could not check on Dask tasks %s: %s", ", ".join(keys), exc)
+        return []
+    for key in stopped:
+        log.warning("take-up: task %s of the crashed server still ran its step; killed it", key)
+    return stopped
 
 
 def _keep_alive(sock: socket.socket) -> None:
