@@ -90,6 +90,21 @@ def dask_missing() -> str | None:
     return None
 
 
+def _send_all(sock: socket.socket, data: bytes, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Send all of ``data`` on a non-blocking socket, waiting for room up to ``timeout``
+    seconds (the socket stays non-blocking: another thread may be reading it)."""
+    view = memoryview(data)
+    deadline = time.monotonic() + timeout
+    while view:
+        try:
+            view = view[sock.send(view):]
+        except (BlockingIOError, InterruptedError):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the other end does not read") from None
+            select.select([], [sock], [], left)
+
+
 def _recv_frames(sock: socket.socket, buffer: bytearray) -> tuple[list[bytes], bool]:
     """Read what is ready on a non-blocking socket; the whole frames and whether it closed."""
     closed = False
@@ -294,12 +309,9 @@ class DaskExecutor(Executor):
             if sock is None:
                 return
             try:
-                sock.setblocking(True)
-                sock.sendall(frame(json.dumps(message).encode()))
+                _send_all(sock, frame(json.dumps(message).encode()))
             except OSError as exc:
                 log.warning("run %s: could not reach its Dask task: %s", run.run_id, exc)
-            finally:
-                sock.setblocking(False)
 
     def reply(self, run_id: int, message: Any) -> None:
         run = self._runs.get(run_id)
@@ -435,9 +447,7 @@ class DaskExecutor(Executor):
                 run.connected = True  # once: never again for this run
                 run.worker = str(hello.get("worker", "?"))
             try:
-                sock.setblocking(True)
-                sock.sendall(frame(json.dumps({"go": not why, "why": why}).encode()))
-                sock.setblocking(False)
+                _send_all(sock, frame(json.dumps({"go": not why, "why": why}).encode()))
             except OSError:
                 why = why or "the task went away"
             if not why:
@@ -793,9 +803,7 @@ class _Watch:
 
     def _up(self, data: bytes) -> None:
         try:
-            self.sock.setblocking(True)
-            self.sock.sendall(frame(data))
-            self.sock.setblocking(False)
+            _send_all(self.sock, frame(data))
         except OSError:
             pass
 
