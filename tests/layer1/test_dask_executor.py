@@ -437,3 +437,23 @@ def test_take_up_finds_a_step_still_running_on_a_worker_and_stops_it(tmp_path, c
         server.stop()
         if pid_file.exists() and pid_alive(int(pid_file.read_text())):
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_interrupt_of_a_step_blocked_in_subprocess_run_leaves_no_process(dask_serve,
+                                                                         tmp_path):
+    pids = tmp_path / "pids"
+
+    def waits_on_a_command(trail_env, context):
+        with open(pids, "a") as f:
+            f.write(f"{os.getpid()} ")
+        subprocess.run(["sh", "-c", f"echo $$ >> {pids}; exec sleep 100"], check=True)
+
+    client = dask_serve(Step(waits_on_a_command))
+    client.start()
+    recorded = wait_until(lambda: len(pids.read_text().split()) == 2 and pids.read_text().split()
+                          if pids.exists() else [], "the step and its sleep to start")
+    recorded = [int(pid) for pid in recorded]
+    assert all(pid_alive(p) for p in recorded)
+    client.interrupt(dry_run=False)
+    wait_until(lambda: not any(pid_alive(p) for p in recorded), "no process left", timeout=5)
+    assert states(client) == {"waits_on_a_command": "Interrupted"}
