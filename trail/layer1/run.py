@@ -46,6 +46,7 @@ class Settings:
     max_parallel: int | None = None  # at most this many steps at once
     pools: dict[str, int] = field(default_factory=dict)  # pool tag -> steps at once
     step_output: str | None = None  # a file steps' own stdout/stderr go to
+    dask: Any = None  # the dask executor's scheduler address or distributed.Client
     random_fraction: Callable[[], float] = random.random  # the jitter's dice (fixed in tests)
 
 
@@ -78,7 +79,8 @@ class Run:
         self.scheduler = Scheduler(graph, self.records, self.settings.max_parallel,
                                    self.settings.pools)
         for name in {self.settings.executor, *(s.executor for s in graph if s.executor)}:
-            make_executor(name)  # fail now, not at the first step, on a bad name
+            # Fail now, not at the first step, on a bad name (or a dask step with no address).
+            make_executor(name, dask=self.settings.dask)
         self.steps = StepRuns(self)
         self.executors = self.steps.executors
         self._seq = 0

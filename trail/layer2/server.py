@@ -43,6 +43,9 @@ class TrailServer:
     ``notify`` lists where to tell a person when the run needs one (apprise URLs, or
     ``{"url": ..., "on": [...]}``; see the README's "Notifications"); ``TRAIL_NOTIFY`` and
     the user's config file add theirs; False sends nothing at all.
+    ``dask`` (for ``executor="dask"`` or steps with ``executor="dask"``): the Dask
+    scheduler's address (``"tcp://host:8786"``) or a ``distributed.Client``; default
+    ``$TRAIL_DASK_ADDRESS``.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class TrailServer:
         max_parallel: int | None = None,
         pools: dict[str, int] | None = None,
         notify: Iterable[Any] | bool | None = None,
+        dask: Any = None,
     ) -> None:
         self.graph = make_trail_graph(trail_definition)
         destinations = notifications.resolve(notify)  # a bad URL is refused before opening
@@ -70,7 +74,7 @@ class TrailServer:
         self.dag_file = dag_file
         self.name = name or steps_in_order(self.graph)[0].name
         settings = Settings(executor=executor, max_parallel=max_parallel, pools=dict(pools or {}),
-                            step_output=step_output)
+                            step_output=step_output, dask=dask)
         self._engine = open_engine(self.graph, socket_file, context, settings, name=self.name,
                                    journal=journal, resume=resume)
         self._engine.run.dag_file = dag_file

@@ -147,8 +147,11 @@ def main(ctx: click.Context, debug: bool, timeout: float) -> None:
 @SOCKET
 @click.option("--start/--no-start", default=True, show_default=True,
               help="Start the trail at once, or wait for `start`.")
-@click.option("--executor", type=click.Choice(["process", "thread"]), default=None,
+@click.option("--executor", type=click.Choice(["process", "thread", "dask"]), default=None,
               help="Where steps run (default: the runbook's choice, else process).")
+@click.option("--dask", "dask_address", metavar="ADDRESS", envvar="TRAIL_DASK_ADDRESS",
+              help="The Dask scheduler dask steps run on (tcp://host:8786; "
+                   "default: $TRAIL_DASK_ADDRESS).")
 @click.option("--answer", "answers", multiple=True, metavar="STEP=REPLY",
               help="Answer that step's question without asking (repeatable).")
 @click.option("--auto-answer", is_flag=True, help="Use the runbook's ANSWERS for its questions.")
@@ -169,7 +172,7 @@ def main(ctx: click.Context, debug: bool, timeout: float) -> None:
 def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
         executor: str | None, answers: tuple[str, ...], auto_answer: bool, plain: bool,
         journal: str | None, resume: bool | None, log_file: str | None,
-        notify: tuple[str, ...]) -> None:
+        notify: tuple[str, ...], dask_address: str | None = None) -> None:
     """Run a runbook, showing it live; steer it with keys, or from another terminal.
 
     A runbook is a Python file defining `trail` (and optionally `context`, `executor`,
@@ -192,7 +195,7 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
                              executor=executor or book.executor, name=book.name,
                              step_output=log_path, journal=journal, resume=resume,
                              max_parallel=book.max_parallel,
-                             notify=list(notify))
+                             notify=list(notify), dask=dask_address)
         replies = {**(book.answers if auto_answer else {}), **dict(_reply(a) for a in answers)}
         server.serve(threaded=True)
         client = TrailClient(server.socket_file, timeout=ctx.obj["timeout"])
