@@ -13,6 +13,7 @@ import zmq
 from trail.layer1 import events
 from trail.layer1.api import handle
 from trail.layer1.run import Run
+from trail.layer1.wire import error_reply, request_id
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,15 @@ class Loop:
                 return
             # ROUTER frames: the peer's identity, maybe an empty delimiter, then the body.
             envelope, body = frames[:-1], frames[-1]
-            self._replies.append([*envelope, handle(self.run, body).to_json()])
+            self._replies.append([*envelope, self._answer(body)])
+
+    def _answer(self, body: bytes) -> bytes:
+        """The reply to one request; whatever goes wrong is an error reply, never a stop."""
+        try:
+            return handle(self.run, body).to_json()
+        except Exception as exc:  # handle() catches what it can foresee; this is the rest
+            log.exception("could not answer a request")
+            return error_reply(request_id(body), exc).to_json()
 
     def _greet_subscribers(self) -> None:
         assert self.events_socket is not None

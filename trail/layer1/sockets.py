@@ -20,6 +20,9 @@ import zmq
 from trail.errors import SocketInUseError, TrailError
 
 EVENTS_SUFFIX = ".events"
+# What a request frame may be: the wire's limit plus room, so a request just over the limit
+# still gets a reply that says so.
+MAX_FRAME_BYTES = 2 << 20
 _MAX_IPC_PATH = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
 
 
@@ -84,11 +87,14 @@ def claim(path: str) -> None:
     os.unlink(path)
 
 
-def bind(context: zmq.Context, kind: int, path: str) -> zmq.Socket:
+def bind(context: zmq.Context, kind: int, path: str,
+         options: dict[int, int] | None = None) -> zmq.Socket:
     """A socket of ``kind`` bound at ``path`` (0600), after claiming the path."""
     claim(path)
     sock = context.socket(kind)
     sock.setsockopt(zmq.LINGER, 0)
+    for option, value in (options or {}).items():
+        sock.setsockopt(option, value)
     old = os.umask(0o177)  # created 0600, never briefly open to others
     try:
         sock.bind(f"ipc://{path}")
@@ -118,7 +124,10 @@ class ServerSockets:
         self.events_file = events_file(socket_file)
         self.context = zmq.Context()
         try:
-            self.api = bind(self.context, zmq.ROUTER, socket_file)
+            # A frame bigger than any request trail accepts is refused as it arrives (the
+            # sender is disconnected), never buffered whole first.
+            self.api = bind(self.context, zmq.ROUTER, socket_file,
+                            {zmq.MAXMSGSIZE: MAX_FRAME_BYTES})
             try:
                 self.events = bind(self.context, zmq.XPUB, self.events_file)
                 self.events.setsockopt(zmq.XPUB_VERBOSER, 1)
