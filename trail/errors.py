@@ -85,9 +85,11 @@ class TrailClientError(TrailError):
 class SocketInUseError(TrailError):
     """A live trail server already serves at this socket file."""
 
-    def __init__(self, socket_file: str) -> None:
+    def __init__(self, socket_file: str, held_by: str = "") -> None:
         self.socket_file = socket_file
-        super().__init__(f"a trail server is already serving at {socket_file}")
+        self.held_by = held_by  # who holds the socket, when it could be found out
+        super().__init__(f"a trail server is already serving at {socket_file}"
+                         + (f" (held by pid {held_by})" if held_by else ""))
 
 
 class StepError(TrailError):

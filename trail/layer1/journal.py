@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from trail.errors import JournalError, JournalMismatchError
-from trail.layer1 import values
+from trail.layer1 import forks, values
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -154,6 +154,11 @@ class Journal:
                                f"aside to start a new one") from exc
         os.chmod(self.path, 0o600)
         self._open = False
+        # Never a forked child's (a step's): see trail.layer1.forks.
+        forks.server_files(self._files(), keep=self.db)
+
+    def _files(self) -> list[str]:
+        return [str(self.path), f"{self.path}-wal", f"{self.path}-shm"]
 
     def _add_missing_columns(self) -> None:
         """A journal written by an older trail lacks the newer step columns; add them."""
@@ -227,6 +232,7 @@ class Journal:
     def close(self) -> None:
         self.commit()
         self.db.close()
+        forks.forget(self._files(), keep=self.db)
 
     # --- reading -------------------------------------------------------------------
 
@@ -323,7 +329,7 @@ def open_run(journal: Journal, name: str, shape: dict,
     if latest is not None:
         # Its socket path is ours now (we bound it, so its server is gone), or dead.
         died = latest["ended"] is None and (latest["socket"] == socket
-                                            or not _served(latest["socket"]))
+                                            or not _served(latest["socket"], latest["pid"]))
         if resume or died:
             found = differences(latest["shape"], shape)
             if found:
@@ -333,21 +339,29 @@ def open_run(journal: Journal, name: str, shape: dict,
     if resume is False:
         previous = journal.latest_run(name)
         if previous is not None and previous["ended"] is None and \
-                (previous["socket"] == socket or not _served(previous["socket"])):
+                (previous["socket"] == socket
+                 or not _served(previous["socket"], previous["pid"])):
             journal.close_run(previous["id"], "abandoned")
     return journal.new_run(name, shape, steps, socket), None
 
 
-def _served(socket: str | None) -> bool:
-    """A live server answers on this socket (so its run is not a crashed one)."""
+def _served(socket: str | None, pid: int | None = None) -> bool:
+    """The run's server still serves this socket (so its run is not a crashed one).
+
+    Someone accepting on the socket is not enough: an orphan of a crashed server may hold
+    it. When the socket's holders can be read, the run's server (``pid``) must be one.
+    """
     if not socket:
         return False
     from trail.layer1.sockets import is_live
 
     try:
-        return is_live(socket)
+        if not is_live(socket):
+            return False
     except OSError:
         return False
+    held_by = forks.holders(socket)
+    return not held_by or pid is None or pid in held_by
 
 
 class JournalRun:

@@ -18,6 +18,7 @@ from pathlib import Path
 import zmq
 
 from trail.errors import SocketInUseError, TrailError
+from trail.layer1 import forks
 
 EVENTS_SUFFIX = ".events"
 # What a request frame may be: the wire's limit plus room, so a request just over the limit
@@ -83,7 +84,7 @@ def claim(path: str) -> None:
     if not stat.S_ISSOCK(info.st_mode):
         raise TrailError(f"{path} exists and is not a socket; trail will not replace it")
     if is_live(path):
-        raise SocketInUseError(path)
+        raise SocketInUseError(path, ", ".join(forks.describe(pid) for pid in forks.holders(path)))
     os.unlink(path)
 
 
@@ -138,6 +139,8 @@ class ServerSockets:
         except BaseException:
             self.context.term()
             raise
+        # Never a forked child's: an orphan holding them would make this server look alive.
+        forks.server_sockets([socket_file, self.events_file])
 
     def close(self) -> None:
         """Close both sockets and remove their files."""
@@ -145,4 +148,5 @@ class ServerSockets:
         self.events.close(0)
         remove(self.socket_file)
         remove(self.events_file)
+        forks.forget([self.socket_file, self.events_file])
         self.context.term()
