@@ -137,6 +137,9 @@ class Journal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The journal, its -wal and its -shm are made 0600 from the start (SQLite makes
+        # them as it goes): operators' answers and steps' output are in them.
+        old_umask = os.umask(0o177)
         try:
             self.db = sqlite3.connect(str(self.path), isolation_level=None,
                                       check_same_thread=False)
@@ -152,7 +155,11 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"the journal at {self.path} cannot be read ({exc}); move it "
                                f"aside to start a new one") from exc
-        os.chmod(self.path, 0o600)
+        finally:
+            os.umask(old_umask)
+        for name in self._files():  # files an older trail left open to others
+            if os.path.exists(name) and os.stat(name).st_uid == os.getuid():
+                os.chmod(name, 0o600)
         self._open = False
         # Never a forked child's (a step's): see trail.layer1.forks.
         forks.server_files(self._files(), keep=self.db)

@@ -50,6 +50,18 @@ def ensure_private_dir(path: Path) -> None:
             os.chmod(path, 0o700)
 
 
+def private_file(path: str) -> str:
+    """Make the file at ``path`` if missing, 0600 from the start; make an existing one of
+    ours 0600. For logs and step output that other users must not read."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        if os.fstat(fd).st_uid == os.getuid():
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    return path
+
+
 def new_socket_file(name: str = "trail") -> str:
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:40] or "trail"
     return str(socket_dir() / f"{safe}-{os.getpid()}-{secrets.token_hex(3)}.sock")

@@ -25,7 +25,7 @@ from rich.console import Console
 from trail.errors import TrailError
 from trail.layer1.calls import SPECS, CallSpec, Result
 from trail.layer1.journal import Journal, default_journal_path
-from trail.layer1.sockets import is_live, new_socket_file, socket_dir
+from trail.layer1.sockets import is_live, new_socket_file, private_file, socket_dir
 from trail.layer2.cli.display import call_result, runs_table, timeline_table
 from trail.layer2.cli.liveview import parse_reply, watch
 from trail.layer2.cli.repl import interactive
@@ -180,7 +180,7 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
     with speaking(debug):
         book = load_runbook(runbook)
         socket = os.path.abspath(socket) if socket else new_socket_file(book.name)
-        log_path = log_file or socket + ".log"
+        log_path = private_file(log_file or socket + ".log")
         if not debug:
             logging.basicConfig(filename=log_path, level=logging.INFO, force=True,
                                 format="%(asctime)s %(levelname)s %(name)s: %(message)s")
