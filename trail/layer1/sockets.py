@@ -47,7 +47,7 @@ def socket_dir() -> Path:
     for path in candidates:
         try:
             ensure_private_dir(path)
-        except TrailError as exc:
+        except (TrailError, OSError) as exc:
             log.warning("not using %s for sockets: %s", path, exc)
             continue
         return path
