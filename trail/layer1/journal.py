@@ -125,6 +125,7 @@ class SavedStep:
     started_at: float | None
     finished_at: float | None
     output: list[Any] = field(default_factory=list)
+    output_ids: list[int] = field(default_factory=list)  # their rows in the journal
     prompts: list[Any] = field(default_factory=list)
     inputs: list[Any] = field(default_factory=list)
     tries: int = 0
@@ -224,11 +225,18 @@ class Journal:
             (state, attempt, int(pause_on_fail), values.encode(return_value), "shown",
              started_at, finished_at, tries, retry_at, run_id, n))
 
-    def message(self, run_id: int, n: int, attempt: int, kind: str, message: Any) -> None:
+    def message(self, run_id: int, n: int, attempt: int, kind: str, message: Any) -> int:
+        """Journal a message; return its row (``drop_messages`` takes rows)."""
         self._begin()
-        self.db.execute("INSERT INTO messages (run_id, n, attempt, time, kind, message) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (run_id, n, attempt, time.time(), kind, values.encode(message)))
+        cursor = self.db.execute("INSERT INTO messages (run_id, n, attempt, time, kind, "
+                                 "message) VALUES (?, ?, ?, ?, ?, ?)",
+                                 (run_id, n, attempt, time.time(), kind, values.encode(message)))
+        return int(cursor.lastrowid or 0)
+
+    def drop_messages(self, rows: list[int]) -> None:
+        """Delete messages by row: the oldest output of a step that said too much."""
+        self._begin()
+        self.db.executemany("DELETE FROM messages WHERE id = ?", [(row,) for row in rows])
 
     def close_run(self, run_id: int, outcome: str) -> None:
         self._begin()
@@ -302,15 +310,16 @@ class Journal:
             steps[n] = SavedStep(n, name, state, bool(pof), attempt,
                                  None if value is None else values.decode(value), started, finished,
                                  tries=tries, retry_at=retry_at)
-        for n, attempt, kind, message in self.db.execute(
-                "SELECT n, attempt, kind, message FROM messages WHERE run_id = ? ORDER BY id",
-                (run_id,)):
+        for row, n, attempt, kind, message in self.db.execute(
+                "SELECT id, n, attempt, kind, message FROM messages WHERE run_id = ? "
+                "ORDER BY id", (run_id,)):
             saved = steps.get(n)
             if saved is None:
                 continue
             value = values.decode(message)
             if kind == "output":
                 saved.output.append(value)
+                saved.output_ids.append(row)
             elif attempt == saved.attempt:  # prompts and replies of the latest run only
                 (saved.prompts if kind == "prompt" else saved.inputs).append(value)
         return steps
@@ -381,8 +390,11 @@ class JournalRun:
     def transition(self, n: int, old: str, new: str, cause: str) -> None:
         self.journal.transition(self.run_id, n, old, new, cause)
 
-    def message(self, n: int, attempt: int, kind: str, message: Any) -> None:
-        self.journal.message(self.run_id, n, attempt, kind, message)
+    def message(self, n: int, attempt: int, kind: str, message: Any) -> int:
+        return self.journal.message(self.run_id, n, attempt, kind, message)
+
+    def drop_messages(self, rows: list[int]) -> None:
+        self.journal.drop_messages(rows)
 
     def step(self, n: int, **fields: Any) -> None:
         self.journal.step(self.run_id, n, **fields)
