@@ -109,3 +109,37 @@ def test_the_same_socket_is_taken_up_after_a_crash(tmp_path):
         first.process.wait(30)
     finally:
         first.stop()
+
+
+def test_a_crash_storm_of_a_forking_run(tmp_path):
+    """TRAIL_FORK_KILLS kills (default 20) of a server whose step forks every kind of
+    process: after each, nothing of the run is alive and no orphan holds a socket; the
+    Succeeded step never runs again."""
+    kills = int(os.environ.get("TRAIL_FORK_KILLS", "20"))
+    process = server(tmp_path, "storm")
+    pids = tmp_path / "pids"
+    try:
+        client = process.start()
+        client.start(dry_run=False)
+        for kill in range(kills):
+            wait_states(client, {"first": "Succeeded", "forker": "Running"})
+            wait_until(pids.exists, "the step's processes")
+            assert process.process is not None
+            run_processes = descendants(process.process.pid)
+            os.kill(process.process.pid, signal.SIGKILL)
+            process.process.wait(10)
+            wait_until(lambda: not any(pid_alive(p) for p in run_processes),  # noqa: B023
+                       f"every process of the run to die after kill {kill + 1}")
+            assert holders(process.socket) == []
+            pids.unlink()
+            client = process.start()
+            assert client.info()["resumed"]
+            client.resume(dry_run=False)
+        ran = (tmp_path / "ran.log").read_text().split()
+        assert ran.count("first") == 1
+        assert ran.count("forker") == kills + 1
+        client.shutdown(dry_run=False)
+        assert process.process is not None
+        process.process.wait(30)
+    finally:
+        process.stop()
