@@ -14,10 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import zmq
 
 from tests.support import require_root, wait_states
-from trail import Step, TrailClient, TrailServer
+from trail import SocketInUseError, Step, TrailClient, TrailServer
 from trail.layer1.sockets import socket_dir
 
 
@@ -107,3 +108,19 @@ def test_another_users_trail_dir_in_a_shared_runtime_dir_does_not_stop_root(tmp_
     assert result.returncode == 0, result.stderr
     assert f"serving at {tmp_path}/trail-0/" in result.stdout
     assert not any((runtime / "trail").iterdir())
+
+
+def test_a_socket_held_by_another_process_names_it(tmp_path):
+    path = tmp_path / "held.sock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import socket, sys, time\n"
+         "s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen()\n"
+         "print('ready', flush=True); time.sleep(600)", str(path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(SocketInUseError, match=f"held by pid {holder.pid} "):
+            TrailServer(Step(stubborn), socket_file=str(path), journal=False)
+    finally:
+        holder.kill()
+        holder.wait(10)
