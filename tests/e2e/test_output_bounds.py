@@ -5,6 +5,7 @@ flood (default 10 MB of each kind); figures are printed with -s."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -47,6 +48,8 @@ def test_a_flood_of_output_is_bounded_everywhere(tmp_path):
             assert sum(len(m) for m in said) <= MAX_KEPT_CHARS + MAX_MESSAGE_CHARS * 2
             assert all(len(m) <= MAX_MESSAGE_CHARS + 100 for m in said)
             assert any(m.endswith(f"the end of {row['Name']}") for m in said[-3:]), said[-3:]
+        whole = json.dumps(client.status(fields=["Return value", "Output messages"]))
+        assert len(whole) < 4 * 3 * MAX_KEPT_CHARS  # output and return value, per step
         many = rows[0]["Output messages"]
         assert many[0].startswith("[trail] ... truncated:"), many[0]
         assert "[STDOUT] -- " + "x" * 99 in many[-5:]

@@ -42,6 +42,7 @@ from trail.layer2.steps.wrapper import (
 
 MAX_KEPT_LINES = 10_000  # per stream, in the return value; the operator saw every line
 MAX_SSH_LINES = 50  # stderr lines kept to tell why ssh or sudo gave up
+MAX_KEPT_CHARS = 1 << 20  # per stream, in the return value: the newest lines that fit
 MAX_LINE_BYTES = 32 * 1024  # of one output line; the rest of a longer line is counted, not kept
 REMOTE_STOP_MARGIN = 5.0  # seconds beyond the grace for a remote command to stop itself
 EXIT_POLL = 0.5  # seconds between looks at a wrapped command's process, without a pidfd
@@ -74,7 +75,8 @@ class ShellCommand:
     says which exit codes are success (default: 0 only). ``delay`` is accepted for
     AutoTrail runbooks and unused: output is read as it is written.
 
-    Returns ``{"command", "exit_code", "stdout", "stderr", "message"}`` (the captured lines).
+    Returns ``{"command", "exit_code", "stdout", "stderr", "message"}`` (the captured lines:
+    the newest MAX_KEPT_LINES of each stream, at most MAX_KEPT_CHARS characters).
     ``timeout`` stops the command (its whole process group) after that many seconds and
     fails the step; ``kill_grace`` is the time between SIGTERM and SIGKILL.
 
@@ -356,6 +358,7 @@ class _Run:
         self._parts: dict[str, list[bytes]] = {"STDOUT": [], "STDERR": []}
         self._held = {"STDOUT": 0, "STDERR": 0}
         self._lost = {"STDOUT": 0, "STDERR": 0}
+        self._chars = {"STDOUT": 0, "STDERR": 0}  # characters in captured, per stream
 
     def pump(self, process: subprocess.Popen[bytes]) -> bool:
         """Report lines until both pipes close; True if the command was stopped for its
@@ -459,8 +462,14 @@ class _Run:
             return
         kept = self.captured[name]
         kept.append(line)
-        if len(kept) > MAX_KEPT_LINES:
-            del kept[0]
+        self._chars[name] += len(line)
+        if len(kept) > MAX_KEPT_LINES or self._chars[name] > MAX_KEPT_CHARS:
+            drop = 0
+            while drop < len(kept) - 1 and (len(kept) - drop > MAX_KEPT_LINES
+                                            or self._chars[name] > MAX_KEPT_CHARS):
+                self._chars[name] -= len(kept[drop])
+                drop += 1
+            del kept[:drop]
         self.trail_env.output(f"[{name}] -- {line}")
         if name == "STDERR" and shell.is_error_fatal(line):
             self.fatal = self.fatal or line
