@@ -10,7 +10,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.support import RunbookProcess, pid_alive, wait_states, wait_until
+from tests.support import RunbookProcess, pid_alive, require, wait_states, wait_until
 from trail.layer1.forks import describe, holders
 
 RUNBOOK = str(Path(__file__).parent / "forking_runbook.py")
@@ -37,7 +37,8 @@ def descendants(pid: int) -> set[int]:
 
 def listening_owners(path: str) -> str:
     """What `ss` says holds the socket at ``path`` (empty: nobody)."""
-    result = subprocess.run(["ss", "-xlpH", "src", path], capture_output=True, text=True)
+    result = subprocess.run([require("ss"), "-xlpH", "src", path], capture_output=True,
+                            text=True)
     return result.stdout.strip()
 
 
@@ -73,8 +74,7 @@ def test_a_forking_step_and_a_crash_leave_nothing_alive_and_nothing_runs_twice(t
             raise AssertionError(f"alive after the crash: {left}") from None
         assert holders(before.socket) == []
         assert holders(before.socket + ".events") == []
-        if subprocess.run(["which", "ss"], capture_output=True).returncode == 0:
-            assert listening_owners(before.socket) == ""
+        assert listening_owners(before.socket) == ""
 
         client = after.start()
         info = client.info()
