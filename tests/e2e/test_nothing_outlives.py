@@ -79,6 +79,9 @@ def test_a_forking_step_and_a_crash_leave_nothing_alive_and_nothing_runs_twice(t
         client = after.start()
         info = client.info()
         assert info["resumed"], "the restart did not take up the crashed run"
+        # The crashed server's socket files went with the run's taking up.
+        assert not os.path.exists(before.socket)
+        assert not os.path.exists(before.socket + ".events")
         wait_states(client, {"first": "Succeeded", "forker": "Interrupted"})
         assert (tmp_path / "ran.log").read_text().split() == ["first", "forker"]
         client.shutdown(dry_run=False)

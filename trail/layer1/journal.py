@@ -351,6 +351,8 @@ def open_run(journal: Journal, name: str, shape: dict,
             if found:
                 raise JournalMismatchError(latest["id"], found)
             journal.adopt_run(latest["id"], socket)
+            if died and latest["socket"] and latest["socket"] != socket:
+                _remove_dead_socket(latest["socket"])
             return latest["id"], journal.saved_steps(latest["id"])
     if resume is False:
         previous = journal.latest_run(name)
@@ -359,6 +361,21 @@ def open_run(journal: Journal, name: str, shape: dict,
                  or not _served(previous["socket"], previous["pid"])):
             journal.close_run(previous["id"], "abandoned")
     return journal.new_run(name, shape, steps, socket), None
+
+
+def _remove_dead_socket(socket: str) -> None:
+    """The socket files of a crashed server whose run this server took up (its log stays,
+    for a post-mortem)."""
+    import stat
+
+    from trail.layer1.sockets import events_file, is_live
+
+    for path in (socket, events_file(socket)):
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode) and not is_live(path):
+                os.unlink(path)
+        except OSError:
+            continue
 
 
 def _served(socket: str | None, pid: int | None = None) -> bool:
