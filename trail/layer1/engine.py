@@ -4,6 +4,7 @@ and builds its loop. TrailServer and ``trail_manager`` both open runs here."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from trail.layer1.loop import Loop
 from trail.layer1.run import Run, Settings
 from trail.layer1.sockets import ServerSockets, ensure_private_dir, new_socket_file
 from trail.layer1.timers import Timers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -98,9 +101,16 @@ def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
                   journal=JournalRun(book, run_id) if book is not None and run_id is not None
                   else None,
                   timers=timers, info=info)
+        if run.journal is not None:
+            # Named now, not discovered after a crash: what of the context cannot be saved.
+            problems = run.save_context_from_start()
+            for problem in problems:
+                log.warning("%s", problem)
+            run.info["context_problems"] = problems
         if restored:
+            run.restore_context("recovered from the journal")
             run.restore(restored, "recovered from the journal")
-            run.commit()
+        run.commit()
     except BaseException:
         if sockets is not None:
             sockets.close()

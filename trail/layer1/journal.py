@@ -10,6 +10,7 @@ Tables:
     steps        the latest state of each step of a run (what recovery restores)
     transitions  every state change: when, from, to, and the cause (``api:pause`` ...)
     messages     output, prompts and replies, per step and attempt
+    context      what the steps put in the run's context, attribute by attribute
 
 Few indexes on purpose: a commit writes every page it touches, and the hot path (a
 transition, a step row) then touches about two; history reads scan, which is fine for a
@@ -74,6 +75,12 @@ CREATE TABLE IF NOT EXISTS messages (
     kind TEXT NOT NULL,           -- 'output', 'prompt', 'input'
     message TEXT NOT NULL         -- JSON
 );
+CREATE TABLE IF NOT EXISTS context (
+    run_id INTEGER NOT NULL,
+    name TEXT NOT NULL,           -- an attribute of the run's context
+    value BLOB NOT NULL,          -- its value, pickled (layer1/context.py)
+    PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, id);
 """
 
@@ -217,6 +224,18 @@ class Journal:
         self.db.execute("INSERT INTO messages (run_id, n, attempt, time, kind, message) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         (run_id, n, attempt, time.time(), kind, values.encode(message)))
+
+    def save_context(self, run_id: int, parts: dict[str, bytes]) -> None:
+        """Changed parts of the run's context (in the wake-up's transaction)."""
+        if parts:
+            self._begin()
+            self.db.executemany(
+                "INSERT OR REPLACE INTO context (run_id, name, value) VALUES (?, ?, ?)",
+                [(run_id, name, value) for name, value in parts.items()])
+
+    def saved_context(self, run_id: int) -> dict[str, bytes]:
+        return {name: bytes(value) for name, value in self.db.execute(
+            "SELECT name, value FROM context WHERE run_id = ?", (run_id,))}
 
     def close_run(self, run_id: int, outcome: str) -> None:
         self._begin()
@@ -365,6 +384,12 @@ class JournalRun:
 
     def step(self, n: int, **fields: Any) -> None:
         self.journal.step(self.run_id, n, **fields)
+
+    def save_context(self, parts: dict[str, bytes]) -> None:
+        self.journal.save_context(self.run_id, parts)
+
+    def saved_context(self) -> dict[str, bytes]:
+        return self.journal.saved_context(self.run_id)
 
     def commit(self) -> None:
         self.journal.commit()

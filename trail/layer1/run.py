@@ -26,6 +26,7 @@ import networkx as nx
 from trail.core.dag import n_of, progeny, steps_in_order, tags_of
 from trail.core.states import Action, State, transition
 from trail.core.step import Step
+from trail.layer1 import context as durable
 from trail.layer1 import events
 from trail.layer1.dagfile import write_dag_file
 from trail.layer1.executors import make_executor
@@ -86,6 +87,9 @@ class Run:
         self.listening = False
         self.stopping = False
         self.dag_file: str | None = None  # AutoTrail's JSON backup, written at each commit
+        # The durable context (layer1/context.py): saved when a step has ended.
+        self._context_dirty = False
+        self._saved_context: durable.Parts = {}
 
     @property
     def default_executor(self) -> str:
@@ -103,6 +107,7 @@ class Run:
         if old is State.RUNNING:  # leaving Running: the run no longer holds a slot
             self.scheduler.free_slot(record.run_id)
             record.end_run()
+            self._context_dirty = True  # the step may have changed the context
         if self.journal is not None:
             self.journal.transition(record.n, old.value, new.value, cause)
         record.set_state(new)
@@ -159,6 +164,27 @@ class Run:
                 wait = max(0.0, retry_at - time.time())
                 record.schedule_retry(self.timers.clock() + wait, retry_at)
                 self.timers.call_later(wait, functools.partial(self.scheduler.mark, record))
+
+    def save_context_from_start(self) -> list[str]:
+        """A new run: save the whole context now; return what of it cannot be saved."""
+        self._context_dirty = True
+        return durable.problems(self.context)
+
+    def restore_context(self, cause: str) -> None:
+        """A run taken up: put back what the steps had put in the context."""
+        if self.journal is None:
+            return
+        saved = self.journal.saved_context()
+        durable.apply(self.context, saved)
+        self._saved_context = dict(saved)
+        self._context_dirty = True  # parts the new context has and the old did not
+        if saved:
+            log.info("context restored (%s): %s", cause, ", ".join(sorted(saved)))
+
+    def context_changed(self, parts: durable.Parts) -> None:
+        """A step in a copy of the context (a forked process) changed these parts."""
+        durable.apply(self.context, parts)
+        self._context_dirty = True
 
     # --- moving steps --------------------------------------------------------------------
 
@@ -227,7 +253,15 @@ class Run:
     # --- what lasts ----------------------------------------------------------------------
 
     def commit(self) -> None:
-        """Write every step changed since the last commit, and commit (journal, DAG file)."""
+        """Write every step changed since the last commit, and commit (journal, DAG file).
+
+        The context is saved with the steps whose end changed it: one transaction."""
+        if self._context_dirty:
+            self._context_dirty = False
+            if self.journal is not None:
+                now = durable.snapshot(self.context)
+                self.journal.save_context(durable.changed(self._saved_context, now))
+                self._saved_context = now
         if not self._touched:
             if self.journal is not None:
                 self.journal.commit()  # transitions and messages of unchanged steps

@@ -198,6 +198,8 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
                           f" (steps that were running come back Interrupted: resume or rerun "
                           f"them)", markup=False, highlight=False, soft_wrap=True)
             start = False  # a taken-up run was started already
+        for problem in client.info().get("context_problems") or []:
+            console.print(f"warning: {problem}", markup=False, highlight=False, soft_wrap=True)
         try:
             code_ = watch(client, f"trail {book.name}", console,
                           keys=None if not plain else False, answers=replies, owner=True,
