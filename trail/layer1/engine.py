@@ -44,7 +44,8 @@ class Engine:
             self.loop.serve()
         finally:
             if self.run.journal is not None:
-                self.run.journal.close("shut down")
+                self.run.journal.close(self.run.end_state()
+                                       or ("stopped" if self.run.stopped else "shut down"))
             self.release()
 
     def close_unserved(self) -> None:

@@ -38,6 +38,11 @@ from trail.layer1.timers import Timers
 
 log = logging.getLogger(__name__)
 
+FINAL = frozenset({State.SUCCEEDED, State.SKIPPED, State.FAILED})  # nothing more happens
+# States in which a step waits on the operator (or on start), holding up its progeny.
+STUCK = frozenset({State.READY, State.PAUSED, State.PAUSED_ON_FAIL, State.INTERRUPTED,
+                   State.BLOCKED, State.FAILED})
+
 
 @dataclass
 class Settings:
@@ -90,6 +95,8 @@ class Run:
         # The durable context (layer1/context.py): saved when a step has ended.
         self._context_dirty = False
         self._saved_context: durable.Parts = {}
+        self._finished_sent = False
+        self.stopped = False  # an operator stopped it (stop, a signal): how it ends if unfinished
 
     @property
     def default_executor(self) -> str:
@@ -243,12 +250,55 @@ class Run:
         return counts
 
     def finished(self) -> bool:
-        """Nothing will happen without an operator: every step finished or cut off."""
-        cut_off: set[Step] = set()
+        """The run is over: every step succeeded, was skipped or failed for good, or is cut
+        off below a step that failed for good. A Blocked, paused or interrupted step keeps
+        the run open (the operator can still unblock, resume, rerun or skip it)."""
+        if any(r.state not in FINAL for r in self.records):
+            cut_off = progeny(self.graph, [r.step for r in self.records
+                                           if r.state is State.FAILED])
+            if any(r.state not in FINAL and r.step not in cut_off for r in self.records):
+                return False
+        return True
+
+    def end_state(self) -> str | None:
+        """How the run ended: "succeeded" (every step succeeded or was skipped), "failed",
+        or None while it is not finished."""
+        if not self.finished():
+            return None
+        if all(r.state.done for r in self.records):
+            return "succeeded"
+        return "failed"
+
+    def idle(self) -> bool:
+        """Nothing happens without an operator: nothing runs (but steps waiting for an
+        answer) and nothing will start by itself (whatever waits is below a step that is
+        not done: Ready, paused, blocked, interrupted or failed)."""
+        stuck = [r.step for r in self.records if r.state in STUCK]
+        below = progeny(self.graph, stuck) if stuck else set()
         for record in self.records:
-            if record.state.ignored:
-                cut_off |= progeny(self.graph, [record.step])
-        return all(r.state.finished or r.step in cut_off for r in self.records)
+            if record.state.done or record.state in STUCK or record.step in below:
+                continue
+            if record.state is State.RUNNING and _asks(record):
+                continue
+            return False
+        return True
+
+    def waiting_for_operator(self) -> dict[str, list[tuple[int, str]]]:
+        """Steps the run waits on, by what they wait for (n, name), while it is idle."""
+        found: dict[str, list[tuple[int, str]]] = {}
+        for record in self.records:
+            if record.state is State.RUNNING and _asks(record):
+                found.setdefault("an answer", []).append((record.n, record.name))
+            elif record.state in STUCK and record.state is not State.FAILED:
+                found.setdefault(record.state.value, []).append((record.n, record.name))
+        return found
+
+    def _check_finished(self) -> None:
+        if not self._finished_sent and self.finished():
+            self._finished_sent = True
+            end = self.end_state() or "failed"
+            log.info("the run has finished: %s", end)
+            self.publish(events.Finished(end=end, counts=self.counts()))
 
     # --- what lasts ----------------------------------------------------------------------
 
@@ -256,6 +306,8 @@ class Run:
         """Write every step changed since the last commit, and commit (journal, DAG file).
 
         The context is saved with the steps whose end changed it: one transaction."""
+        if self._touched:
+            self._check_finished()
         if self._context_dirty:
             self._context_dirty = False
             if self.journal is not None:
@@ -290,3 +342,8 @@ class Run:
 
 def _stamped(event: events.Event, seq: int) -> events.Event:
     return replace(event, seq=seq, time=time.time())
+
+
+def _asks(record: StepRecord) -> bool:
+    """The (running) step waits for an answer to its question."""
+    return len(record.prompt_messages) > len(record.input_messages)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
+import signal
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,36 @@ from trail.layer1.engine import open_engine
 from trail.layer1.run import Settings
 
 log = logging.getLogger(__name__)
+
+
+_SERVING: weakref.WeakSet[TrailServer] = weakref.WeakSet()  # the servers signals stop
+
+
+def _stop_on_signals(server: TrailServer) -> None:
+    """SIGTERM and SIGHUP (a cancelled CI job, systemd's stop, a closed terminal) stop every
+    serving trail as ``stop`` does (running steps interrupted, their commands killed, the
+    rest blocked), then shut it down: the run is closed in the journal as stopped and its
+    socket removed. Installed from the main thread, where the script has set no handler of
+    its own; with no trail serving, the signal does what it always did."""
+    _SERVING.add(server)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _on_signal)
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    serving = [server for server in list(_SERVING) if server.serving]
+    if not serving:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    log.warning("%s: stopping %d trail(s)", signal.Signals(signum).name, len(serving))
+    for server in serving:
+        # From a thread of its own: the loop may be this very thread, inside a poll.
+        threading.Thread(target=server._stop_and_shut_down, name="trail-signal",
+                         daemon=True).start()
 
 
 class TrailServer:
@@ -93,12 +126,24 @@ class TrailServer:
         if self._served:
             raise RuntimeError("this TrailServer has already served; make a new one")
         self._served = True
+        _stop_on_signals(self)
         if not threaded:
             self._serve()
             return
         self._thread = threading.Thread(target=self._serve, name="trail-manager", daemon=True)
         self._thread.start()
         atexit.register(self._stop_at_exit)
+
+    def _stop_and_shut_down(self) -> None:
+        from trail.errors import TrailError
+        from trail.layer2.client import TrailClient
+
+        client = TrailClient(self.socket_file, timeout=10)
+        try:
+            client.stop(dry_run=False)
+            client.shutdown(dry_run=False)
+        except TrailError as exc:
+            log.warning("could not stop the trail at %s: %s", self.socket_file, exc)
 
     def _serve(self) -> None:
         try:

@@ -27,7 +27,7 @@ from trail.layer1.calls import SPECS, CallSpec, Result
 from trail.layer1.journal import Journal, default_journal_path
 from trail.layer1.sockets import is_live, new_socket_file, socket_dir
 from trail.layer2.cli.display import call_result, runs_table, timeline_table
-from trail.layer2.cli.liveview import parse_reply, watch
+from trail.layer2.cli.liveview import parse_reply, stop_on_signals, watch
 from trail.layer2.cli.repl import interactive
 from trail.layer2.client import TrailClient
 from trail.layer2.diagram import definition_dot, live_dot, render
@@ -162,15 +162,22 @@ def main(ctx: click.Context, debug: bool, timeout: float) -> None:
 @click.option("--log", "log_file", metavar="PATH",
               help="Where the engine's log and the steps' own stdout/stderr go "
                    "(default: beside the socket, as .log).")
+@click.option("--fail-fast", is_flag=True,
+              help="End the run (stop it, exit 1) at the first failure instead of waiting "
+                   "for an operator to rerun or skip the step.")
 @click.pass_context
 def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
         executor: str | None, answers: tuple[str, ...], auto_answer: bool, plain: bool,
-        journal: str | None, resume: bool | None, log_file: str | None) -> None:
+        journal: str | None, resume: bool | None, log_file: str | None,
+        fail_fast: bool) -> None:
     """Run a runbook, showing it live; steer it with keys, or from another terminal.
 
     A runbook is a Python file defining `trail` (and optionally `context`, `executor`,
-    `ANSWERS`). Exit code: 0 all steps succeeded (or were skipped), 1 it finished with
-    failed or blocked steps, 3 it was stopped or left unfinished, 2 an error.
+    `ANSWERS`). The run stays open while a step is blocked, paused or waits for an answer:
+    it ends when every step succeeded, was skipped or failed for good, or when you stop
+    it. Exit code: 0 all steps succeeded (or were skipped), 1 it finished with failed steps
+    (or --fail-fast stopped it at a failure), 3 it was stopped (stop, Ctrl-C, q, SIGTERM,
+    SIGHUP) before it finished, 2 an error.
 
     \b
     Example:
@@ -189,6 +196,7 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
                              step_output=log_path, journal=journal, resume=resume)
         replies = {**(book.answers if auto_answer else {}), **dict(_reply(a) for a in answers)}
         server.serve(threaded=True)
+        stop_on_signals()  # SIGTERM, SIGHUP: stop the trail as `stop` does, then exit 3
         client = TrailClient(server.socket_file, timeout=ctx.obj["timeout"])
         console = Console(force_terminal=False if plain else None)
         console.print(f"trail {book.name}: serving at {server.socket_file}  (log: {log_path})",
@@ -203,13 +211,15 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
         try:
             code_ = watch(client, f"trail {book.name}", console,
                           keys=None if not plain else False, answers=replies, owner=True,
-                          on_ready=(lambda: client.start(dry_run=False)) if start else None)
+                          on_ready=(lambda: client.start(dry_run=False)) if start else None,
+                          fail_fast=fail_fast)
         finally:
             with contextlib.suppress(TrailError):
                 client.shutdown(dry_run=False)
             server.join(30)
         console.print(f"exit {code_}: " + {0: "all steps succeeded", 1: "some steps failed",
-                                           3: "stopped before the end"}.get(code_, ""),
+                                           3: "stopped before the end (steps left: resume "
+                                              "with trail run --resume)"}.get(code_, ""),
                       markup=False, highlight=False)
     ctx.exit(code_)
 
