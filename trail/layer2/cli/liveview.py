@@ -430,6 +430,19 @@ def _plain_loop(view: RunView, stream: EventStream, console: Console,
     if on_ready is not None:
         on_ready()
     told = ""  # what the run waits on, as last said
+
+    def tell() -> None:
+        nonlocal told
+        with contextlib.suppress(TrailError):
+            info = view.client.info()
+            view.finished = info["finished"]
+            said = _waiting_note(view, info) if info.get("idle") else ""
+            if said and said != told and not view.over:
+                console.print(said, markup=False, highlight=False, soft_wrap=True)
+            told = said
+
+    if on_ready is None:  # a run taken up, or not started: say what it waits on
+        tell()
     while not (until_finished and view.over):
         if not os.path.exists(view.client.socket_file):
             break
@@ -437,13 +450,7 @@ def _plain_loop(view: RunView, stream: EventStream, console: Console,
         if event is not None:
             _print_event(view, event, line)
             if isinstance(event, StateChanged):
-                with contextlib.suppress(TrailError):
-                    info = view.client.info()
-                    view.finished = info["finished"]
-                    said = _waiting_note(view, info) if info.get("idle") else ""
-                    if said and said != told and not view.over:
-                        console.print(said, markup=False, highlight=False, soft_wrap=True)
-                    told = said
+                tell()
     # Events sent before the server said "finished" may still be on their way: show them.
     while (event := stream.next(0.2)) is not None:
         _print_event(view, event, line)
