@@ -217,3 +217,16 @@ def test_sigterm_stops_a_trail_server_script(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_a_block_names_the_steps_it_strands(serve):
+    from trail import Step
+
+    a, b, c, d = (Step(lambda e, ctx: None, name=x) for x in ("check", "notify", "post",
+                                                             "promote"))
+    client = serve([(a, b), (b, c), (c, d)])
+    dry = cli("block", "--socket", client.socket_file, "name=notify")
+    assert "2 step(s) below would wait until these are unblocked" in dry.stdout, dry.stdout
+    assert "2 post, 3 promote" in dry.stdout
+    real = cli("block", "--socket", client.socket_file, "name=notify", "--yes")
+    assert "2 step(s) below wait until these are unblocked" in real.stdout, real.stdout

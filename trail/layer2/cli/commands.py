@@ -23,7 +23,7 @@ import click
 from rich.console import Console
 
 from trail.errors import TrailError
-from trail.layer1.calls import SPECS, CallSpec, Result
+from trail.layer1.calls import SPECS, Call, CallSpec, Result
 from trail.layer1.journal import Journal, default_journal_path
 from trail.layer1.sockets import is_live, new_socket_file, socket_dir
 from trail.layer2.cli.display import call_result, runs_table, timeline_table
@@ -357,10 +357,40 @@ def call_command(spec: CallSpec) -> click.Command:
                 args["dry_run"] = not yes
             if spec.selects:
                 args["tags"] = parse_tags(client, tags)
-            show(spec, client.call(spec.name, **args), as_json, dry_run=not yes)
+            result = client.call(spec.name, **args)
+            show(spec, result, as_json, dry_run=not yes)
+            if spec.name == Call.BLOCK and result and not as_json:
+                stranded_note(client, result, dry_run=not yes)
 
     return click.Command(spec.command_name, callback=command, params=params,
                          help=spec.help(), short_help=spec.summary)
+
+
+def stranded_note(client: TrailClient, blocked: list[dict[str, Any]], dry_run: bool) -> None:
+    """Name the steps below blocked ones that cannot run until they are unblocked."""
+    shape = client.graph()
+    children: dict[int, list[int]] = {}
+    for parent, child in shape["edges"]:
+        children.setdefault(parent, []).append(child)
+    names = {step["n"]: step["name"] for step in shape["steps"]}
+    chosen = {step["n"] for step in blocked}
+    below: set[int] = set()
+    todo = list(chosen)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in below:
+                below.add(child)
+                todo.append(child)
+    done = {row["n"] for row in client.status(fields=["State"])
+            if row["State"] in ("Succeeded", "Skipped")}
+    stranded = sorted(below - chosen - done)
+    if not stranded:
+        return
+    listed = ", ".join(f"{n} {names[n]}" for n in stranded[:10])
+    more = f" and {len(stranded) - 10} more" if len(stranded) > 10 else ""
+    verb = "would wait" if dry_run else "wait"
+    click.echo(f"{len(stranded)} step(s) below {verb} until these are unblocked (the run "
+               f"stays open for it): {listed}{more}")
 
 
 def show(spec: CallSpec, result: Any, as_json: bool, dry_run: bool) -> None:

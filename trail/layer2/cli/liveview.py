@@ -342,8 +342,13 @@ def _live_loop(view: RunView, stream: EventStream, console: Console, keys: bool,
             if ready:
                 key = os.read(fd, 1).decode(errors="replace")
                 if key == "q":
-                    if view.finished or _ask(live, console, fd, "Leave the view? [y/N] ")[:1] \
-                            in ("y", "Y"):
+                    question = ("Quit: stop the trail (running steps interrupted, the rest "
+                                "blocked; trail run --resume takes it up) and exit? [y/N] "
+                                if owner else "Leave the view? The trail goes on. [y/N] ")
+                    if view.finished or _ask(live, console, fd, question)[:1] in ("y", "Y"):
+                        if owner and not view.finished:
+                            with contextlib.suppress(TrailError):
+                                view.client.stop(dry_run=False)
                         view.stopped = not view.finished
                         break
                 elif key == "a":
