@@ -7,10 +7,12 @@ an operator unblocks it; SIGTERM and SIGHUP stop `trail run` and a TrailServer s
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import signal
+import socket as sockets
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import DEADLINE, wait_until
+from trail.layer1.sockets import socket_dir
 
 ROOT = Path(__file__).parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -29,11 +32,12 @@ TRAIL = [sys.executable, "-m", "trail"]
 class Plain:
     """`trail run BOOK --plain` as a process whose output lines are collected as they come."""
 
-    def __init__(self, tmp: Path, book: Path, *args: str) -> None:
+    def __init__(self, tmp: Path, book: Path, *args: str, own_socket: bool = True) -> None:
         self.socket = str(tmp / "run.sock")
         self.journal = str(tmp / "journal.sqlite3")
+        where = ["--socket", self.socket] if own_socket else []
         self.process = subprocess.Popen(
-            [*TRAIL, "run", str(book), "--plain", "--socket", self.socket, "--journal",
+            [*TRAIL, "run", str(book), "--plain", *where, "--journal",
              self.journal, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, env=ENV, stdin=subprocess.DEVNULL, start_new_session=True)
         self.lines: list[str] = []
@@ -230,3 +234,63 @@ def test_a_block_names_the_steps_it_strands(serve):
     assert "2 post, 3 promote" in dry.stdout
     real = cli("block", "--socket", client.socket_file, "name=notify", "--yes")
     assert "2 step(s) below wait until these are unblocked" in real.stdout, real.stdout
+
+
+def test_run_identity_two_runbooks_of_one_name_never_share_a_run(tmp_path):
+    # Two deploy.py in different folders: one crashes, the other is not refused (nor taken
+    # up): it starts its own run.
+    books = []
+    for folder, step in (("a", "check"), ("b", "other")):
+        (tmp_path / folder).mkdir()
+        book = tmp_path / folder / "deploy.py"
+        book.write_text("from trail import Step\n"
+                        "def ask(e, c):\n    return e.input('go?')\n"
+                        f"trail = Step(ask, name={step!r})\n")
+        books.append(book)
+    journal = str(tmp_path / "journal.sqlite3")
+    first = subprocess.Popen([*TRAIL, "run", str(books[0]), "--plain", "--journal", journal,
+                              "--socket", str(tmp_path / "a.sock")], env=ENV,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        wait_until(lambda: (tmp_path / "a.sock").exists(), "the first run to serve")
+        # The same runbook again, without a terminal: refused, saying how to watch it.
+        second = cli("run", str(books[0]), "--plain", "--journal", journal)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert "is already running: run 1" in second.stderr
+        assert "--allow-concurrent" in second.stderr
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)
+        other = cli("run", str(books[1]), "--plain", "--journal", journal, "--answer",
+                    "other=yes")
+        assert other.returncode == 0, other.stdout + other.stderr
+        assert "took up" not in other.stdout
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait(10)
+
+
+def test_trail_ls_shows_run_start_and_state_and_prunes_stale_sockets(tmp_path, failing):
+    run = Plain(tmp_path, failing, own_socket=False)  # in the user's socket directory
+    stale = None
+    try:
+        run.line_with("waits for you")
+        run.socket = run.line_with("serving at").split("serving at ")[1].split()[0]
+        stale = str(socket_dir() / "crashed-1-abcdef.sock")
+        dead = sockets.socket(sockets.AF_UNIX)
+        dead.bind(stale)
+        dead.close()  # a socket file nobody serves: what a kill -9 leaves
+        listed = cli("ls", "--json")
+        rows = json.loads(listed.stdout)
+        mine = [row for row in rows if row["socket"] == run.socket]
+        assert mine and mine[0]["run"] == 1 and mine[0]["state"] == "waiting for you"
+        assert mine[0]["started"] > 0
+        assert not os.path.exists(stale)
+        assert all(row["socket"] != stale for row in rows)
+    finally:
+        run.process.send_signal(signal.SIGTERM)  # leaves no socket behind
+        run.wait()
+        run.kill()
+        if stale and os.path.exists(stale):
+            os.unlink(stale)

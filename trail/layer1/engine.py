@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,12 +64,14 @@ class Engine:
 def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
                 settings: Settings | None = None, *, name: str,
                 journal: str | Path | bool | None = None, resume: bool | None = None,
-                timers: Timers | None = None) -> Engine:
+                timers: Timers | None = None, origin: str | None = None) -> Engine:
     """Open the run of ``graph`` called ``name``, to be served at ``socket_file``.
 
     ``journal`` is a path (default ``$XDG_STATE_HOME/trail/journal.sqlite3``; False for
     none). ``resume``: None takes up the journal's latest run of this trail if its server
-    died, True also one that was shut down, False always starts anew. What can be refused
+    died, True also one that was shut down, False always starts anew. ``origin`` (the
+    runbook's or calling script's resolved path) with ``name`` is the trail's identity in
+    the journal. What can be refused
     (a bad executor name, a run whose trail changed) is refused before anything is left
     open: the sockets are closed and a new journal run is closed as "could not start".
     """
@@ -94,9 +97,14 @@ def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
             shape = shape_of([(n_of(graph, s), s.name) for s in steps], numbered_edges(graph))
             initial = [(n_of(graph, s), s.name, State.READY.value, s.pause_on_fail)
                        for s in steps]
-            run_id, restored = open_run(book, name, shape, initial, socket_file, resume)
+            run_id, restored = open_run(book, name, shape, initial, socket_file, resume,
+                                        origin)
+        started = time.time()
+        if book is not None and run_id is not None:
+            started = (book.run(run_id) or {}).get("started") or started
         info = {"name": name, "socket": socket_file, "events": sockets.events_file,
-                "run": run_id, "resumed": restored is not None,
+                "started": started,
+                "run": run_id, "resumed": restored is not None, "origin": origin,
                 "journal": str(book.path) if book is not None else None}
         run = Run(graph, context, settings,
                   journal=JournalRun(book, run_id) if book is not None and run_id is not None

@@ -6,6 +6,7 @@ import atexit
 import logging
 import os
 import signal
+import sys
 import threading
 import weakref
 from pathlib import Path
@@ -17,6 +18,22 @@ from trail.layer1.engine import open_engine
 from trail.layer1.run import Settings
 
 log = logging.getLogger(__name__)
+
+
+def _calling_script() -> str:
+    """The resolved path of the file that made the TrailServer (outside trail itself)."""
+    package = Path(__file__).resolve().parents[1]
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith("<"):
+            path = Path(filename).resolve()
+            if package not in path.parents:
+                return str(path)
+        elif filename in ("<stdin>", "<console>", "<string>"):
+            return f"{filename} in {os.getcwd()}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return os.getcwd()
 
 
 _SERVING: weakref.WeakSet[TrailServer] = weakref.WeakSet()  # the servers signals stop
@@ -64,7 +81,9 @@ class TrailServer:
     ``$XDG_STATE_HOME/trail/journal.sqlite3``; False for none) before it is acknowledged.
     ``resume`` picks the run: None takes up the journal's latest run of this trail if its
     server died, True also one that was shut down, False always starts anew. The trail's
-    ``name`` (default: its first step's) is what ties a run to its journal entries.
+    ``name`` (default: its first step's) and ``origin`` (default: the resolved path of the
+    script that made the server; ``trail run`` gives the runbook's) tie a run to its
+    journal entries, so two scripts whose first step is ``check`` never share a run.
 
     ``max_parallel`` caps how many steps run at once (default: no cap, as AutoTrail);
     ``pools`` caps steps by their ``pool`` tag (``{"db": 2}``: at most two steps tagged
@@ -89,6 +108,7 @@ class TrailServer:
         resume: bool | None = None,
         max_parallel: int | None = None,
         pools: dict[str, int] | None = None,
+        origin: str | None = None,
     ) -> None:
         self.graph = make_trail_graph(trail_definition)
         self.context = context
@@ -96,8 +116,9 @@ class TrailServer:
         self.name = name or steps_in_order(self.graph)[0].name
         settings = Settings(executor=executor, max_parallel=max_parallel, pools=dict(pools or {}),
                             step_output=step_output)
+        self.origin = origin or _calling_script()
         self._engine = open_engine(self.graph, socket_file, context, settings, name=self.name,
-                                   journal=journal, resume=resume)
+                                   journal=journal, resume=resume, origin=self.origin)
         self._engine.run.dag_file = dag_file
         self.socket_file = self._engine.socket_file
         self.events_file = self._engine.sockets.events_file

@@ -15,6 +15,9 @@ import contextlib
 import json
 import logging
 import os
+import stat
+import sys
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ from rich.console import Console
 from trail.errors import TrailError
 from trail.layer1.calls import SPECS, Call, CallSpec, Result
 from trail.layer1.journal import Journal, default_journal_path
-from trail.layer1.sockets import is_live, new_socket_file, socket_dir
+from trail.layer1.sockets import events_file, is_live, new_socket_file, socket_dir
 from trail.layer2.cli.display import call_result, runs_table, timeline_table
 from trail.layer2.cli.liveview import parse_reply, stop_on_signals, watch
 from trail.layer2.cli.repl import interactive
@@ -57,14 +60,22 @@ def speaking(debug: bool) -> Iterator[None]:
         raise Failure(str(exc)) from exc
 
 
-def live_sockets() -> list[tuple[str, bool]]:
-    """Every socket file in this user's socket directory, and whether a server answers."""
+def live_sockets(prune: bool = False) -> list[tuple[str, bool]]:
+    """Every socket file in this user's socket directory, and whether a server answers;
+    with ``prune``, a stale one (no server answers: it crashed) is removed instead."""
     found = []
     for path in sorted(socket_dir().glob("*.sock")):
         try:
-            found.append((str(path), is_live(str(path))))
+            alive = is_live(str(path))
         except OSError:
-            found.append((str(path), False))
+            alive = False
+        if not alive and prune:
+            for stale in (path, Path(events_file(str(path)))):
+                with contextlib.suppress(OSError):
+                    if stat.S_ISSOCK(stale.lstat().st_mode):
+                        stale.unlink()
+            continue
+        found.append((str(path), alive))
     return found
 
 
@@ -162,6 +173,9 @@ def main(ctx: click.Context, debug: bool, timeout: float) -> None:
 @click.option("--log", "log_file", metavar="PATH",
               help="Where the engine's log and the steps' own stdout/stderr go "
                    "(default: beside the socket, as .log).")
+@click.option("--allow-concurrent", is_flag=True,
+              help="Run it even if this runbook is already running (a second run of the "
+                   "same steps, with a journal run of its own).")
 @click.option("--fail-fast", is_flag=True,
               help="End the run (stop it, exit 1) at the first failure instead of waiting "
                    "for an operator to rerun or skip the step.")
@@ -169,7 +183,7 @@ def main(ctx: click.Context, debug: bool, timeout: float) -> None:
 def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
         executor: str | None, answers: tuple[str, ...], auto_answer: bool, plain: bool,
         journal: str | None, resume: bool | None, log_file: str | None,
-        fail_fast: bool) -> None:
+        allow_concurrent: bool, fail_fast: bool) -> None:
     """Run a runbook, showing it live; steer it with keys, or from another terminal.
 
     A runbook is a Python file defining `trail` (and optionally `context`, `executor`,
@@ -186,6 +200,9 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
     debug = ctx.obj["debug"]
     with speaking(debug):
         book = load_runbook(runbook)
+        origin = str(Path(runbook).resolve())
+        if not allow_concurrent:
+            already_running(book.name, origin, journal, plain)
         socket = os.path.abspath(socket) if socket else new_socket_file(book.name)
         log_path = log_file or socket + ".log"
         if not debug:
@@ -193,7 +210,8 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
                                 format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         server = TrailServer(book.trail, socket_file=socket, context=book.context,
                              executor=executor or book.executor, name=book.name,
-                             step_output=log_path, journal=journal, resume=resume)
+                             step_output=log_path, journal=journal, resume=resume,
+                             origin=origin)
         replies = {**(book.answers if auto_answer else {}), **dict(_reply(a) for a in answers)}
         server.serve(threaded=True)
         stop_on_signals()  # SIGTERM, SIGHUP: stop the trail as `stop` does, then exit 3
@@ -222,6 +240,34 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
                                               "with trail run --resume)"}.get(code_, ""),
                       markup=False, highlight=False)
     ctx.exit(code_)
+
+
+def already_running(name: str, origin: str, journal: str | None, plain: bool) -> None:
+    """A run of this runbook is being served: ask (in a terminal) or refuse."""
+    path = Path(journal) if journal else default_journal_path()
+    if not path.exists():
+        return
+    book = Journal(path)
+    try:
+        latest = book.latest_run(name, origin)
+    finally:
+        book.close()
+    if latest is None or latest["ended"] is not None or not latest["socket"]:
+        return
+    try:
+        if not is_live(latest["socket"]):
+            return
+    except OSError:
+        return
+    started = time.strftime("%H:%M:%S", time.localtime(latest["started"]))
+    said = (f"{origin} is already running: run {latest['id']}, started {started}, pid "
+            f"{latest['pid']}, socket {latest['socket']} (watch it: trail watch --socket "
+            f"{latest['socket']})")
+    if not plain and sys.stdin.isatty() and sys.stdout.isatty():
+        if click.confirm(f"{said}\nRun it a second time, at the same time?", default=False):
+            return
+        raise Failure("not started")
+    raise Failure(f"{said}; to run it a second time at once, pass --allow-concurrent")
 
 
 def _reply(pair: str) -> tuple[str, Any]:
@@ -286,20 +332,37 @@ def history(ctx: click.Context, run_id: int | None, journal: str | None, limit: 
         Console().print(timeline_table(run, timeline))
 
 
+def run_state(info: dict[str, Any]) -> str:
+    """A served run's state in a word or two."""
+    if info.get("finished"):
+        return f"finished ({info.get('end')})"
+    if info.get("idle"):
+        return "waiting for you"
+    return "running"
+
+
 @main.command(name="ls")
 @JSON
 def list_trails(as_json: bool) -> None:
-    """The trails running on this machine for you."""
+    """The trails running on this machine for you: socket, name, run id, start, state.
+    Sockets left by servers that died are removed.
+
+    \b
+    Examples:
+      trail ls
+      trail ls --json
+    """
     rows = []
-    for path, alive in live_sockets():
+    for path, alive in live_sockets(prune=True):
         row: dict[str, Any] = {"socket": path, "live": alive}
-        if alive:
-            try:
-                info = TrailClient(path, timeout=2).info()
-                row.update(name=info.get("name"), pid=info.get("pid"), steps=info.get("steps"),
-                           finished=info.get("finished"), counts=info.get("counts"))
-            except TrailError as exc:
-                row.update(live=False, error=str(exc))
+        try:
+            info = TrailClient(path, timeout=2).info()
+            row.update(name=info.get("name"), run=info.get("run"), pid=info.get("pid"),
+                       started=info.get("started"), state=run_state(info),
+                       origin=info.get("origin"), steps=info.get("steps"),
+                       finished=info.get("finished"), counts=info.get("counts"))
+        except TrailError as exc:
+            row.update(live=False, error=str(exc))
         rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -309,9 +372,13 @@ def list_trails(as_json: bool) -> None:
     for row in rows:
         if row["live"]:
             counts = ", ".join(f"{c} {s}" for s, c in (row.get("counts") or {}).items())
-            click.echo(f"{row['socket']}  {row.get('name')}  pid {row.get('pid')}  {counts}")
+            started = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started"]))
+                       if row.get("started") else "?")
+            run = f"run {row['run']}" if row.get("run") is not None else "no journal"
+            click.echo(f"{row['socket']}  {row.get('name')}  {run}  started {started}  "
+                       f"{row['state']}  pid {row.get('pid')}  {counts}")
         else:
-            click.echo(f"{row['socket']}  (stale: no server answers)")
+            click.echo(f"{row['socket']}  (does not answer: {row.get('error')})")
 
 
 def add_commands(group: click.Group, specs: Iterable[CallSpec]) -> None:
