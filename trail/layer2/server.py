@@ -178,19 +178,28 @@ class TrailServer:
 
     @property
     def serving(self) -> bool:
-        return self._served and not self._done.is_set()
+        """Serving requests: False from the moment a shutdown is under way (before the
+        socket goes), so a shutdown is never sent to a socket about to vanish."""
+        return self._served and not self._done.is_set() and not self._engine.run.stopping
 
     def _stop_at_exit(self) -> None:
-        """Don't leave running steps and socket files behind when the script ends."""
-        if not self.serving:
+        """Don't leave running steps and socket files behind when the script ends. A server
+        already stopping (or stopped) is only waited for: shutting it down again is a no-op."""
+        if not self._served or self._done.is_set():
             return
-        from trail.layer2.client import TrailClient
+        if self.serving:
+            from trail.errors import TrailConnectionError
+            from trail.layer2.client import TrailClient
 
-        try:
-            TrailClient(self.socket_file, timeout=2).shutdown(dry_run=False)
-        except Exception as exc:  # the interpreter is exiting; say why and move on
-            log.warning("could not shut down the trail at %s: %s", self.socket_file, exc)
-            return
+            try:
+                TrailClient(self.socket_file, timeout=2).shutdown(dry_run=False)
+            except TrailConnectionError:
+                if self.serving:  # not a shutdown that raced ours: say why, move on
+                    log.warning("could not shut down the trail at %s", self.socket_file)
+                    return
+            except Exception as exc:  # the interpreter is exiting; say why and move on
+                log.warning("could not shut down the trail at %s: %s", self.socket_file, exc)
+                return
         self.join(10)
 
     def __enter__(self) -> TrailServer:
