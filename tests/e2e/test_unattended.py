@@ -294,3 +294,24 @@ def test_trail_ls_shows_run_start_and_state_and_prunes_stale_sockets(tmp_path, f
         run.kill()
         if stale and os.path.exists(stale):
             os.unlink(stale)
+
+
+def test_steering_that_changes_nothing_says_why_and_a_dry_run_says_yes(serve):
+    import time as clock
+
+    from trail import Step
+
+    def nap(e, c):
+        clock.sleep(30)
+
+    client = serve(Step(nap, name="drain_lb") >> Step(lambda e, c: None, name="after"))
+    client.start()
+    wait_until(lambda: client.status(states=["Running"]), "drain_lb to run")
+    skip = cli("skip", "--socket", client.socket_file, "name=drain_lb", "--yes")
+    assert "skip affected 0 step(s)" in skip.stdout
+    assert "0 drain_lb is Running: interrupt it first" in skip.stdout, skip.stdout
+    dry = cli("interrupt", "--socket", client.socket_file, "name=drain_lb")
+    assert "(add --yes to apply)" in dry.stdout and "dry_run=False" not in dry.stdout
+    client.interrupt(dry_run=False, name="drain_lb")
+    unskip = cli("unskip", "--socket", client.socket_file, "name=drain_lb", "--yes")
+    assert "0 drain_lb is Interrupted; unskip applies to steps that are" in unskip.stdout

@@ -94,7 +94,9 @@ def test_the_journal_keeps_values_messages_and_who_asked(tmp_path):
     causes = [(change["name"], change["new"], change["cause"]) for change in
               book.timeline(run["id"])]
     assert ("talk", "Waiting", "api:start") in causes
-    assert ("bad", "Paused due to failure", "raised") in causes
+    # The failure's cause says what went wrong (`trail history` shows it).
+    assert ("bad", "Paused due to failure", "raised: ZeroDivisionError: division by zero") \
+        in causes
 
 
 def test_resume_takes_up_a_run_that_was_shut_down(tmp_path):

@@ -135,7 +135,11 @@ class StepRuns:
             value = exc
         record.set_return_value(value)
         action = Action.FAIL_AND_PAUSE if record.pause_on_fail else Action.FAIL
-        self.run.apply(record, action, cause)
+        # The cause carries the error, so `trail history` says what went wrong.
+        error_text = values.shown(error)
+        if len(error_text) > 300:
+            error_text = error_text[:299] + "…"
+        self.run.apply(record, action, f"{cause}: {error_text}")
         if record.step.skip_progeny_on_failure:
             self._skip_below(record, f"step {record.n} failed")
 

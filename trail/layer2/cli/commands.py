@@ -25,6 +25,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from trail.core.states import Action, State, states_for
 from trail.errors import TrailError
 from trail.layer1.calls import SPECS, Call, CallSpec, Result
 from trail.layer1.journal import Journal, default_journal_path
@@ -428,9 +429,36 @@ def call_command(spec: CallSpec) -> click.Command:
             show(spec, result, as_json, dry_run=not yes)
             if spec.name == Call.BLOCK and result and not as_json:
                 stranded_note(client, result, dry_run=not yes)
+            if spec.result is Result.STEPS and spec.selects and not result and not as_json:
+                why_nothing(client, spec.name, dict(args["tags"]))
 
     return click.Command(spec.command_name, callback=command, params=params,
                          help=spec.help(), short_help=spec.summary)
+
+
+def why_nothing(client: TrailClient, call: str, tags: dict[str, Any]) -> None:
+    """A call that changed nothing: say, per selected step, why (its state)."""
+    try:
+        action: Action | None = Action(call)
+    except ValueError:
+        action = None
+    rows = client.status(fields=["State"], **tags)
+    if not rows:
+        click.echo("no step matches " + (" ".join(f"{k}={v}" for k, v in tags.items())
+                                         or "(no steps)"))
+        return
+    for row in rows[:10]:
+        state = row["State"]
+        reason = f"{row['n']} {row['Name']} is {state}"
+        if state == State.RUNNING.value and call in (Call.SKIP, Call.BLOCK, Call.RERUN,
+                                                     Call.PAUSE):
+            reason += ": interrupt it first"
+        elif action is not None:
+            allowed = sorted(s.value for s in states_for(action))
+            reason += f"; {call} applies to steps that are " + ", ".join(allowed)
+        click.echo(reason)
+    if len(rows) > 10:
+        click.echo(f"and {len(rows) - 10} more")
 
 
 def stranded_note(client: TrailClient, blocked: list[dict[str, Any]], dry_run: bool) -> None:

@@ -64,14 +64,18 @@ def status_table(rows: Iterable[dict[str, Any]], title: str | None = None) -> Ta
     return table
 
 
-def affected_text(call: str, steps: list[dict[str, Any]], dry_run: bool) -> Text:
-    """What a mutating call did, or would do in a dry run, as a short text."""
+def affected_text(call: str, steps: list[dict[str, Any]], dry_run: bool,
+                  do_it: str = "(dry_run=False)") -> Text:
+    """What a mutating call did, or would do in a dry run, as a short text; ``do_it`` is
+    how the person makes it real (`` --yes`` on the command line)."""
     text = Text()
     if dry_run:
         text.append("DRY RUN ", style="bold yellow reverse")
         text.append(f"{call} would affect {len(steps)} step(s)")
         if steps:
-            text.append(" (run it again with dry_run=False to apply)")
+            how = do_it.strip()
+            text.append(f" (add {how} to apply)" if how.startswith("-")
+                        else f" (call it again with {how.strip('()')} to apply)")
     else:
         text.append(f"{call} affected {len(steps)} step(s)", style="bold")
     for step in steps:
@@ -91,7 +95,7 @@ def call_result(spec: CallSpec, result: Any, dry_run: bool, label: str, do_it: s
         return Text(text[:1].upper() + text[1:] + "." if sentences else text)
 
     if spec.result is Result.STEPS:
-        return affected_text(label, result, dry_run)
+        return affected_text(label, result, dry_run, do_it)
     if spec.result is Result.DONE:
         if result:
             return said(spec.done)
