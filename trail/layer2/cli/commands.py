@@ -318,6 +318,12 @@ def history(ctx: click.Context, run_id: int | None, journal: str | None, limit: 
         book = Journal(path)
         if run_id is None:
             runs = book.runs(limit)
+            for past in runs:
+                if past["ended"] is None:
+                    try:
+                        past["live"] = bool(past["socket"]) and is_live(past["socket"])
+                    except OSError:
+                        past["live"] = False
             if as_json:
                 click.echo(json.dumps(runs, indent=2, default=str))
                 return

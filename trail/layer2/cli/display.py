@@ -130,11 +130,14 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
     for column in ("run", "trail", "started", "duration", "ended as", "steps"):
         table.add_column(column, justify="right" if column == "run" else "left")
     for run in runs:
-        end = run["ended"] or run.get("last_change")
+        live = run.get("live")  # an open run whose server answers (history asks)
+        end = run["ended"] or (time.time() if live else run.get("last_change"))
         counts = Text()
         for state, count in sorted(run.get("counts", {}).items()):
             counts.append(f"{count} {state} ", style=STATE_STYLES.get(state, ""))
-        outcome = run["outcome"] or ("open (or its server died)" if not run["ended"] else "")
+        outcome = run["outcome"] or ("" if run["ended"] else "running" if live
+                                     else "server died (trail run takes it up)"
+                                     if live is False else "open (or its server died)")
         table.add_row(str(run["id"]), run["name"], clock(run["started"]),
                       elapsed(run["started"], end), outcome, counts)
     return table

@@ -79,6 +79,7 @@ class RunView:
         self.client = client
         self.fail_fast = fail_fast
         self.failed_fast: str | None = None  # the step whose failure ended the run
+        self.gone = False  # the server went away (shut down) before the run finished
         self.title = title
         self.answers = dict(answers or {})  # step name -> reply given without asking
         self.mirror = StatusMirror(FIELDS)
@@ -94,7 +95,10 @@ class RunView:
     def load(self) -> None:
         """Read the whole status (after subscribing, so nothing is missed between)."""
         self.mirror.load(self.client)
-        self.finished = self.client.info()["finished"]
+        info = self.client.info()
+        self.finished = info["finished"]
+        if info.get("started"):  # elapsed counts from the run's start, not the viewer's
+            self.opened = float(info["started"])
         if self.fail_fast and self.failed_fast is None:
             for row in self.rows.values():
                 if row[StatusField.STATE] in FAILURES:
@@ -273,7 +277,7 @@ def _drain(view: RunView, stream: EventStream, timeout: float) -> bool:
         try:
             view.finished = view.client.info()["finished"]
         except TrailError:
-            view.finished = True
+            view.gone = True
     return changed
 
 
@@ -326,8 +330,9 @@ def _live_loop(view: RunView, stream: EventStream, console: Console, keys: bool,
         # back after; the final table is printed once, below.
         live = stack.enter_context(Live(view.render(keys), console=console,
                                         refresh_per_second=4, transient=True))
-        while not (until_finished and view.over):
+        while not (until_finished and view.over) and not view.gone:
             if not os.path.exists(view.client.socket_file):
+                view.gone = True
                 break
             ready: list[int] = []
             try:
@@ -418,7 +423,8 @@ def _plain(view: RunView, stream: EventStream, console: Console, until_finished:
     _settle(view)
     counts = ", ".join(f"{c} {s}" for s, c in view.counts().items())
     state = ("failed fast" if view.failed_fast is not None and not view.finished
-             else "stopped" if view.stopped else "finished" if view.finished else "left")
+             else "stopped" if view.stopped else "finished" if view.finished
+             else "the server shut down before the run finished" if view.gone else "left")
     console.print(f"{state}: {counts}", markup=False)
     return view.outcome()
 
@@ -450,6 +456,7 @@ def _plain_loop(view: RunView, stream: EventStream, console: Console,
         tell()
     while not (until_finished and view.over):
         if not os.path.exists(view.client.socket_file):
+            view.gone = True
             break
         event = stream.next(1.0)
         if event is not None:
