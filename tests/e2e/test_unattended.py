@@ -315,3 +315,21 @@ def test_steering_that_changes_nothing_says_why_and_a_dry_run_says_yes(serve):
     client.interrupt(dry_run=False, name="drain_lb")
     unskip = cli("unskip", "--socket", client.socket_file, "name=drain_lb", "--yes")
     assert "0 drain_lb is Interrupted; unskip applies to steps that are" in unskip.stdout
+
+
+def test_history_tells_a_live_run_from_a_dead_one(tmp_path, failing):
+    run = Plain(tmp_path, failing)
+    try:
+        run.line_with("waits for you")
+        listed = cli("history", "--journal", run.journal, "--json")
+        assert json.loads(listed.stdout)[0]["live"] is True
+        assert "running" in cli("history", "--journal", run.journal).stdout
+        timeline = json.loads(cli("history", "1", "--journal", run.journal, "--states-only",
+                                  "--json").stdout)["timeline"]
+        causes = [entry["cause"] for entry in timeline if entry["new"] == "Paused due to failure"]
+        assert causes == ["raised: RuntimeError: lb1 did not drain"]  # the failure says why
+        run.kill()
+        text = cli("history", "--journal", run.journal).stdout
+        assert "server died" in text, text
+    finally:
+        run.kill()

@@ -148,6 +148,9 @@ def test_interactive_trail_prints_for_a_person(serve):
     trail.status(fields=["Colour"])
     assert "Error in status:" in out.getvalue() and "'Colour'" in out.getvalue()
     out.truncate(0), out.seek(0)
+    trail.status(state="Running")  # the argument is states: an error, not "No step matches"
+    assert "Error in status: it takes states=[...]" in out.getvalue()
+    out.truncate(0), out.seek(0)
     trail.steps_waiting_for_user_input()
     assert "No step is waiting for input." in out.getvalue()
     namespace: dict = {}

@@ -283,7 +283,14 @@ def _reply(pair: str) -> tuple[str, Any]:
 @click.option("--plain", is_flag=True, help="Plain log lines even in a terminal.")
 @click.pass_context
 def watch_command(ctx: click.Context, socket: str | None, plain: bool) -> None:
-    """Watch a trail someone else runs, live (fed by its event stream)."""
+    """Watch a trail someone else runs, live (fed by its event stream). `q` leaves the
+    view; the trail goes on.
+
+    \b
+    Examples:
+      trail watch
+      trail watch --socket /run/user/1000/trail/failover-4242-a1b2c3.sock --plain
+    """
     with speaking(ctx.obj["debug"]):
         client = connect(ctx, socket)
         name = client.info().get("name", "trail")
@@ -518,6 +525,11 @@ def attach(ctx: click.Context, socket: str | None) -> None:
     """A Python REPL bound to a trail: `client`, and status(), pause(...), ... printed.
 
     Completion with Tab, history in ~/.trail_history.
+
+    \b
+    Example:
+      trail attach
+      >>> status(states=["Paused due to failure"])
     """
     with speaking(ctx.obj["debug"]):
         client = connect(ctx, socket)
