@@ -91,3 +91,32 @@ def test_an_unsaveable_context_attribute_is_named_at_the_start(tmp_path):
              if "'lock'" in line]
     assert len(lines) == 1, result.stdout + result.stderr
     assert "cannot be saved" in lines[0] and "pickle" in lines[0]
+
+
+def test_the_failover_example_promotes_the_chosen_replica_after_a_kill(tmp_path):
+    # Found as a user: answer db3, kill -9, take up: promote must act on db3 in the same
+    # cluster, not on an empty host name in a new one.
+    failover = str(ROOT / "examples" / "failover.py")
+    server = RunbookProcess(failover, tmp_path, "failover")
+    try:
+        client = server.start()
+        client.start(dry_run=False)
+        wait_until(lambda: [r for r in client.steps_waiting_for_user_input()
+                            if r["Name"] == "choose_replica"], "the replica question")
+        client.send_message_to_steps("db3", dry_run=False, name="choose_replica")
+        wait_until(lambda: [r for r in client.steps_waiting_for_user_input()
+                            if r["Name"] == "fence_old_primary"], "the fencing instruction")
+        server.kill()
+
+        client = server.start()
+        assert client.info()["resumed"]
+        client.resume(dry_run=False)
+        wait_until(lambda: [r for r in client.steps_waiting_for_user_input()
+                            if r["Name"] == "fence_old_primary"], "the instruction again")
+        client.send_message_to_steps(True, dry_run=False, name="fence_old_primary")
+        wait_until(lambda: client.info()["finished"], "the fail-over to finish", timeout=60)
+        verify = client.status(fields=["Return value"], name="verify")[0]["Return value"]
+        assert verify == "fail-over to db3 complete"
+        client.shutdown(dry_run=False)
+    finally:
+        server.stop()
