@@ -160,3 +160,15 @@ def test_interactive_trail_prints_for_a_person(serve):
     namespace["resume"](dry_run=False, name=namespace["names"].step_two)
     assert "resume affected 1 step(s)" in out.getvalue()
     wait_states(client, {"step_two": "Succeeded"})
+
+
+def test_the_live_views_last_line_keeps_the_exit_code_and_stderr_in_view():
+    from trail.layer2.cli.liveview import short_line
+
+    failed = ("ShellCommandFailedError: [Command: sh -c 'echo x; exit 7'] -- Failed with exit "
+              "code: 7, STDERR (Last line): disk full")
+    assert short_line(failed) == ("ShellCommandFailedError: Failed with exit code: 7, "
+                                  "stderr: disk full")
+    assert short_line("[Command: true] [Host: db1] -- Could not start: no such program: x, "
+                      "STDERR (Last line): None") == "on db1: Could not start: no such program: x"
+    assert short_line("12 rows copied") == "12 rows copied"

@@ -71,6 +71,19 @@ def stop_on_signals() -> None:
         signal.signal(signum, terminate)
 
 
+def short_line(line: str) -> str:
+    """A step's last line for a narrow column: a command's label (the row names the step)
+    and an empty stderr go, so the exit code and the error show."""
+    start = line.find("[Command: ")
+    end = line.rfind("] -- ")
+    if start != -1 and end > start:
+        host = line.rfind("[Host: ", start, end)
+        where = f"on {line[host + len('[Host: '):end]}: " if host != -1 else ""
+        line = line[:start] + where + line[end + len("] -- "):]
+    return line.replace(", STDERR (Last line): None", "").replace("STDERR (Last line): ",
+                                                                  "stderr: ")
+
+
 class RunView:
     """A run's status, kept current from events by a StatusMirror, and its rendering."""
 
@@ -146,7 +159,7 @@ class RunView:
             row = self.rows[n]
             question = row[StatusField.UNREPLIED_PROMPT_MESSAGE]
             detail = (Text(f"? {question}", style="bold yellow") if question is not None
-                      else Text(self.mirror.last(n)))
+                      else Text(short_line(self.mirror.last(n))))
             table.add_row(str(n), row["Name"], state_text(row[StatusField.STATE]),
                           elapsed(row.get(StatusField.STARTED_AT),
                                   row.get(StatusField.FINISHED_AT), now), detail)
