@@ -71,6 +71,8 @@ def test_a_live_trail_is_coloured_by_state_and_renders_to_svg(serve, tmp_path):
     assert nodes["0"]["fillcolor"] == STATE_COLOURS["Succeeded"]
     assert nodes["1"]["fillcolor"] == STATE_COLOURS["Paused"]
     assert nodes["legend Paused"]["label"] == "Paused"  # the legend names the states shown
+    assert "xlabel" not in nodes["0"]  # no state label beside the box for edges to cross
+    assert nodes["1"]["tooltip"].startswith("Paused; ")
     assert ("0", "1") in edges
     svg = render(dot, tmp_path / "live.svg")
     text = svg.read_text()
@@ -172,3 +174,13 @@ def test_the_live_views_last_line_keeps_the_exit_code_and_stderr_in_view():
     assert short_line("[Command: true] [Host: db1] -- Could not start: no such program: x, "
                       "STDERR (Last line): None") == "on db1: Could not start: no such program: x"
     assert short_line("12 rows copied") == "12 rows copied"
+
+
+def test_a_conditional_step_is_drawn_as_one():
+    from trail import create_conditional_step
+
+    guard = create_conditional_step(lambda e, c: True, name="guard")
+    after = Step(lambda e, c: None, name="after")
+    nodes, _ = nodes_and_edges(dot_json(definition_dot(guard >> after).source))
+    assert nodes["0"]["shape"] == "hexagon" and nodes["0"]["label"] == "if 0: guard"
+    assert nodes["1"].get("shape", "box") == "box"

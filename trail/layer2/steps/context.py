@@ -152,7 +152,10 @@ def threadsafe_class(cls: type[T]) -> type[T]:
             with lock:
                 if "manager" not in state:
                     manager = Manager(ctx=multiprocessing.get_context("fork"))
-                    manager.start(initializer=_die_with_parent)
+                    # The death signal follows the thread that forks: only the main
+                    # thread's end is the process's end.
+                    main = threading.current_thread() is threading.main_thread()
+                    manager.start(initializer=_die_with_parent if main else None)
                     state["manager"] = manager
             return state["manager"].Guarded(*args, **kwargs)  # type: ignore[attr-defined]
 
