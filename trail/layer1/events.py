@@ -172,7 +172,7 @@ class ShuttingDown(Event):
 class Finished(Event):
     """The run is over: every step succeeded, was skipped or failed for good (or is cut off
     below a failed one). ``end`` is "succeeded" or "failed"; ``counts`` steps per state.
-    Sent once per server (a taken-up run that had finished sends it again)."""
+    Sent each time the run becomes finished (a rerun of a failed step reopens it)."""
 
     kind: ClassVar[str] = "finished"
     end: str = ""

@@ -294,7 +294,10 @@ class Run:
         return found
 
     def _check_finished(self) -> None:
-        if not self._finished_sent and self.finished():
+        """Publish ``finished`` when the run becomes finished (again, after a rerun)."""
+        if not self.finished():
+            self._finished_sent = False
+        elif not self._finished_sent:
             self._finished_sent = True
             end = self.end_state() or "failed"
             log.info("the run has finished: %s", end)
