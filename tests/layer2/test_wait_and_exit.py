@@ -37,6 +37,7 @@ def test_wait_returns_the_counts_once_the_trail_has_finished(serve):
     assert len(finished) == 1 and finished[0].end == "succeeded"
     assert finished[0].counts == {"Succeeded": 2}
     assert client.wait(timeout=1) == {"Succeeded": 2}  # at once, when already finished
+    assert client.server.wait(timeout=1) == {"Succeeded": 2}  # the same from the server
 
 
 def test_wait_keeps_waiting_while_a_step_is_blocked(serve):

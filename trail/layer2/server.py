@@ -173,8 +173,16 @@ class TrailServer:
             self._done.set()
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait until the server has shut down; True if it has."""
+        """Wait until the server has shut down; True if it has. (To wait for the trail to
+        finish, use ``wait``.)"""
         return self._done.wait(timeout)
+
+    def wait(self, timeout: float | None = None) -> dict[str, int]:
+        """Wait until the trail has finished and return its steps per state (see
+        ``TrailClient.wait``); the server goes on serving until it is shut down."""
+        from trail.layer2.client import TrailClient
+
+        return TrailClient(self.socket_file).wait(timeout)
 
     @property
     def serving(self) -> bool:
