@@ -11,6 +11,9 @@ that change real state, and it runs anywhere. Swap the ShellCommands for your ow
 What it shows: ShellCommand steps streaming their output, a prompt (which replica to
 promote), an Instruction the operator marks done, a conditional branch (announce only
 outside the maintenance window), a shared context the steps write to, tags to steer by.
+With the journal on (the default) the context survives a crash: after a kill -9, `trail
+run` takes the run up with the same cluster directory and the chosen replica; a step that
+finds no replica chosen fails loudly rather than promote nobody.
 """
 
 from __future__ import annotations
@@ -77,21 +80,29 @@ def announce_needed(trail_env, context) -> bool:
     return not context.in_maintenance_window
 
 
+def chosen(context) -> str:
+    """The replica choose_replica recorded; never an empty name to act on."""
+    if context.new_primary not in context.replicas:
+        raise RuntimeError(f"no replica has been chosen (new_primary is "
+                           f"{context.new_primary!r}); rerun choose_replica")
+    return context.new_primary
+
+
 def promote_command(trail_env, context) -> list[str]:
-    c, new, old = context.cluster, context.new_primary, context.old_primary
+    c, new, old = context.cluster, chosen(context), context.old_primary
     script = (f"echo primary > {c}/{new}.role && echo retired > {c}/{old}.role && "
               f"echo 'promoted {new}; {old} retired'")
     return ["/bin/sh", "-c", script]
 
 
 def dns_command(trail_env, context) -> list[str]:
-    c, new = context.cluster, context.new_primary
+    c, new = context.cluster, chosen(context)
     return ["/bin/sh", "-c", f"echo 'db.example.internal -> {new}' > {c}/dns && cat {c}/dns"]
 
 
 def verify(trail_env, context) -> str:
     cluster = Path(context.cluster)
-    new = context.new_primary
+    new = chosen(context)
     role = (cluster / f"{new}.role").read_text().strip()
     dns = (cluster / "dns").read_text().strip()
     if role != "primary" or not dns.endswith(new):

@@ -13,6 +13,8 @@ General layout (imports point down only):
 An AutoTrail runbook moves over by changing ``autotrail`` to ``trail`` in its imports.
 """
 
+import logging
+
 from trail.core import Action, Chain, State, Step, topological_while
 from trail.errors import (
     CycleError,
@@ -40,6 +42,7 @@ from trail.errors import (
 from trail.layer1 import StatusField, TrailEnvironment, trail_manager
 from trail.layer1.events import (
     Event,
+    Finished,
     Hello,
     Input,
     Output,
@@ -83,6 +86,7 @@ __all__ = [
     "CycleError",
     "DefinitionError",
     "Event",
+    "Finished",
     "EventStream",
     "Hello",
     "HostUnreachableError",
@@ -140,3 +144,7 @@ __all__ = [
     "trail_manager",
     "write_trail_definition_as_dot",
 ]
+
+# The library logs, never prints: without a handler configured by the application, a step's
+# failure (logged with its traceback) must not reach stderr through logging's last resort.
+logging.getLogger("trail").addHandler(logging.NullHandler())

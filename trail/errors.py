@@ -156,11 +156,14 @@ class JournalMismatchError(JournalError):
 
     def __init__(self, run_id: int, differences: list[str]) -> None:
         self.run_id = run_id
-        self.differences = differences
-        listed = "; ".join(differences)
+        self.differences = differences  # every one; the message names the first few
+        first = "; ".join(differences[:3])
+        more = f"; and {len(differences) - 3} more" if len(differences) > 3 else ""
         super().__init__(
             f"the journal's unfinished run {run_id} of this trail does not match its "
-            f"definition now ({listed}); start fresh to run it anew"
+            f"definition now ({len(differences)} difference(s): {first}{more}). To start "
+            f"a new run: `trail run RUNBOOK --fresh` or TrailServer(..., resume=False); to "
+            f"take up run {run_id}, put the trail back as it was"
         )
 
 

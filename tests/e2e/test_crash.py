@@ -127,7 +127,9 @@ def test_a_kill_during_a_burst_of_api_calls_keeps_every_acknowledged_call(tmp_pa
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_a_damaged_journal_is_an_error_never_a_fresh_start(tmp_path, damage):
-    server = Server(tmp_path, CRASH_STEPS="5")
+    # Not started: no step of this first run writes to ran.log before its shutdown.
+    server = RunbookProcess(RUNBOOK, tmp_path, "crash", "--no-start",
+                            CRASH_LOG=str(tmp_path / "ran.log"), CRASH_STEPS="5")
     client = server.start()
     client.shutdown(dry_run=False)
     server.process.wait(30)  # type: ignore[union-attr]

@@ -136,7 +136,10 @@ def test_block_and_unblock(serve, executor, log):
     client.start()
     wait_states(client, {**dict.fromkeys("abcd", "Succeeded"), "e": "Blocked",
                          "f": "Waiting", "g": "Waiting"})
-    assert client.info()["finished"] is True  # f and g are cut off
+    info = client.info()
+    # f and g wait on e: the run is idle but stays open, for the operator to unblock e.
+    assert (info["finished"], info["idle"]) == (False, True)
+    assert info["waiting_for"] == {"Blocked": [[4, "e"]]}
     assert "f" not in lines(log)
     check_dry_run(client, "unblock", ["e"], name="e")
     wait_states(client, dict.fromkeys(ALL, "Succeeded"))
@@ -258,7 +261,8 @@ def test_stop_interrupts_running_steps_and_blocks_the_rest(serve, tmp_path):
     assert states(client)["nap"] == "Running"  # a dry run
     assert names(client.stop(dry_run=False)) == ["nap"]
     wait_states(client, {"nap": "Blocked", "after": "To Block", "other": "Blocked"})
-    assert client.info()["finished"] is True
+    info = client.info()
+    assert (info["finished"], info["idle"], info["end"]) == (False, True, None)
 
 
 def test_shutdown_stops_the_server_and_removes_its_sockets(serve, log):

@@ -137,3 +137,28 @@ def test_quickstart():
     assert result.returncode == 0, result.stderr
     assert "all steps succeeded" in result.stdout
     assert "2 promote          | promoting db2" in result.stdout
+
+
+def test_failover_promotes_nobody_when_no_replica_was_chosen():
+    # The operator skips choose_replica (or a crash lost what it learned): promote must
+    # fail loudly rather than act on an empty host name.
+    module = runpy.run_path(str(EXAMPLES / "failover.py"))
+    server = TrailServer(module["trail"], context=module.get("context"), journal=False)
+    server.serve(threaded=True)
+    client = TrailClient(server.socket_file, timeout=10)
+    try:
+        client.skip(dry_run=False, name="choose_replica")
+        with client.subscribe() as events:
+            client.start()
+            while not client.status(states=["Paused due to failure"]):
+                event = events.next(timeout=30)
+                assert event is not None, f"stalled: {client.status()}"
+                if isinstance(event, Prompt):
+                    client.send_message_to_steps(True, dry_run=False, n=event.n)
+        row = client.status(fields=["State", "Return value"], name="promote")[0]
+        assert row["State"] == "Paused due to failure"
+        assert "no replica has been chosen" in str(row["Return value"])
+        assert client.status(fields=["State"], name="verify")[0]["State"] == "Waiting"
+    finally:
+        client.shutdown(dry_run=False)
+        server.join(30)

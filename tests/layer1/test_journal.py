@@ -94,7 +94,9 @@ def test_the_journal_keeps_values_messages_and_who_asked(tmp_path):
     causes = [(change["name"], change["new"], change["cause"]) for change in
               book.timeline(run["id"])]
     assert ("talk", "Waiting", "api:start") in causes
-    assert ("bad", "Paused due to failure", "raised") in causes
+    # The failure's cause says what went wrong (`trail history` shows it).
+    assert ("bad", "Paused due to failure", "raised: ZeroDivisionError: division by zero") \
+        in causes
 
 
 def test_resume_takes_up_a_run_that_was_shut_down(tmp_path):
@@ -128,7 +130,8 @@ def test_a_changed_trail_is_refused_with_its_differences(tmp_path):
     book = Journal(journal)
     shape = {"steps": [[0, "a"], [1, "b"]], "edges": [[0, 1]]}
     run_id = book.new_run("changed", shape, [(0, "a", "Succeeded", True),
-                                             (1, "b", "Running", True)], "/nonexistent.sock")
+                                             (1, "b", "Running", True)], "/nonexistent.sock",
+                          origin=str(Path(__file__).resolve()))  # this script's trail
     book.close()  # never closed: its server "died"
     with pytest.raises(JournalMismatchError) as caught:
         TrailServer(chain("a", "x", "c"), journal=journal, name="changed")
@@ -297,3 +300,21 @@ def test_a_journal_from_before_retry_columns_is_upgraded_in_place(tmp_path):
         shut(server, client)
     names = [run["name"] for run in Journal(journal).runs()]
     assert "old" in names and "fresh" in names
+
+
+def test_a_mismatch_message_is_short_and_says_how_to_start_fresh(tmp_path):
+    journal = tmp_path / "j.sqlite3"
+    book = Journal(journal)
+    steps = [[n, f"s{n}"] for n in range(1000)]
+    book.new_run("big", {"steps": steps, "edges": []},
+                 [(n, name, "Succeeded", True) for n, name in steps], "/nonexistent.sock",
+                 origin=str(Path(__file__).resolve()))
+    book.close()
+    with pytest.raises(JournalMismatchError) as caught:
+        TrailServer([Step(lambda e, c: None, name=f"t{n}") for n in range(1000)],
+                    journal=journal, name="big")
+    message = str(caught.value)
+    assert len(message) < 500, message
+    assert "1000 difference(s)" in message and "and 997 more" in message
+    assert "trail run RUNBOOK --fresh" in message and "resume=False" in message
+    assert len(caught.value.differences) == 1000

@@ -170,3 +170,15 @@ def test_a_threadsafe_context_written_by_parallel_process_steps(serve, executor)
     assert sorted(set(tally.who)) == list(range(6)) and len(tally.who) == 60
     tally.count = 5  # attribute writes reach the shared instance too
     assert tally.count == 5
+
+
+def test_a_command_template_says_how_to_write_a_literal_brace():
+    from trail.layer2.steps.helpers import apply_object_attributes_to_template as fill
+
+    class Nothing:
+        pass
+
+    assert fill("awk '{{print $1}}' ${{HOME}}", Nothing()) == "awk '{print $1}' ${HOME}"
+    for shell_syntax in ("{ echo x; exit 7; }", "${VAR}", "x }"):
+        with pytest.raises((AttributeError, ValueError), match=r"doubled, as \{\{ and \}\}"):
+            fill(shell_syntax, Nothing())

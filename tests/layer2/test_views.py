@@ -71,6 +71,8 @@ def test_a_live_trail_is_coloured_by_state_and_renders_to_svg(serve, tmp_path):
     assert nodes["0"]["fillcolor"] == STATE_COLOURS["Succeeded"]
     assert nodes["1"]["fillcolor"] == STATE_COLOURS["Paused"]
     assert nodes["legend Paused"]["label"] == "Paused"  # the legend names the states shown
+    assert "xlabel" not in nodes["0"]  # no state label beside the box for edges to cross
+    assert nodes["1"]["tooltip"].startswith("Paused; ")
     assert ("0", "1") in edges
     svg = render(dot, tmp_path / "live.svg")
     text = svg.read_text()
@@ -148,6 +150,9 @@ def test_interactive_trail_prints_for_a_person(serve):
     trail.status(fields=["Colour"])
     assert "Error in status:" in out.getvalue() and "'Colour'" in out.getvalue()
     out.truncate(0), out.seek(0)
+    trail.status(state="Running")  # the argument is states: an error, not "No step matches"
+    assert "Error in status: it takes states=[...]" in out.getvalue()
+    out.truncate(0), out.seek(0)
     trail.steps_waiting_for_user_input()
     assert "No step is waiting for input." in out.getvalue()
     namespace: dict = {}
@@ -157,3 +162,25 @@ def test_interactive_trail_prints_for_a_person(serve):
     namespace["resume"](dry_run=False, name=namespace["names"].step_two)
     assert "resume affected 1 step(s)" in out.getvalue()
     wait_states(client, {"step_two": "Succeeded"})
+
+
+def test_the_live_views_last_line_keeps_the_exit_code_and_stderr_in_view():
+    from trail.layer2.cli.liveview import short_line
+
+    failed = ("ShellCommandFailedError: [Command: sh -c 'echo x; exit 7'] -- Failed with exit "
+              "code: 7, STDERR (Last line): disk full")
+    assert short_line(failed) == ("ShellCommandFailedError: Failed with exit code: 7, "
+                                  "stderr: disk full")
+    assert short_line("[Command: true] [Host: db1] -- Could not start: no such program: x, "
+                      "STDERR (Last line): None") == "on db1: Could not start: no such program: x"
+    assert short_line("12 rows copied") == "12 rows copied"
+
+
+def test_a_conditional_step_is_drawn_as_one():
+    from trail import create_conditional_step
+
+    guard = create_conditional_step(lambda e, c: True, name="guard")
+    after = Step(lambda e, c: None, name="after")
+    nodes, _ = nodes_and_edges(dot_json(definition_dot(guard >> after).source))
+    assert nodes["0"]["shape"] == "hexagon" and nodes["0"]["label"] == "if 0: guard"
+    assert nodes["1"].get("shape", "box") == "box"

@@ -117,6 +117,10 @@ def info(run: Run, args: Args) -> dict[str, Any]:
         "executor": run.default_executor,
         "counts": run.counts(),
         "finished": run.finished(),
+        "end": run.end_state(),  # "succeeded", "failed", or None while not finished
+        "idle": run.idle(),  # nothing happens until an operator acts
+        "waiting_for": {what: [list(step) for step in steps]
+                        for what, steps in run.waiting_for_operator().items()},
     }
 
 
@@ -134,6 +138,7 @@ def stop(run: Run, args: Args) -> list[dict[str, Any]]:
     running = _eligible(selected, Action.INTERRUPT)
     if args["dry_run"]:
         return briefs(running)
+    run.stopped = True
     for record in running:
         run.interrupt(record, f"api:{Call.STOP}")
     _move(run, selected, Action.BLOCK, args, Call.STOP)

@@ -269,9 +269,11 @@ SPECS: tuple[CallSpec, ...] = (
              "trail status phase=switch --state Running", selects=True, result=Result.ROWS,
              arguments=(
                  Argument("fields", choices(STATUS_FIELDS), None, cli="--field",
-                          help="Fields to show (StatusField values)."),
+                          help="A field to show (repeatable): "
+                               + ", ".join(sorted(STATUS_FIELDS)) + "."),
                  Argument("states", choices(STATE_NAMES), None, cli="--state",
-                          help="Only steps in this state."),
+                          help="Only steps in this state (repeatable): "
+                               + ", ".join(sorted(STATE_NAMES)) + "."),
              )),
     CallSpec(Call.STEPS_WAITING_FOR_USER_INPUT, "The steps with an unanswered question.",
              "trail status --field 'Waiting for response'", selects=True, result=Result.ROWS,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,8 @@ class Engine:
             self.loop.serve()
         finally:
             if self.run.journal is not None:
-                self.run.journal.close("shut down")
+                self.run.journal.close(self.run.end_state()
+                                       or ("stopped" if self.run.stopped else "shut down"))
             self.release()
 
     def close_unserved(self) -> None:
@@ -62,12 +64,14 @@ class Engine:
 def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
                 settings: Settings | None = None, *, name: str,
                 journal: str | Path | bool | None = None, resume: bool | None = None,
-                timers: Timers | None = None) -> Engine:
+                timers: Timers | None = None, origin: str | None = None) -> Engine:
     """Open the run of ``graph`` called ``name``, to be served at ``socket_file``.
 
     ``journal`` is a path (default ``$XDG_STATE_HOME/trail/journal.sqlite3``; False for
     none). ``resume``: None takes up the journal's latest run of this trail if its server
-    died, True also one that was shut down, False always starts anew. What can be refused
+    died, True also one that was shut down, False always starts anew. ``origin`` (the
+    runbook's or calling script's resolved path) with ``name`` is the trail's identity in
+    the journal. What can be refused
     (a bad executor name, a run whose trail changed) is refused before anything is left
     open: the sockets are closed and a new journal run is closed as "could not start".
     """
@@ -97,19 +101,31 @@ def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
             shape = shape_of([(n_of(graph, s), s.name) for s in steps], numbered_edges(graph))
             initial = [(n_of(graph, s), s.name, State.READY.value, s.pause_on_fail)
                        for s in steps]
-            run_id, restored = open_run(book, name, shape, initial, socket_file, resume)
+            run_id, restored = open_run(book, name, shape, initial, socket_file, resume,
+                                        origin)
+        started = time.time()
+        if book is not None and run_id is not None:
+            started = (book.run(run_id) or {}).get("started") or started
         info = {"name": name, "socket": socket_file, "events": sockets.events_file,
-                "run": run_id, "resumed": restored is not None,
+                "started": started,
+                "run": run_id, "resumed": restored is not None, "origin": origin,
                 "journal": str(book.path) if book is not None else None}
         run = Run(graph, context, settings,
                   journal=JournalRun(book, run_id) if book is not None and run_id is not None
                   else None,
                   timers=timers, info=info)
+        if run.journal is not None:
+            # Named now, not discovered after a crash: what of the context cannot be saved.
+            problems = run.save_context_from_start()
+            for problem in problems:
+                log.warning("%s", problem)
+            run.info["context_problems"] = problems
         if restored:
+            run.restore_context("recovered from the journal")
             run.restore(restored, "recovered from the journal")
-            run.commit()
-            if book is not None and run_id is not None:
-                stop_orphans_on_dask(book, run_id, settings)
+        run.commit()
+        if restored and book is not None and run_id is not None:
+            stop_orphans_on_dask(book, run_id, settings)
     except BaseException:
         if sockets is not None:
             sockets.close()

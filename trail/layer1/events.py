@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from typing import Any, ClassVar
 
 from trail.errors import ProtocolError
@@ -167,14 +168,27 @@ class ShuttingDown(Event):
     cause: str = ""
 
 
+@dataclass(frozen=True)
+class Finished(Event):
+    """The run is over: every step succeeded, was skipped or failed for good (or is cut off
+    below a failed one). ``end`` is "succeeded" or "failed"; ``counts`` steps per state.
+    Sent each time the run becomes finished (a rerun of a failed step reopens it)."""
+
+    kind: ClassVar[str] = "finished"
+    end: str = ""
+    counts: dict[str, int] = dataclass_field(default_factory=dict)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (Hello, StateChanged, Output, Prompt, Input, PauseOnFailChanged, ShuttingDown)
+    for cls in (Hello, StateChanged, Output, Prompt, Input, PauseOnFailChanged, ShuttingDown,
+                Finished)
 }
 
 __all__ = [
     "EVENT_TYPES",
     "Event",
+    "Finished",
     "Hello",
     "Input",
     "Output",

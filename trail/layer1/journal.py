@@ -10,6 +10,7 @@ Tables:
     steps        the latest state of each step of a run (what recovery restores)
     transitions  every state change: when, from, to, and the cause (``api:pause`` ...)
     messages     output, prompts and replies, per step and attempt
+    context      what the steps put in the run's context, attribute by attribute
 
 Few indexes on purpose: a commit writes every page it touches, and the hot path (a
 transition, a step row) then touches about two; history reads scan, which is fine for a
@@ -39,7 +40,8 @@ CREATE TABLE IF NOT EXISTS runs (
     ended REAL,                   -- NULL while the run is open (or its server died)
     outcome TEXT,                 -- how it ended: 'shut down', 'abandoned'
     pid INTEGER,
-    socket TEXT
+    socket TEXT,
+    origin TEXT                   -- where the trail comes from: a runbook's or script's path
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -74,6 +76,12 @@ CREATE TABLE IF NOT EXISTS messages (
     kind TEXT NOT NULL,           -- 'output', 'prompt', 'input'
     message TEXT NOT NULL         -- JSON
 );
+CREATE TABLE IF NOT EXISTS context (
+    run_id INTEGER NOT NULL,
+    name TEXT NOT NULL,           -- an attribute of the run's context
+    value BLOB NOT NULL,          -- its value, pickled (layer1/context.py)
+    PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, id);
 """
 
@@ -174,6 +182,8 @@ class Journal:
         for column, kind in (("tries", "INTEGER NOT NULL DEFAULT 0"), ("retry_at", "REAL")):
             if column not in have:
                 self.db.execute(f"ALTER TABLE steps ADD COLUMN {column} {kind}")
+        if "origin" not in {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}:
+            self.db.execute("ALTER TABLE runs ADD COLUMN origin TEXT")
 
     # --- writing (inside the manager's wake-up transaction) -------------------------
 
@@ -188,11 +198,12 @@ class Journal:
             self._open = False
 
     def new_run(self, name: str, shape: dict, steps: Iterable[tuple[int, str, str, bool]],
-                socket: str | None) -> int:
+                socket: str | None, origin: str | None = None) -> int:
         self._begin()
         cursor = self.db.execute(
-            "INSERT INTO runs (name, shape, started, pid, socket) VALUES (?, ?, ?, ?, ?)",
-            (name, json.dumps(shape), time.time(), os.getpid(), socket))
+            "INSERT INTO runs (name, shape, started, pid, socket, origin) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (name, json.dumps(shape), time.time(), os.getpid(), socket, origin))
         run_id = int(cursor.lastrowid or 0)
         self.db.executemany(
             "INSERT INTO steps (run_id, n, name, state, pause_on_fail) VALUES (?, ?, ?, ?, ?)",
@@ -238,6 +249,18 @@ class Journal:
         self._begin()
         self.db.executemany("DELETE FROM messages WHERE id = ?", [(row,) for row in rows])
 
+    def save_context(self, run_id: int, parts: dict[str, bytes]) -> None:
+        """Changed parts of the run's context (in the wake-up's transaction)."""
+        if parts:
+            self._begin()
+            self.db.executemany(
+                "INSERT OR REPLACE INTO context (run_id, name, value) VALUES (?, ?, ?)",
+                [(run_id, name, value) for name, value in parts.items()])
+
+    def saved_context(self, run_id: int) -> dict[str, bytes]:
+        return {name: bytes(value) for name, value in self.db.execute(
+            "SELECT name, value FROM context WHERE run_id = ?", (run_id,))}
+
     def close_run(self, run_id: int, outcome: str) -> None:
         self._begin()
         self.db.execute("UPDATE runs SET ended = ?, outcome = ? WHERE id = ?",
@@ -251,10 +274,15 @@ class Journal:
 
     # --- reading -------------------------------------------------------------------
 
-    def latest_run(self, name: str) -> dict[str, Any] | None:
+    def latest_run(self, name: str, origin: str | None = None) -> dict[str, Any] | None:
+        """The latest run of the trail called ``name`` from ``origin`` (a runbook's or
+        script's path: two trails of one name from different files are different trails;
+        None: from anywhere). A run written without an origin (by an older trail) matches
+        any, so a crashed run is still taken up after an upgrade."""
         row = self.db.execute(
             "SELECT id, name, shape, started, ended, outcome, pid, socket FROM runs "
-            "WHERE name = ? ORDER BY id DESC LIMIT 1", (name,)).fetchone()
+            "WHERE name = ? AND (? IS NULL OR origin IS NULL OR origin = ?) "
+            "ORDER BY id DESC LIMIT 1", (name, origin, origin)).fetchone()
         return None if row is None else _run_row(row)
 
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -334,7 +362,8 @@ def _run_row(row: tuple) -> dict[str, Any]:
 
 def open_run(journal: Journal, name: str, shape: dict,
              steps: list[tuple[int, str, str, bool]], socket: str | None,
-             resume: bool | None) -> tuple[int, dict[int, SavedStep] | None]:
+             resume: bool | None,
+             origin: str | None = None) -> tuple[int, dict[int, SavedStep] | None]:
     """The run this server serves: a new one, or the journal's latest run of this trail.
 
     ``resume=None`` takes up the latest run only if its server died (the run was never
@@ -342,7 +371,7 @@ def open_run(journal: Journal, name: str, shape: dict,
     ``False`` always starts anew. A run to take up whose trail has changed is refused
     (JournalMismatchError lists the differences), never guessed at.
     """
-    latest = journal.latest_run(name) if resume is not False else None
+    latest = journal.latest_run(name, origin) if resume is not False else None
     if latest is not None:
         # Its socket path is ours now (we bound it, so its server is gone), or dead.
         died = latest["ended"] is None and (latest["socket"] == socket
@@ -356,12 +385,12 @@ def open_run(journal: Journal, name: str, shape: dict,
                 _remove_dead_socket(latest["socket"])
             return latest["id"], journal.saved_steps(latest["id"])
     if resume is False:
-        previous = journal.latest_run(name)
+        previous = journal.latest_run(name, origin)
         if previous is not None and previous["ended"] is None and \
                 (previous["socket"] == socket
                  or not _served(previous["socket"], previous["pid"])):
             journal.close_run(previous["id"], "abandoned")
-    return journal.new_run(name, shape, steps, socket), None
+    return journal.new_run(name, shape, steps, socket, origin), None
 
 
 def _remove_dead_socket(socket: str) -> None:
@@ -416,6 +445,12 @@ class JournalRun:
 
     def step(self, n: int, **fields: Any) -> None:
         self.journal.step(self.run_id, n, **fields)
+
+    def save_context(self, parts: dict[str, bytes]) -> None:
+        self.journal.save_context(self.run_id, parts)
+
+    def saved_context(self) -> dict[str, bytes]:
+        return self.journal.saved_context(self.run_id)
 
     def commit(self) -> None:
         self.journal.commit()

@@ -32,11 +32,15 @@ class StepRuns:
 
     def __init__(self, run: Run) -> None:
         self.run = run
-        self.executors = Executors(
-            lambda name: make_executor(name, run.settings.step_output, run.settings.dask),
-            self._on_message, run.timers.call_later)
+        self.executors = Executors(self._make_executor, self._on_message,
+                                   run.timers.call_later)
         self.groups = ProcessGroups(run.timers.call_later)
         self._ids = iter(range(1, 1 << 62))
+
+    def _make_executor(self, name: str) -> Executor:
+        executor = make_executor(name, self.run.settings.step_output, self.run.settings.dask)
+        executor.context = self.run.context
+        return executor
 
     def number_from(self, first: int) -> None:
         """New runs are numbered from ``first``: a taken-up run never reuses an attempt."""
@@ -104,6 +108,8 @@ class StepRuns:
             self._fail(record, error, "", str(error))
 
     def _finish(self, record: StepRecord, outcome: Outcome) -> None:
+        if outcome.context:
+            self.run.context_changed(outcome.context)
         if not outcome.ok:
             self._fail(record, outcome.value, outcome.traceback, "raised")
             return
@@ -134,7 +140,11 @@ class StepRuns:
             value = exc
         record.set_return_value(value)
         action = Action.FAIL_AND_PAUSE if record.pause_on_fail else Action.FAIL
-        self.run.apply(record, action, cause)
+        # The cause carries the error, so `trail history` says what went wrong.
+        error_text = values.shown(error)
+        if len(error_text) > 300:
+            error_text = error_text[:299] + "…"
+        self.run.apply(record, action, f"{cause}: {error_text}")
         if record.step.skip_progeny_on_failure:
             self._skip_below(record, f"step {record.n} failed")
 

@@ -26,6 +26,7 @@ import networkx as nx
 from trail.core.dag import n_of, progeny, steps_in_order, tags_of
 from trail.core.states import Action, State, transition
 from trail.core.step import Step
+from trail.layer1 import context as durable
 from trail.layer1 import events
 from trail.layer1.dagfile import write_dag_file
 from trail.layer1.executors import make_executor
@@ -36,6 +37,11 @@ from trail.layer1.scheduler import PENDING, Scheduler
 from trail.layer1.timers import Timers
 
 log = logging.getLogger(__name__)
+
+FINAL = frozenset({State.SUCCEEDED, State.SKIPPED, State.FAILED})  # nothing more happens
+# States in which a step waits on the operator (or on start), holding up its progeny.
+STUCK = frozenset({State.READY, State.PAUSED, State.PAUSED_ON_FAIL, State.INTERRUPTED,
+                   State.BLOCKED, State.FAILED})
 
 
 @dataclass
@@ -89,6 +95,11 @@ class Run:
         self.stopping = False
         self.dag_file: str | None = None  # AutoTrail's JSON backup, written at each commit
         self.by: str | None = None  # who sent the request being served (api.handle sets it)
+        # The durable context (layer1/context.py): saved when a step has ended.
+        self._context_dirty = False
+        self._saved_context: durable.Parts = {}
+        self._finished_sent = False
+        self.stopped = False  # an operator stopped it (stop, a signal): how it ends if unfinished
 
     @property
     def default_executor(self) -> str:
@@ -107,6 +118,7 @@ class Run:
         if old is State.RUNNING:  # leaving Running: the run no longer holds a slot
             self.scheduler.free_slot(record.run_id)
             record.end_run()
+            self._context_dirty = True  # the step may have changed the context
         if self.journal is not None:
             self.journal.transition(record.n, old.value, new.value, cause)
         record.set_state(new)
@@ -172,6 +184,27 @@ class Run:
                 record.schedule_retry(self.timers.clock() + wait, retry_at)
                 self.timers.call_later(wait, functools.partial(self.scheduler.mark, record))
 
+    def save_context_from_start(self) -> list[str]:
+        """A new run: save the whole context now; return what of it cannot be saved."""
+        self._context_dirty = True
+        return durable.problems(self.context)
+
+    def restore_context(self, cause: str) -> None:
+        """A run taken up: put back what the steps had put in the context."""
+        if self.journal is None:
+            return
+        saved = self.journal.saved_context()
+        durable.apply(self.context, saved)
+        self._saved_context = dict(saved)
+        self._context_dirty = True  # parts the new context has and the old did not
+        if saved:
+            log.info("context restored (%s): %s", cause, ", ".join(sorted(saved)))
+
+    def context_changed(self, parts: durable.Parts) -> None:
+        """A step in a copy of the context (a forked process) changed these parts."""
+        durable.apply(self.context, parts)
+        self._context_dirty = True
+
     # --- moving steps --------------------------------------------------------------------
 
     def advance(self) -> None:
@@ -231,17 +264,73 @@ class Run:
         return counts
 
     def finished(self) -> bool:
-        """Nothing will happen without an operator: every step finished or cut off."""
-        cut_off: set[Step] = set()
+        """The run is over: every step succeeded, was skipped or failed for good, or is cut
+        off below a step that failed for good. A Blocked, paused or interrupted step keeps
+        the run open (the operator can still unblock, resume, rerun or skip it)."""
+        if any(r.state not in FINAL for r in self.records):
+            cut_off = progeny(self.graph, [r.step for r in self.records
+                                           if r.state is State.FAILED])
+            if any(r.state not in FINAL and r.step not in cut_off for r in self.records):
+                return False
+        return True
+
+    def end_state(self) -> str | None:
+        """How the run ended: "succeeded" (every step succeeded or was skipped), "failed",
+        or None while it is not finished."""
+        if not self.finished():
+            return None
+        if all(r.state.done for r in self.records):
+            return "succeeded"
+        return "failed"
+
+    def idle(self) -> bool:
+        """Nothing happens without an operator: nothing runs (but steps waiting for an
+        answer) and nothing will start by itself (whatever waits is below a step that is
+        not done: Ready, paused, blocked, interrupted or failed)."""
+        stuck = [r.step for r in self.records if r.state in STUCK]
+        below = progeny(self.graph, stuck) if stuck else set()
         for record in self.records:
-            if record.state.ignored:
-                cut_off |= progeny(self.graph, [record.step])
-        return all(r.state.finished or r.step in cut_off for r in self.records)
+            if record.state.done or record.state in STUCK or record.step in below:
+                continue
+            if record.state is State.RUNNING and _asks(record):
+                continue
+            return False
+        return True
+
+    def waiting_for_operator(self) -> dict[str, list[tuple[int, str]]]:
+        """Steps the run waits on, by what they wait for (n, name), while it is idle."""
+        found: dict[str, list[tuple[int, str]]] = {}
+        for record in self.records:
+            if record.state is State.RUNNING and _asks(record):
+                found.setdefault("an answer", []).append((record.n, record.name))
+            elif record.state in STUCK and record.state is not State.FAILED:
+                found.setdefault(record.state.value, []).append((record.n, record.name))
+        return found
+
+    def _check_finished(self) -> None:
+        """Publish ``finished`` when the run becomes finished (again, after a rerun)."""
+        if not self.finished():
+            self._finished_sent = False
+        elif not self._finished_sent:
+            self._finished_sent = True
+            end = self.end_state() or "failed"
+            log.info("the run has finished: %s", end)
+            self.publish(events.Finished(end=end, counts=self.counts()))
 
     # --- what lasts ----------------------------------------------------------------------
 
     def commit(self) -> None:
-        """Write every step changed since the last commit, and commit (journal, DAG file)."""
+        """Write every step changed since the last commit, and commit (journal, DAG file).
+
+        The context is saved with the steps whose end changed it: one transaction."""
+        if self._touched:
+            self._check_finished()
+        if self._context_dirty:
+            self._context_dirty = False
+            if self.journal is not None:
+                now = durable.snapshot(self.context)
+                self.journal.save_context(durable.changed(self._saved_context, now))
+                self._saved_context = now
         if not self._touched:
             if self.journal is not None:
                 self.journal.commit()  # transitions and messages of unchanged steps
@@ -270,3 +359,8 @@ class Run:
 
 def _stamped(event: events.Event, seq: int) -> events.Event:
     return replace(event, seq=seq, time=time.time())
+
+
+def _asks(record: StepRecord) -> bool:
+    """The (running) step waits for an answer to its question."""
+    return len(record.prompt_messages) > len(record.input_messages)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from trail.errors import ProtocolError, TrailClientError
 from trail.layer1.calls import SPECS, CallSpec
+from trail.layer1.events import Finished
 from trail.layer1.sockets import events_file
 from trail.layer1.transport import Transport, ZmqTransport
 from trail.layer1.wire import Reply, request_bytes
@@ -78,6 +80,31 @@ class TrailClient:
         ``status()`` for the state before, then act.
         """
         return EventStream(events_file(self.socket_file), self.timeout)
+
+    def wait(self, timeout: float | None = None) -> dict[str, int]:
+        """Wait until the trail has finished (every step succeeded, was skipped or failed
+        for good; see README "When a run ends") and return its steps per state.
+
+        A trail that waits on an operator (a blocked or paused step, a question) has not
+        finished: ``wait`` keeps waiting. Raises TimeoutError after ``timeout`` seconds,
+        and TrailConnectionError if the server goes away first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.subscribe() as stream:
+            quiet = True  # ask the server: at first (a finish after that is in the stream),
+            while True:   # and after a quiet second (is it still there?)
+                if quiet:
+                    info = self.info()
+                    if info["finished"]:
+                        return dict(info["counts"])
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"the trail at {self.socket_file} has not finished "
+                                       f"within {timeout:g} s")
+                event = stream.next(1.0 if left is None else min(1.0, left))
+                if isinstance(event, Finished):
+                    return dict(event.counts)
+                quiet = event is None
 
     if TYPE_CHECKING:
         # The call methods are generated below; to a type checker each is a callable.

@@ -38,19 +38,27 @@ def trail_dot(
     edges: list[tuple[int, int]] | list[list[int]],
     states: dict[int, str] | None = None,
     name: str = "trail",
+    conditional: set[int] | None = None,
 ) -> graphviz.Digraph:
     """A Digraph of steps (tag dicts with n and name) and edges (parent n, child n);
-    with ``states`` (n -> state), coloured by state and with a legend."""
+    with ``states`` (n -> state), coloured by state and with a legend (the state is in the
+    colour and the tooltip, not a label beside the box that edges would cross).
+    ``conditional`` steps (by n) are hexagons labelled "if": False skips their branch."""
     dot = graphviz.Digraph(name, graph_attr={"rankdir": "TB"},
                            node_attr={"shape": "box", "style": "rounded,filled",
                                       "fillcolor": "white", "fontname": "Helvetica"})
     for tags in steps:
         n = int(tags["n"])
-        attrs = {"tooltip": ", ".join(f"{k}={v}" for k, v in tags.items())}
+        tooltip = ", ".join(f"{k}={v}" for k, v in tags.items())
+        attrs = {}
+        label = f"{n}: {tags['name']}"
         if states is not None and n in states:
             attrs["fillcolor"] = STATE_COLOURS.get(states[n], "white")
-            attrs["xlabel"] = states[n]
-        dot.node(str(n), f"{n}: {tags['name']}", **attrs)
+            tooltip = f"{states[n]}; {tooltip}"
+        if conditional and n in conditional:
+            attrs["shape"] = "hexagon"
+            label = f"if {label}"
+        dot.node(str(n), label, tooltip=tooltip, **attrs)
     for parent, child in edges:
         dot.edge(str(parent), str(child))
     if states:
@@ -67,9 +75,12 @@ def trail_dot(
 def definition_dot(trail_definition: Any, name: str = "trail") -> graphviz.Digraph:
     """The Digraph of a trail definition (checked and numbered as a server would)."""
     graph = make_trail_graph(trail_definition)
-    steps = [tags_of(graph, step) for step in steps_in_order(graph)]
+    ordered = steps_in_order(graph)
+    steps = [tags_of(graph, step) for step in ordered]
     edges = numbered_edges(graph)
-    return trail_dot(steps, edges, name=name)
+    conditional = {int(tags["n"]) for step, tags in zip(ordered, steps, strict=True)
+                   if step.conditional}
+    return trail_dot(steps, edges, name=name, conditional=conditional)
 
 
 def live_dot(trail_client: Any, name: str = "trail") -> graphviz.Digraph:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
+import signal
+import sys
 import threading
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,52 @@ from trail.layer1.run import Settings
 from trail.layer2 import notify as notifications
 
 log = logging.getLogger(__name__)
+
+
+def _calling_script() -> str:
+    """The resolved path of the file that made the TrailServer (outside trail itself)."""
+    package = Path(__file__).resolve().parents[1]
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith("<"):
+            path = Path(filename).resolve()
+            if package not in path.parents:
+                return str(path)
+        elif filename in ("<stdin>", "<console>", "<string>"):
+            return f"{filename} in {os.getcwd()}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return os.getcwd()
+
+
+_SERVING: weakref.WeakSet[TrailServer] = weakref.WeakSet()  # the servers signals stop
+
+
+def _stop_on_signals(server: TrailServer) -> None:
+    """SIGTERM and SIGHUP (a cancelled CI job, systemd's stop, a closed terminal) stop every
+    serving trail as ``stop`` does (running steps interrupted, their commands killed, the
+    rest blocked), then shut it down: the run is closed in the journal as stopped and its
+    socket removed. Installed from the main thread, where the script has set no handler of
+    its own; with no trail serving, the signal does what it always did."""
+    _SERVING.add(server)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _on_signal)
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    serving = [server for server in list(_SERVING) if server.serving]
+    if not serving:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    log.warning("%s: stopping %d trail(s)", signal.Signals(signum).name, len(serving))
+    for server in serving:
+        # From a thread of its own: the loop may be this very thread, inside a poll.
+        threading.Thread(target=server._stop_and_shut_down, name="trail-signal",
+                         daemon=True).start()
 
 
 class TrailServer:
@@ -33,7 +83,9 @@ class TrailServer:
     ``$XDG_STATE_HOME/trail/journal.sqlite3``; False for none) before it is acknowledged.
     ``resume`` picks the run: None takes up the journal's latest run of this trail if its
     server died, True also one that was shut down, False always starts anew. The trail's
-    ``name`` (default: its first step's) is what ties a run to its journal entries.
+    ``name`` (default: its first step's) and ``origin`` (default: the resolved path of the
+    script that made the server; ``trail run`` gives the runbook's) tie a run to its
+    journal entries, so two scripts whose first step is ``check`` never share a run.
 
     ``max_parallel`` caps how many steps run at once (default: no cap, as AutoTrail);
     ``pools`` caps steps by their ``pool`` tag (``{"db": 2}``: at most two steps tagged
@@ -67,6 +119,7 @@ class TrailServer:
         pools: dict[str, int] | None = None,
         notify: Iterable[Any] | bool | None = None,
         dask: Any = None,
+        origin: str | None = None,
     ) -> None:
         self.graph = make_trail_graph(trail_definition)
         destinations = notifications.resolve(notify)  # a bad URL is refused before opening
@@ -75,8 +128,9 @@ class TrailServer:
         self.name = name or steps_in_order(self.graph)[0].name
         settings = Settings(executor=executor, max_parallel=max_parallel, pools=dict(pools or {}),
                             step_output=step_output, dask=dask)
+        self.origin = origin or _calling_script()
         self._engine = open_engine(self.graph, socket_file, context, settings, name=self.name,
-                                   journal=journal, resume=resume)
+                                   journal=journal, resume=resume, origin=self.origin)
         self._engine.run.dag_file = dag_file
         self.socket_file = self._engine.socket_file
         self.events_file = self._engine.sockets.events_file
@@ -111,12 +165,24 @@ class TrailServer:
         if self._served:
             raise RuntimeError("this TrailServer has already served; make a new one")
         self._served = True
+        _stop_on_signals(self)
         if not threaded:
             self._serve()
             return
         self._thread = threading.Thread(target=self._serve, name="trail-manager", daemon=True)
         self._thread.start()
         atexit.register(self._stop_at_exit)
+
+    def _stop_and_shut_down(self) -> None:
+        from trail.errors import TrailError
+        from trail.layer2.client import TrailClient
+
+        client = TrailClient(self.socket_file, timeout=10)
+        try:
+            client.stop(dry_run=False)
+            client.shutdown(dry_run=False)
+        except TrailError as exc:
+            log.warning("could not stop the trail at %s: %s", self.socket_file, exc)
 
     def _serve(self) -> None:
         try:
@@ -129,24 +195,41 @@ class TrailServer:
             self._done.set()
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait until the server has shut down; True if it has."""
+        """Wait until the server has shut down; True if it has. (To wait for the trail to
+        finish, use ``wait``.)"""
         return self._done.wait(timeout)
+
+    def wait(self, timeout: float | None = None) -> dict[str, int]:
+        """Wait until the trail has finished and return its steps per state (see
+        ``TrailClient.wait``); the server goes on serving until it is shut down."""
+        from trail.layer2.client import TrailClient
+
+        return TrailClient(self.socket_file).wait(timeout)
 
     @property
     def serving(self) -> bool:
-        return self._served and not self._done.is_set()
+        """Serving requests: False from the moment a shutdown is under way (before the
+        socket goes), so a shutdown is never sent to a socket about to vanish."""
+        return self._served and not self._done.is_set() and not self._engine.run.stopping
 
     def _stop_at_exit(self) -> None:
-        """Don't leave running steps and socket files behind when the script ends."""
-        if not self.serving:
+        """Don't leave running steps and socket files behind when the script ends. A server
+        already stopping (or stopped) is only waited for: shutting it down again is a no-op."""
+        if not self._served or self._done.is_set():
             return
-        from trail.layer2.client import TrailClient
+        if self.serving:
+            from trail.errors import TrailConnectionError
+            from trail.layer2.client import TrailClient
 
-        try:
-            TrailClient(self.socket_file, timeout=2).shutdown(dry_run=False)
-        except Exception as exc:  # the interpreter is exiting; say why and move on
-            log.warning("could not shut down the trail at %s: %s", self.socket_file, exc)
-            return
+            try:
+                TrailClient(self.socket_file, timeout=2).shutdown(dry_run=False)
+            except TrailConnectionError:
+                if self.serving:  # not a shutdown that raced ours: say why, move on
+                    log.warning("could not shut down the trail at %s", self.socket_file)
+                    return
+            except Exception as exc:  # the interpreter is exiting; say why and move on
+                log.warning("could not shut down the trail at %s: %s", self.socket_file, exc)
+                return
         self.join(10)
 
     def __enter__(self) -> TrailServer:

@@ -37,6 +37,8 @@ class Outcome:
     ok: bool
     value: Any
     traceback: str = ""
+    # The context's parts the step changed in its own copy (process executor), pickled.
+    context: dict[str, bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,9 @@ class Executor(ABC):
     """Runs step actions somewhere and reports what happens as Messages."""
 
     name: str
+    # The run's context. An executor whose steps run in a copy of it (a forked process)
+    # sends back the parts a step changed (``Outcome.context``; see layer1/context.py).
+    context: Any = None
 
     def bind(self, deliver: Deliver, call_later: CallLater) -> None:
         """Called once by the manager before any run starts."""

@@ -25,10 +25,11 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from trail.errors import RemoteStepError
+from trail.layer1 import context as durable
 from trail.layer1 import forks, values
 from trail.layer1.executors.base import (
     Executor,
@@ -109,7 +110,8 @@ def outcome_frame(outcome: Outcome) -> bytes:
         else:
             error = outcome.value
             value = RemoteStepError(type(error).__name__, str(error), outcome.traceback)
-        data = pickle.dumps((Kind.RESULT, Outcome(outcome.ok, value, outcome.traceback)))
+        data = pickle.dumps((Kind.RESULT, Outcome(outcome.ok, value, outcome.traceback,
+                                                  outcome.context)))
     return frame(data)
 
 
@@ -166,7 +168,7 @@ class ProcessExecutor(Executor):
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # the child: never returns
-            _child(run, function, args, kwargs, self.step_output)
+            _child(run, function, args, kwargs, self.step_output, self.context)
         run.pid = pid
         forks.guard_group(pid)  # killed by the warden if the server dies first
         run.close("out_w", "in_r")
@@ -269,17 +271,22 @@ class ProcessExecutor(Executor):
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """If the server dies (even by SIGKILL), so does this step: a crashed run's steps come
-    back Interrupted for the operator to decide on, none goes on unwatched meanwhile."""
+def set_death_signal() -> None:
+    """This (forked) process gets SIGKILL when its parent dies, even by SIGKILL (Linux)."""
     parent = os.getppid()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the step outlives a crashed server
+    except (OSError, AttributeError):  # not Linux: it outlives a crashed parent
         return
-    if os.getppid() != parent:  # the server died before the prctl took effect
+    if os.getppid() != parent:  # the parent died before the prctl took effect
         os._exit(70)
+
+
+def _die_with_parent() -> None:
+    """If the server dies (even by SIGKILL), so does this step: a crashed run's steps come
+    back Interrupted for the operator to decide on, none goes on unwatched meanwhile."""
+    set_death_signal()
 
 
 def describe_exit(status: int) -> str:
@@ -289,7 +296,7 @@ def describe_exit(status: int) -> str:
 
 
 def _child(run: _Run, function: Callable[..., Any], args: Any, kwargs: dict[str, Any],
-           step_output: str | None) -> None:
+           step_output: str | None, context: Any = None) -> None:
     code = 0
     try:
         os.setsid()
@@ -307,10 +314,14 @@ def _child(run: _Run, function: Callable[..., Any], args: Any, kwargs: dict[str,
             signal.signal(signum, signal.SIG_DFL)
         os.close(run.out_r)
         os.close(run.in_w)
+        durable.after_fork(context)
+        before = durable.snapshot(context) if durable.tracked(context) else None
         try:
             outcome = Outcome(True, function(*args, **kwargs))
         except BaseException as exc:  # the step's failure is reported, whatever it was
             outcome = Outcome(False, exc, traceback.format_exc())
+        if before is not None:  # what the step changed in its copy goes back with it
+            outcome = replace(outcome, context=durable.changed(before, durable.snapshot(context)))
         _write_all(run.out_w, outcome_frame(outcome))
     except BaseException:  # noqa: B036 - the child must reach os._exit, always
         code = 70

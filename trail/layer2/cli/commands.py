@@ -16,6 +16,9 @@ import json
 import logging
 import math
 import os
+import stat
+import sys
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,12 +26,13 @@ from typing import Any
 import click
 from rich.console import Console
 
+from trail.core.states import Action, State, states_for
 from trail.errors import TrailError
-from trail.layer1.calls import SPECS, CallSpec, Result
+from trail.layer1.calls import SPECS, Call, CallSpec, Result
 from trail.layer1.journal import Journal, default_journal_path
-from trail.layer1.sockets import is_live, new_socket_file, private_file, socket_dir
+from trail.layer1.sockets import events_file, is_live, new_socket_file, private_file, socket_dir
 from trail.layer2.cli.display import call_result, runs_table, timeline_table
-from trail.layer2.cli.liveview import parse_reply, watch
+from trail.layer2.cli.liveview import parse_reply, stop_on_signals, watch
 from trail.layer2.cli.repl import interactive
 from trail.layer2.client import TrailClient
 from trail.layer2.diagram import definition_dot, live_dot, render
@@ -58,14 +62,22 @@ def speaking(debug: bool) -> Iterator[None]:
         raise Failure(str(exc)) from exc
 
 
-def live_sockets() -> list[tuple[str, bool]]:
-    """Every socket file in this user's socket directory, and whether a server answers."""
+def live_sockets(prune: bool = False) -> list[tuple[str, bool]]:
+    """Every socket file in this user's socket directory, and whether a server answers;
+    with ``prune``, a stale one (no server answers: it crashed) is removed instead."""
     found = []
     for path in sorted(socket_dir().glob("*.sock")):
         try:
-            found.append((str(path), is_live(str(path))))
+            alive = is_live(str(path))
         except OSError:
-            found.append((str(path), False))
+            alive = False
+        if not alive and prune:
+            for stale in (path, Path(events_file(str(path)))):
+                with contextlib.suppress(OSError):
+                    if stat.S_ISSOCK(stale.lstat().st_mode):
+                        stale.unlink()
+            continue
+        found.append((str(path), alive))
     return found
 
 
@@ -179,16 +191,26 @@ def main(ctx: click.Context, debug: bool, timeout: float) -> None:
 @click.option("--notify", "notify", multiple=True, metavar="URL",
               help="Tell a person when a step fails or waits (an apprise URL such as "
                    "mailto://... or 'failed,escalation=URL'; repeatable).")
+@click.option("--allow-concurrent", is_flag=True,
+              help="Run it even if this runbook is already running (a second run of the "
+                   "same steps, with a journal run of its own).")
+@click.option("--fail-fast", is_flag=True,
+              help="End the run (stop it, exit 1) at the first failure instead of waiting "
+                   "for an operator to rerun or skip the step.")
 @click.pass_context
 def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
         executor: str | None, answers: tuple[str, ...], auto_answer: bool, plain: bool,
         journal: str | None, resume: bool | None, log_file: str | None,
-        notify: tuple[str, ...], dask_address: str | None = None) -> None:
+        notify: tuple[str, ...], allow_concurrent: bool, fail_fast: bool,
+        dask_address: str | None = None) -> None:
     """Run a runbook, showing it live; steer it with keys, or from another terminal.
 
     A runbook is a Python file defining `trail` (and optionally `context`, `executor`,
-    `ANSWERS`). Exit code: 0 all steps succeeded (or were skipped), 1 it finished with
-    failed or blocked steps, 3 it was stopped or left unfinished, 2 an error.
+    `ANSWERS`). The run stays open while a step is blocked, paused or waits for an answer:
+    it ends when every step succeeded, was skipped or failed for good, or when you stop
+    it. Exit code: 0 all steps succeeded (or were skipped), 1 it finished with failed steps
+    (or --fail-fast stopped it at a failure), 3 it was stopped (stop, Ctrl-C, q, SIGTERM,
+    SIGHUP) before it finished, 2 an error.
 
     \b
     Example:
@@ -197,6 +219,9 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
     debug = ctx.obj["debug"]
     with speaking(debug):
         book = load_runbook(runbook)
+        origin = str(Path(runbook).resolve())
+        if not allow_concurrent:
+            already_running(book.name, origin, journal, plain)
         socket = os.path.abspath(socket) if socket else new_socket_file(book.name)
         log_path = private_file(log_file or socket + ".log")
         if not debug:
@@ -206,9 +231,10 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
                              executor=executor or book.executor, name=book.name,
                              step_output=log_path, journal=journal, resume=resume,
                              max_parallel=book.max_parallel,
-                             notify=list(notify), dask=dask_address)
+                             notify=list(notify), dask=dask_address, origin=origin)
         replies = {**(book.answers if auto_answer else {}), **dict(_reply(a) for a in answers)}
         server.serve(threaded=True)
+        stop_on_signals()  # SIGTERM, SIGHUP: stop the trail as `stop` does, then exit 3
         client = TrailClient(server.socket_file, timeout=ctx.obj["timeout"])
         console = Console(force_terminal=False if plain else None)
         console.print(f"trail {book.name}: serving at {server.socket_file}  (log: {log_path})",
@@ -218,18 +244,50 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
                           f" (steps that were running come back Interrupted: resume or rerun "
                           f"them)", markup=False, highlight=False, soft_wrap=True)
             start = False  # a taken-up run was started already
+        for problem in client.info().get("context_problems") or []:
+            console.print(f"warning: {problem}", markup=False, highlight=False, soft_wrap=True)
         try:
             code_ = watch(client, f"trail {book.name}", console,
                           keys=None if not plain else False, answers=replies, owner=True,
-                          on_ready=(lambda: client.start(dry_run=False)) if start else None)
+                          on_ready=(lambda: client.start(dry_run=False)) if start else None,
+                          fail_fast=fail_fast)
         finally:
             with contextlib.suppress(TrailError):
                 client.shutdown(dry_run=False)
             server.join(30)
         console.print(f"exit {code_}: " + {0: "all steps succeeded", 1: "some steps failed",
-                                           3: "stopped before the end"}.get(code_, ""),
+                                           3: "stopped before the end (steps left: resume "
+                                              "with trail run --resume)"}.get(code_, ""),
                       markup=False, highlight=False)
     ctx.exit(code_)
+
+
+def already_running(name: str, origin: str, journal: str | None, plain: bool) -> None:
+    """A run of this runbook is being served: ask (in a terminal) or refuse."""
+    path = Path(journal) if journal else default_journal_path()
+    if not path.exists():
+        return
+    book = Journal(path)
+    try:
+        latest = book.latest_run(name, origin)
+    finally:
+        book.close()
+    if latest is None or latest["ended"] is not None or not latest["socket"]:
+        return
+    try:
+        if not is_live(latest["socket"]):
+            return
+    except OSError:
+        return
+    started = time.strftime("%H:%M:%S", time.localtime(latest["started"]))
+    said = (f"{origin} is already running: run {latest['id']}, started {started}, pid "
+            f"{latest['pid']}, socket {latest['socket']} (watch it: trail watch --socket "
+            f"{latest['socket']})")
+    if not plain and sys.stdin.isatty() and sys.stdout.isatty():
+        if click.confirm(f"{said}\nRun it a second time, at the same time?", default=False):
+            return
+        raise Failure("not started")
+    raise Failure(f"{said}; to run it a second time at once, pass --allow-concurrent")
 
 
 def _reply(pair: str) -> tuple[str, Any]:
@@ -263,7 +321,14 @@ def notify_test(ctx: click.Context, url: str) -> None:
 @click.option("--plain", is_flag=True, help="Plain log lines even in a terminal.")
 @click.pass_context
 def watch_command(ctx: click.Context, socket: str | None, plain: bool) -> None:
-    """Watch a trail someone else runs, live (fed by its event stream)."""
+    """Watch a trail someone else runs, live (fed by its event stream). `q` leaves the
+    view; the trail goes on.
+
+    \b
+    Examples:
+      trail watch
+      trail watch --socket /run/user/1000/trail/failover-4242-a1b2c3.sock --plain
+    """
     with speaking(ctx.obj["debug"]):
         client = connect(ctx, socket)
         name = client.info().get("name", "trail")
@@ -299,6 +364,12 @@ def history(ctx: click.Context, run_id: int | None, journal: str | None, limit: 
         book = Journal(path)
         if run_id is None:
             runs = book.runs(limit)
+            for past in runs:
+                if past["ended"] is None:
+                    try:
+                        past["live"] = bool(past["socket"]) and is_live(past["socket"])
+                    except OSError:
+                        past["live"] = False
             if as_json:
                 click.echo(json.dumps(runs, indent=2, default=str))
                 return
@@ -320,20 +391,37 @@ def history(ctx: click.Context, run_id: int | None, journal: str | None, limit: 
         Console().print(timeline_table(run, timeline))
 
 
+def run_state(info: dict[str, Any]) -> str:
+    """A served run's state in a word or two."""
+    if info.get("finished"):
+        return f"finished ({info.get('end')})"
+    if info.get("idle"):
+        return "waiting for you"
+    return "running"
+
+
 @main.command(name="ls")
 @JSON
 def list_trails(as_json: bool) -> None:
-    """The trails running on this machine for you."""
+    """The trails running on this machine for you: socket, name, run id, start, state.
+    Sockets left by servers that died are removed.
+
+    \b
+    Examples:
+      trail ls
+      trail ls --json
+    """
     rows = []
-    for path, alive in live_sockets():
+    for path, alive in live_sockets(prune=True):
         row: dict[str, Any] = {"socket": path, "live": alive}
-        if alive:
-            try:
-                info = TrailClient(path, timeout=2).info()
-                row.update(name=info.get("name"), pid=info.get("pid"), steps=info.get("steps"),
-                           finished=info.get("finished"), counts=info.get("counts"))
-            except TrailError as exc:
-                row.update(live=False, error=str(exc))
+        try:
+            info = TrailClient(path, timeout=2).info()
+            row.update(name=info.get("name"), run=info.get("run"), pid=info.get("pid"),
+                       started=info.get("started"), state=run_state(info),
+                       origin=info.get("origin"), steps=info.get("steps"),
+                       finished=info.get("finished"), counts=info.get("counts"))
+        except TrailError as exc:
+            row.update(live=False, error=str(exc))
         rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -343,9 +431,13 @@ def list_trails(as_json: bool) -> None:
     for row in rows:
         if row["live"]:
             counts = ", ".join(f"{c} {s}" for s, c in (row.get("counts") or {}).items())
-            click.echo(f"{row['socket']}  {row.get('name')}  pid {row.get('pid')}  {counts}")
+            started = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started"]))
+                       if row.get("started") else "?")
+            run = f"run {row['run']}" if row.get("run") is not None else "no journal"
+            click.echo(f"{row['socket']}  {row.get('name')}  {run}  started {started}  "
+                       f"{row['state']}  pid {row.get('pid')}  {counts}")
         else:
-            click.echo(f"{row['socket']}  (stale: no server answers)")
+            click.echo(f"{row['socket']}  (does not answer: {row.get('error')})")
 
 
 def add_commands(group: click.Group, specs: Iterable[CallSpec]) -> None:
@@ -391,10 +483,67 @@ def call_command(spec: CallSpec) -> click.Command:
                 args["dry_run"] = not yes
             if spec.selects:
                 args["tags"] = parse_tags(client, tags)
-            show(spec, client.call(spec.name, **args), as_json, dry_run=not yes)
+            result = client.call(spec.name, **args)
+            show(spec, result, as_json, dry_run=not yes)
+            if spec.name == Call.BLOCK and result and not as_json:
+                stranded_note(client, result, dry_run=not yes)
+            if spec.result is Result.STEPS and spec.selects and not result and not as_json:
+                why_nothing(client, spec.name, dict(args["tags"]))
 
     return click.Command(spec.command_name, callback=command, params=params,
                          help=spec.help(), short_help=spec.summary)
+
+
+def why_nothing(client: TrailClient, call: str, tags: dict[str, Any]) -> None:
+    """A call that changed nothing: say, per selected step, why (its state)."""
+    try:
+        action: Action | None = Action(call)
+    except ValueError:
+        action = None
+    rows = client.status(fields=["State"], **tags)
+    if not rows:
+        click.echo("no step matches " + (" ".join(f"{k}={v}" for k, v in tags.items())
+                                         or "(no steps)"))
+        return
+    for row in rows[:10]:
+        state = row["State"]
+        reason = f"{row['n']} {row['Name']} is {state}"
+        if state == State.RUNNING.value and call in (Call.SKIP, Call.BLOCK, Call.RERUN,
+                                                     Call.PAUSE):
+            reason += ": interrupt it first"
+        elif action is not None:
+            allowed = sorted(s.value for s in states_for(action))
+            reason += f"; {call} applies to steps that are " + ", ".join(allowed)
+        click.echo(reason)
+    if len(rows) > 10:
+        click.echo(f"and {len(rows) - 10} more")
+
+
+def stranded_note(client: TrailClient, blocked: list[dict[str, Any]], dry_run: bool) -> None:
+    """Name the steps below blocked ones that cannot run until they are unblocked."""
+    shape = client.graph()
+    children: dict[int, list[int]] = {}
+    for parent, child in shape["edges"]:
+        children.setdefault(parent, []).append(child)
+    names = {step["n"]: step["name"] for step in shape["steps"]}
+    chosen = {step["n"] for step in blocked}
+    below: set[int] = set()
+    todo = list(chosen)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in below:
+                below.add(child)
+                todo.append(child)
+    done = {row["n"] for row in client.status(fields=["State"])
+            if row["State"] in ("Succeeded", "Skipped")}
+    stranded = sorted(below - chosen - done)
+    if not stranded:
+        return
+    listed = ", ".join(f"{n} {names[n]}" for n in stranded[:10])
+    more = f" and {len(stranded) - 10} more" if len(stranded) > 10 else ""
+    verb = "would wait" if dry_run else "wait"
+    click.echo(f"{len(stranded)} step(s) below {verb} until these are unblocked (the run "
+               f"stays open for it): {listed}{more}")
 
 
 def show(spec: CallSpec, result: Any, as_json: bool, dry_run: bool) -> None:
@@ -421,6 +570,11 @@ def attach(ctx: click.Context, socket: str | None) -> None:
     """A Python REPL bound to a trail: `client`, and status(), pause(...), ... printed.
 
     Completion with Tab, history in ~/.trail_history.
+
+    \b
+    Example:
+      trail attach
+      >>> status(states=["Paused due to failure"])
     """
     with speaking(ctx.obj["debug"]):
         client = connect(ctx, socket)

@@ -78,14 +78,18 @@ def status_table(rows: Iterable[dict[str, Any]], title: str | None = None) -> Ta
     return table
 
 
-def affected_text(call: str, steps: list[dict[str, Any]], dry_run: bool) -> Text:
-    """What a mutating call did, or would do in a dry run, as a short text."""
+def affected_text(call: str, steps: list[dict[str, Any]], dry_run: bool,
+                  do_it: str = "(dry_run=False)") -> Text:
+    """What a mutating call did, or would do in a dry run, as a short text; ``do_it`` is
+    how the person makes it real (`` --yes`` on the command line)."""
     text = Text()
     if dry_run:
         text.append("DRY RUN ", style="bold yellow reverse")
         text.append(f"{call} would affect {len(steps)} step(s)")
         if steps:
-            text.append(" (run it again with dry_run=False to apply)")
+            how = do_it.strip()
+            text.append(f" (add {how} to apply)" if how.startswith("-")
+                        else f" (call it again with {how.strip('()')} to apply)")
     else:
         text.append(f"{call} affected {len(steps)} step(s)", style="bold")
     for step in steps:
@@ -105,7 +109,7 @@ def call_result(spec: CallSpec, result: Any, dry_run: bool, label: str, do_it: s
         return Text(text[:1].upper() + text[1:] + "." if sentences else text)
 
     if spec.result is Result.STEPS:
-        return affected_text(label, result, dry_run)
+        return affected_text(label, result, dry_run, do_it)
     if spec.result is Result.DONE:
         if result:
             return said(spec.done)
@@ -140,11 +144,14 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
     for column in ("run", "trail", "started", "duration", "ended as", "steps"):
         table.add_column(column, justify="right" if column == "run" else "left")
     for run in runs:
-        end = run["ended"] or run.get("last_change")
+        live = run.get("live")  # an open run whose server answers (history asks)
+        end = run["ended"] or (time.time() if live else run.get("last_change"))
         counts = Text()
         for state, count in sorted(run.get("counts", {}).items()):
             counts.append(f"{count} {state} ", style=STATE_STYLES.get(state, ""))
-        outcome = run["outcome"] or ("open (or its server died)" if not run["ended"] else "")
+        outcome = run["outcome"] or ("" if run["ended"] else "running" if live
+                                     else "server died (trail run takes it up)"
+                                     if live is False else "open (or its server died)")
         table.add_row(str(run["id"]), run["name"], clock(run["started"]),
                       elapsed(run["started"], end), outcome, counts)
     return table

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
 import sys
 import termios
 import time
@@ -37,11 +38,13 @@ from trail.layer2.stream import EventStream
 FIELDS = [StatusField.STATE, StatusField.UNREPLIED_PROMPT_MESSAGE, StatusField.STARTED_AT,
           StatusField.FINISHED_AT]
 
+# One end state, one exit code (README "Exit codes"):
 EXIT_SUCCEEDED = 0  # every step succeeded or was skipped
-EXIT_FAILED = 1  # the trail finished with failed or blocked steps
-EXIT_STOPPED = 3  # the operator stopped or left it before it finished
+EXIT_FAILED = 1  # it finished with failed steps, or --fail-fast ended it at a failure
+EXIT_STOPPED = 3  # stopped (stop, Ctrl-C, q, SIGTERM) or left before it finished
 
 CLEAN = {State.SUCCEEDED.value, State.SKIPPED.value}
+FAILURES = {State.FAILED.value, State.PAUSED_ON_FAIL.value}
 HELP = ("keys: [bold]a[/] answer a question · [bold]:[/] command ("
         + " ".join(spec.command_name for spec in SPECS
                    if spec.mutating and spec.result is Result.STEPS)
@@ -51,12 +54,45 @@ HELP = ("keys: [bold]a[/] answer a question · [bold]:[/] command ("
 parse_reply = json_or_text  # what the operator typed, as a reply
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached `trail run`: stop the trail as `stop` does, without asking."""
+
+
+def stop_on_signals() -> None:
+    """From now on SIGTERM and SIGHUP raise Terminated in the main thread (once: a second
+    signal during the clean-up is ignored)."""
+
+    def terminate(signum: int, frame: Any) -> None:
+        for other in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(other, signal.SIG_IGN)
+        raise Terminated(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, terminate)
+
+
+def short_line(line: str) -> str:
+    """A step's last line for a narrow column: a command's label (the row names the step)
+    and an empty stderr go, so the exit code and the error show."""
+    start = line.find("[Command: ")
+    end = line.rfind("] -- ")
+    if start != -1 and end > start:
+        host = line.rfind("[Host: ", start, end)
+        where = f"on {line[host + len('[Host: '):end]}: " if host != -1 else ""
+        line = line[:start] + where + line[end + len("] -- "):]
+    return line.replace(", STDERR (Last line): None", "").replace("STDERR (Last line): ",
+                                                                  "stderr: ")
+
+
 class RunView:
     """A run's status, kept current from events by a StatusMirror, and its rendering."""
 
     def __init__(self, client: TrailClient, title: str,
-                 answers: dict[str, Any] | None = None) -> None:
+                 answers: dict[str, Any] | None = None, fail_fast: bool = False) -> None:
         self.client = client
+        self.fail_fast = fail_fast
+        self.failed_fast: str | None = None  # the step whose failure ended the run
+        self.gone = False  # the server went away (shut down) before the run finished
         self.title = title
         self.answers = dict(answers or {})  # step name -> reply given without asking
         self.mirror = StatusMirror(FIELDS)
@@ -72,10 +108,21 @@ class RunView:
     def load(self) -> None:
         """Read the whole status (after subscribing, so nothing is missed between)."""
         self.mirror.load(self.client)
-        self.finished = self.client.info()["finished"]
+        info = self.client.info()
+        self.finished = info["finished"]
+        if info.get("started"):  # elapsed counts from the run's start, not the viewer's
+            self.opened = float(info["started"])
+        if self.fail_fast and self.failed_fast is None:
+            for row in self.rows.values():
+                if row[StatusField.STATE] in FAILURES:
+                    self.failed_fast = row["Name"]
+                    break
 
     def apply(self, event: Event) -> None:
         row = self.mirror.apply(event)
+        if self.fail_fast and self.failed_fast is None and isinstance(event, StateChanged) \
+                and event.state in FAILURES:
+            self.failed_fast = event.name
         if row is not None and isinstance(event, Prompt) and row["Name"] in self.answers:
             self.client.send_message_to_steps(self.answers[row["Name"]], dry_run=False,
                                               n=row["n"])
@@ -86,11 +133,18 @@ class RunView:
     def counts(self) -> dict[str, int]:
         return self.mirror.counts()
 
+    @property
+    def over(self) -> bool:
+        """The view has nothing more to wait for: the run finished, or failed fast."""
+        return self.finished or self.failed_fast is not None
+
     def outcome(self) -> int:
         states = {row[StatusField.STATE] for row in self.rows.values()}
         if states <= CLEAN:
             return EXIT_SUCCEEDED
-        return EXIT_FAILED if self.finished and not self.stopped else EXIT_STOPPED
+        if self.failed_fast is not None or (self.finished and not self.stopped):
+            return EXIT_FAILED
+        return EXIT_STOPPED
 
     def render(self, keys: bool = True) -> Group:
         now = time.time()
@@ -105,7 +159,7 @@ class RunView:
             row = self.rows[n]
             question = row[StatusField.UNREPLIED_PROMPT_MESSAGE]
             detail = (Text(f"? {question}", style="bold yellow") if question is not None
-                      else Text(self.mirror.last(n)))
+                      else Text(short_line(self.mirror.last(n))))
             table.add_row(str(n), row["Name"], state_text(row[StatusField.STATE]),
                           elapsed(row.get(StatusField.STARTED_AT),
                                   row.get(StatusField.FINISHED_AT), now), detail)
@@ -202,16 +256,18 @@ class Steering:
 
 def watch(client: TrailClient, title: str, console: Console, keys: bool | None = None,
           until_finished: bool = True, answers: dict[str, Any] | None = None,
-          owner: bool = False, on_ready: Callable[[], Any] | None = None) -> int:
+          owner: bool = False, on_ready: Callable[[], Any] | None = None,
+          fail_fast: bool = False) -> int:
     """Show the run live until it finishes (or the operator quits); return the exit code.
 
     ``answers`` (step name -> reply) are sent as soon as those steps ask. The ``owner`` of
     a run (``trail run``) is asked on Ctrl-C whether to stop the trail; a watcher just
     leaves. ``on_ready`` runs once the view is subscribed and shown (``trail run`` starts
-    the trail there, so no change goes unseen).
+    the trail there, so no change goes unseen). With ``fail_fast`` the first failure ends
+    the view (exit 1); the owner then stops the trail.
     """
     interactive = keys if keys is not None else (sys.stdin.isatty() and console.is_terminal)
-    view = RunView(client, title, answers)
+    view = RunView(client, title, answers, fail_fast)
     with client.subscribe() as stream:
         view.load()
         if not console.is_terminal:
@@ -234,7 +290,7 @@ def _drain(view: RunView, stream: EventStream, timeout: float) -> bool:
         try:
             view.finished = view.client.info()["finished"]
         except TrailError:
-            view.finished = True
+            view.gone = True
     return changed
 
 
@@ -244,11 +300,23 @@ def _live(view: RunView, stream: EventStream, console: Console, keys: bool,
     fd = sys.stdin.fileno() if keys else -1
     try:
         _live_loop(view, stream, console, keys, until_finished, owner, steering, fd)
-    except KeyboardInterrupt:  # without keys (no terminal input to ask on)
+    except KeyboardInterrupt:  # without keys (no terminal input to ask on), or a signal
         _on_ctrl_c(view, owner, lambda question: "y")
+    _fail_fast(view, console, owner)
     _settle(view)
     console.print(view.render(keys=False))
     return view.outcome()
+
+
+def _fail_fast(view: RunView, console: Console, owner: bool) -> None:
+    """A failure under --fail-fast: say so; the owner stops the trail (exit 1)."""
+    if view.failed_fast is None or view.finished:
+        return
+    console.print(f"--fail-fast: step {view.failed_fast} failed; stopping the trail",
+                  markup=False, highlight=False)
+    if owner:
+        with contextlib.suppress(TrailError):
+            view.client.stop(dry_run=False)
 
 
 def _on_ctrl_c(view: RunView, owner: bool, ask: Callable[[str], str]) -> bool:
@@ -259,7 +327,8 @@ def _on_ctrl_c(view: RunView, owner: bool, ask: Callable[[str], str]) -> bool:
         view.stopped = True
         return True
     if ask("Stop the trail (interrupt running steps, block the rest)? [y/N] ")[:1] in ("y", "Y"):
-        view.client.stop(dry_run=False)
+        with contextlib.suppress(TrailError):
+            view.client.stop(dry_run=False)
         view.stopped = True
         return True
     return False
@@ -274,25 +343,30 @@ def _live_loop(view: RunView, stream: EventStream, console: Console, keys: bool,
         # back after; the final table is printed once, below.
         live = stack.enter_context(Live(view.render(keys), console=console,
                                         refresh_per_second=4, transient=True))
-        while not (until_finished and view.finished):
+        while not (until_finished and view.over) and not view.gone:
             if not os.path.exists(view.client.socket_file):
-                view.finished = True
+                view.gone = True
                 break
             ready: list[int] = []
             try:
                 if keys:
                     ready, _, _ = select.select([fd], [], [], 0)
                 _drain(view, stream, 0.1)
-            except KeyboardInterrupt:
-                if not keys:
+            except KeyboardInterrupt as interrupt:
+                if not keys or isinstance(interrupt, Terminated):
                     raise
                 if _on_ctrl_c(view, owner, lambda q: _ask(live, console, fd, q)):
                     break
             if ready:
                 key = os.read(fd, 1).decode(errors="replace")
                 if key == "q":
-                    if view.finished or _ask(live, console, fd, "Leave the view? [y/N] ")[:1] \
-                            in ("y", "Y"):
+                    question = ("Quit: stop the trail (running steps interrupted, the rest "
+                                "blocked; trail run --resume takes it up) and exit? [y/N] "
+                                if owner else "Leave the view? The trail goes on. [y/N] ")
+                    if view.finished or _ask(live, console, fd, question)[:1] in ("y", "Y"):
+                        if owner and not view.finished:
+                            with contextlib.suppress(TrailError):
+                                view.client.stop(dry_run=False)
                         view.stopped = not view.finished
                         break
                 elif key == "a":
@@ -358,9 +432,12 @@ def _plain(view: RunView, stream: EventStream, console: Console, until_finished:
         _plain_loop(view, stream, console, until_finished, on_ready)
     except KeyboardInterrupt:  # no terminal to ask on: the owner stops the trail
         _on_ctrl_c(view, owner, lambda question: "y")
+    _fail_fast(view, console, owner)
     _settle(view)
     counts = ", ".join(f"{c} {s}" for s, c in view.counts().items())
-    state = "stopped" if view.stopped else "finished" if view.finished else "left"
+    state = ("failed fast" if view.failed_fast is not None and not view.finished
+             else "stopped" if view.stopped else "finished" if view.finished
+             else "the server shut down before the run finished" if view.gone else "left")
     console.print(f"{state}: {counts}", markup=False)
     return view.outcome()
 
@@ -376,18 +453,51 @@ def _plain_loop(view: RunView, stream: EventStream, console: Console,
         line(n, row[StatusField.STATE])
     if on_ready is not None:
         on_ready()
-    while not (until_finished and view.finished):
+    told = ""  # what the run waits on, as last said
+
+    def tell() -> None:
+        nonlocal told
+        with contextlib.suppress(TrailError):
+            info = view.client.info()
+            view.finished = info["finished"]
+            said = _waiting_note(view, info) if info.get("idle") else ""
+            if said and said != told and not view.over:
+                console.print(said, markup=False, highlight=False, soft_wrap=True)
+            told = said
+
+    if on_ready is None:  # a run taken up, or not started: say what it waits on
+        tell()
+    while not (until_finished and view.over):
         if not os.path.exists(view.client.socket_file):
+            view.gone = True
             break
         event = stream.next(1.0)
         if event is not None:
             _print_event(view, event, line)
             if isinstance(event, StateChanged):
-                with contextlib.suppress(TrailError):
-                    view.finished = view.client.info()["finished"]
+                tell()
     # Events sent before the server said "finished" may still be on their way: show them.
     while (event := stream.next(0.2)) is not None:
         _print_event(view, event, line)
+
+
+def _waiting_note(view: RunView, info: dict[str, Any]) -> str:
+    """One line: what the idle run waits on (questions and failures have their own)."""
+    waiting = info.get("waiting_for") or {}
+    socket = view.client.socket_file
+    hints = {State.BLOCKED.value: "unblock", State.PAUSED.value: "resume",
+             State.INTERRUPTED.value: "resume", State.READY.value: "start"}
+    parts = []
+    for what, steps in waiting.items():
+        if what not in hints:
+            continue
+        names = ", ".join(f"{n} {name}" for n, name in steps[:5])
+        more = f" and {len(steps) - 5} more" if len(steps) > 5 else ""
+        parts.append(f"{len(steps)} {what} ({names}{more}): trail {hints[what]} "
+                     f"--socket {socket} --yes")
+    if not parts:
+        return ""
+    return "waiting for you, the run stays open: " + "; ".join(parts)
 
 
 def _print_event(view: RunView, event: Event, line: Callable[[int, str], None]) -> None:
@@ -407,8 +517,13 @@ def _print_event(view: RunView, event: Event, line: Callable[[int, str], None]) 
     elif isinstance(event, Prompt):
         line(n, f"? {event.message}  (answer: trail send --socket "
                 f"{view.client.socket_file} VALUE n={n} --yes)")
+    if isinstance(event, StateChanged) and event.state == State.PAUSED_ON_FAIL.value \
+            and not view.fail_fast:
+        socket = view.client.socket_file
+        line(n, f"! waits for you: rerun it: trail rerun --socket {socket} n={n} --yes"
+                f"  ·  skip it: trail skip --socket {socket} n={n} --yes")
     elif isinstance(event, Input):
         line(n, f"> {event.message!r}")
 
 
-__all__ = ["RunView", "Steering", "parse_reply", "watch"]
+__all__ = ["RunView", "Steering", "Terminated", "parse_reply", "stop_on_signals", "watch"]

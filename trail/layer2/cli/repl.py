@@ -50,6 +50,12 @@ def _method(spec: CallSpec, owner: str) -> Callable[..., None]:
     shape = signature(spec)
 
     def method(self: InteractiveTrail, *args: Any, **kwargs: Any) -> None:
+        for key in kwargs:  # state="Running" would select by a tag nobody has
+            if f"{key}s" in shape.parameters and key not in shape.parameters:
+                self.console.print(Text(f"Error in {spec.name}: it takes {key}s=[...], a "
+                                        f"list, not {key}= (which would be a tag)",
+                                        style="bold red"))
+                return
         values = wire_arguments(spec, shape.bind(self, *args, **kwargs))
         try:
             result = self.trail_client.call(spec.name, **values)

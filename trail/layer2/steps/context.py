@@ -9,12 +9,18 @@ lock. So ``context.add(x)`` from ten parallel steps, in threads or processes, ad
 
 Values cross by pickling: ``context.items.append(x)`` changes a copy. Change shared state
 through methods (or by assigning the attribute).
+
+With the journal on, the run saves the instance's attributes whenever a step ends and puts
+them back into the new instance when it takes up a crashed run (``__trail_state__``,
+``__trail_restore__``; see trail/layer1/context.py). The manager process dies with the
+process that started it.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import select
 import threading
 import time
@@ -48,6 +54,25 @@ class _Guarded:
         with self._lock:
             return repr(self._target)
 
+    def state(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The instance's attributes that can be saved, and why the others cannot."""
+        parts: dict[str, Any] = {}
+        unsaveable: dict[str, str] = {}
+        with self._lock:
+            for name, value in vars(self._target).items():
+                try:
+                    pickle.loads(pickle.dumps(value))
+                except Exception as exc:
+                    unsaveable[name] = str(exc)
+                else:
+                    parts[name] = value
+        return parts, unsaveable
+
+    def restore(self, parts: dict[str, Any]) -> None:
+        with self._lock:
+            for name, value in parts.items():
+                setattr(self._target, name, value)
+
 
 def _end_with_parent(parent: int) -> None:
     """In the manager process: exit when the process that started it is gone, however it
@@ -71,7 +96,7 @@ def _end_with_parent(parent: int) -> None:
 class SharedProxy(BaseProxy):
     """Stands for the shared instance: attribute access and calls go to it."""
 
-    _exposed_ = ("get", "set", "call", "describe")
+    _exposed_ = ("get", "set", "call", "describe", "state", "restore")
 
     def _call(self, method: str, args: tuple[Any, ...] = ()) -> Any:
         call: Any = self._callmethod  # typeshed says it returns None; it returns the result
@@ -95,6 +120,22 @@ class SharedProxy(BaseProxy):
             object.__setattr__(self, name, value)
         else:
             self._call("set", (name, value))
+
+    # What the run saves in its journal (trail/layer1/context.py): the shared instance's
+    # attributes, and the ones that cannot be saved, with the reason.
+    def __trail_state__(self) -> dict[str, Any]:
+        return dict(self._call("state")[0])
+
+    def __trail_unsaveable__(self) -> dict[str, str]:
+        return dict(self._call("state")[1])
+
+    def __trail_restore__(self, parts: dict[str, Any]) -> None:
+        self._call("restore", (parts,))
+
+    def __trail_after_fork__(self) -> None:
+        """In a step's forked process: drop the connection inherited from the forking
+        thread (the server uses it too), so this process opens its own."""
+        self._tls.__dict__.clear()
 
     def __repr__(self) -> str:
         return f"<shared {self._call('describe')}>"

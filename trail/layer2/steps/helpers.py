@@ -105,9 +105,15 @@ def apply_object_attributes_to_template(template: str, value_object: Any) -> str
     """Fill ``{field}`` placeholders from the object's attributes (or a mapping's keys).
 
     A missing value raises AttributeError naming the field and the object, so a typo in a
-    runbook's template fails the step with a message that says which placeholder.
+    runbook's template fails the step with a message that says which placeholder. A literal
+    brace is written doubled: ``{{`` and ``}}`` (``"awk '{{print $1}}'"``, ``"${{HOME}}"``).
     """
-    fields = [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    hint = ("; a command string is a template filled from the context: write a literal "
+            "{ or } doubled, as {{ and }} (\"${{HOME}}\", \"awk '{{print $1}}'\")")
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    except ValueError as exc:  # a lone brace
+        raise ValueError(f"the template {template!r} cannot be filled ({exc}){hint}") from None
     values = {}
     for name in fields:
         root = name.split(".")[0].split("[")[0]
@@ -121,9 +127,12 @@ def apply_object_attributes_to_template(template: str, value_object: Any) -> str
         except AttributeError as exc:
             raise AttributeError(
                 f"the template {template!r} needs {root!r}, which the context "
-                f"{value_object!r} does not have"
+                f"{value_object!r} does not have{hint}"
             ) from exc
-    return template.format(**values)
+    try:
+        return template.format(**values)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise ValueError(f"the template {template!r} cannot be filled ({exc}){hint}") from None
 
 
 def make_simple_templating_function(template: str) -> Callable[[Any, Any], str]:
