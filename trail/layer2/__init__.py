@@ -8,7 +8,7 @@
 - ``diagram.py``, ``monitor.py``, ``runbook.py``: diagrams, monitor_trail, runbook files.
 """
 
-from trail.layer2.cli.repl import InteractiveTrail, Names, interactive
+from trail.layer2.cli.repl import InteractiveTrail, Names, bind_calls, interactive
 from trail.layer2.client import TrailClient
 from trail.layer2.diagram import (
     definition_dot,
@@ -59,6 +59,7 @@ __all__ = [
     "create_conditional_step",
     "definition_dot",
     "extraction_wrapper",
+    "bind_calls",
     "interactive",
     "live_dot",
     "make_context_attribute_based_templating_function",

@@ -28,7 +28,7 @@ from trail.layer1.journal import Journal, default_journal_path
 from trail.layer1.sockets import is_live, new_socket_file, socket_dir
 from trail.layer2.cli.display import call_result, runs_table, timeline_table
 from trail.layer2.cli.liveview import parse_reply, watch
-from trail.layer2.cli.repl import interactive
+from trail.layer2.cli.repl import bind_calls
 from trail.layer2.client import TrailClient
 from trail.layer2.diagram import definition_dot, live_dot, render
 from trail.layer2.runbook import load_runbook
@@ -380,7 +380,7 @@ def attach(ctx: click.Context, socket: str | None) -> None:
         client = connect(ctx, socket)
         info = client.info()
     namespace: dict[str, Any] = {"client": client}
-    interactive(client, namespace)
+    bind_calls(client, namespace)
     _readline(namespace)
     banner = (f"trail attached to {info.get('name')} at {client.socket_file}\n"
               f"client is a TrailClient; status(), pause(name=..., dry_run=False), next_step(), "
