@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import Tmux, wait_states
 from trail import Prompt, TrailClient, TrailServer
 
 ROOT = Path(__file__).parents[2]
@@ -115,23 +116,51 @@ def test_failover_refuses_a_host_that_is_not_a_replica():
 
 
 def test_separate_client_and_server(tmp_path):
+    """AutoTrail's three: a server in the foreground, a command line built from the trail's
+    tags (trail.helpers.cli_client), and a REPL client (in a real terminal)."""
     socket_file = tmp_path / "demo.sock"
-    server = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "separate_client_and_server" / "server.py"),
-         str(socket_file)], stdout=subprocess.PIPE, text=True, env=ENV)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRAIL_EXAMPLE_SOCKET": str(socket_file)}
+    here = EXAMPLES / "separate_client_and_server"
+    server = subprocess.Popen([sys.executable, str(here / "server.py")],
+                              stdout=subprocess.PIPE, text=True, env=env)
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, str(here / "cli_client.py"), *args],
+                              capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    terminal = None
     try:
         assert server.stdout is not None
         assert server.stdout.readline().strip() == str(socket_file)
-        client = subprocess.run(
-            [sys.executable, str(EXAMPLES / "separate_client_and_server" / "client.py"),
-             str(socket_file)], capture_output=True, text=True, timeout=60, env=ENV)
-        assert client.returncode == 0, client.stderr
-        assert "ask_for_go asks 'go?'; answering yes" in client.stdout
-        assert "1 ask_for_go: Succeeded -> 'yes'" in client.stdout
+        listed = cli("list", "--foo", "bar")
+        assert "step_c" in listed and "step_f" in listed and "step_b" not in listed
+        assert "DRY RUN pause would affect 2 step(s)" in cli("pause", "--foo", "bar")
+        assert "pause affected 1 step(s)" in cli("pause", "--n", "6", "--submit")
+        assert "start affected 6 step(s)" in cli("start")  # step_g is To Pause
+        client = TrailClient(str(socket_file), timeout=10)
+        wait_states(client, {"step_g": "Paused", "step_d": "Succeeded", "step_f": "Succeeded"})
+        assert "# 6 - step_g" in cli("next_step", "--submit")
+        wait_states(client, {"step_g": "Succeeded"})
+        assert "step g saw the value 42" in cli("status", "--field", "Return value",
+                                                "--name", "step_g")
+        terminal = Tmux(f"cd {ROOT} && env PYTHONPATH={ROOT} TRAIL_EXAMPLE_SOCKET={socket_file} "
+                        f"XDG_STATE_HOME={os.environ['XDG_STATE_HOME']} "
+                        f"{sys.executable} {here / 'client.py'}")
+        terminal.wait_for("Example Trail> ")
+        terminal.keys("example.status(n=0, fields=['Return value'])", "Enter")
+        terminal.wait_for("step a saw the value 42")
+        terminal.keys("example.shutdown(dry_run=False)", "Enter")
+        terminal.wait_for("The server is shutting down.")
         assert server.wait(30) == 0
+        terminal.keys("C-d")
+        assert "EXIT=0" in terminal.wait_for("EXIT=")
         assert not socket_file.exists()
     finally:
         server.kill()
+        if terminal is not None:
+            terminal.close()
 
 
 def test_quickstart():
