@@ -170,15 +170,23 @@ def command_label(command: str, host: str | None) -> str:
 
 
 class ShellCommandFailedError(StepError, RuntimeError):
-    """The command failed: an exit code that is not ignorable, or a fatal stderr line."""
+    """The command failed: an exit code that is not ignorable, or a fatal stderr line.
 
-    def __init__(self, command: str, exit_code: int | None, last_error: str | None,
-                 reason: str = "", host: str | None = None) -> None:
+    ``ShellCommandFailedError(message)`` alone, as AutoTrail raises it, is that message
+    (``command`` holds it; the other facts are None).
+    """
+
+    def __init__(self, command: str, exit_code: int | None = None,
+                 last_error: str | None = None, reason: str = "",
+                 host: str | None = None) -> None:
         self.command = command
         self.exit_code = exit_code
         self.last_error = last_error
         self.reason = reason
         self.host = host
+        if exit_code is None and last_error is None and not reason and host is None:
+            super().__init__(command)
+            return
         detail = reason or f"Failed with exit code: {exit_code}"
         super().__init__(f"{command_label(command, host)} -- {detail}, "
                          f"STDERR (Last line): {last_error}")

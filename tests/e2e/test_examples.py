@@ -93,7 +93,7 @@ def test_elaborate_example():
     values = {row["Name"]: row["Return value"] for row in rows}
     assert values["report"] == "upgraded ['web1', 'web2', 'web3'] to 2.4.1"
     assert values["upgrade_web2"] == "web2 on 2.4.1"
-    assert values["check_disk"]["exit_code"] == 0
+    assert values["check_disk"].endswith("-- Succeeded with exit code: 0.")
 
 
 @pytest.mark.parametrize("window", ["0", "1"])
@@ -105,8 +105,10 @@ def test_failover_runbook(window, monkeypatch):
     assert set(result.values()) == {"Succeeded"}
     values = {row["Name"]: row["Return value"] for row in rows}
     assert values["verify"] == "fail-over to db2 complete"
-    assert values["repoint_dns"]["stdout"] == ["db.example.internal -> db2"]
-    assert values["check_lag"]["stdout"] == ["db2: lag 0 s", "db3: lag 4 s"]
+    said = {row["Name"]: [m for m in row["Output messages"] if m.startswith("[STDOUT]")]
+            for row in rows}
+    assert said["repoint_dns"] == ["[STDOUT] -- db.example.internal -> db2"]
+    assert said["check_lag"] == ["[STDOUT] -- db2: lag 0 s", "[STDOUT] -- db3: lag 4 s"]
 
 
 def test_failover_refuses_a_host_that_is_not_a_replica():
