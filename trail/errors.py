@@ -10,6 +10,8 @@
     ├── SocketInUseError                   a live server already serves at a socket file
     ├── JournalError                       the journal cannot be used
     │   └── JournalMismatchError           its unfinished run no longer matches the trail
+    ├── DagFileMismatchError (ValueError)  an AutoTrail DAG file does not match the trail
+    │                                      (alias: MatchTrailsException, AutoTrail's name)
     ├── RunbookError                       a runbook file that cannot be loaded
     └── StepError                          raised into or on behalf of a step
         ├── StepInterruptedError           the operator interrupted the step
@@ -154,6 +156,14 @@ class JournalMismatchError(JournalError):
             f"the journal's unfinished run {run_id} of this trail does not match its "
             f"definition now ({listed}); start fresh to run it anew"
         )
+
+
+class DagFileMismatchError(TrailError, ValueError):
+    """An AutoTrail DAG file given to ``restore_trail`` does not match the trail: a step is
+    missing from it, or a step's parents differ."""
+
+
+MatchTrailsException = DagFileMismatchError  # AutoTrail's name for it
 
 
 class RunbookError(TrailError):

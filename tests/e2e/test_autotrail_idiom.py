@@ -6,14 +6,27 @@ keyword arguments."""
 from __future__ import annotations
 
 import io
+import json
 import os
+import stat
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.support import Tmux, names, wait_states
-from trail import DefinitionError, InteractiveTrail, Step
+from tests.support import Tmux, names, require, states, wait_states, wait_until
+from trail import (
+    CycleError,
+    DefinitionError,
+    InteractiveTrail,
+    MatchTrailsException,
+    Step,
+    TrailClient,
+    TrailServer,
+    write_trail_definition_as_dot,
+)
 
 ROOT = Path(__file__).parents[2]
 
@@ -150,8 +163,81 @@ def test_autotrails_interactive_example_in_a_terminal():
         terminal.keys("status(fields=['State', 'Return value'])", "Enter")
         screen = terminal.wait_for("made 17")
         assert "Succeeded" in screen
+        # Ctrl-D only once the prompt is back: an EOF typed before readline reads is lost.
+        wait_until(lambda: terminal.screen().rstrip().endswith("Example Trail>"), "the prompt")
         terminal.keys("C-d")
         screen = terminal.wait_for("EXIT=")
         assert "EXIT=0" in screen and "The server is shutting down." in screen
     finally:
         terminal.close()
+
+
+def test_the_dag_file_is_written_by_default_where_autotrail_writes_it(tmp_path):
+    a, b = Step(noop, name="a"), Step(noop, name="b")
+    server = TrailServer([(a, b)], journal=False)
+    path = Path(server.dag_file)
+    assert path.parent == Path(tempfile.gettempdir()) and path.name.startswith("trail.")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text())["b"] == {
+        "State": "Ready", "Return value": "None", "Prompt messages": [],
+        "Output messages": [], "Input messages": [], "parents": ["a"]}
+    server.serve(threaded=True)
+    client = TrailClient(server.socket_file, timeout=10)
+    client.start()
+    wait_states(client, {"a": "Succeeded", "b": "Succeeded"})
+    wait_until(lambda: json.loads(path.read_text())["b"]["State"] == "Succeeded",
+               "the DAG file to catch up")
+    # It serves AutoTrail's restore_trail; a file of another trail is MatchTrailsException.
+    kept = tmp_path / "kept.json"
+    kept.write_text(path.read_text())
+    client.shutdown(dry_run=False)
+    assert server.join(30)
+    assert not path.exists()  # a clean shutdown removes the temporary one
+    again = TrailServer([(Step(noop, name="a"), Step(noop, name="b"))], journal=False,
+                        dag_file=str(tmp_path / "given.json"))
+    again.restore_trail(str(kept))
+    with TrailServer(Step(noop, name="c"), journal=False, dag_file=False) as other, \
+            pytest.raises(MatchTrailsException, match="'c' is not in the DAG file"):
+        other.restore_trail(str(kept))
+    again.serve(threaded=True)
+    client = TrailClient(again.socket_file, timeout=10)
+    assert set(states(client).values()) == {"Succeeded"}
+    client.shutdown(dry_run=False)
+    assert again.join(30)
+    assert (tmp_path / "given.json").exists()  # one given by path stays
+
+
+def test_a_cycle_is_drawn_so_a_person_can_see_it():
+    a, b, c, d = (Step(noop, name=x) for x in "abcd")
+    out = io.StringIO()
+    source = write_trail_definition_as_dot([(a, b), (b, c), (c, b), (c, d)], out)
+    assert out.getvalue() == source
+    require("dot")
+    drawn = json.loads(subprocess.run(["dot", "-Tjson"], input=source, capture_output=True,
+                                      text=True, check=True).stdout)
+    by_id = {o["_gvid"]: o["label"] for o in drawn["objects"]}
+    edges = {(by_id[e["tail"]], by_id[e["head"]]): e.get("color") for e in drawn["edges"]}
+    assert edges == {("0: a", "1: b"): None, ("1: b", "2: c"): "red",
+                     ("2: c", "1: b"): "red", ("2: c", "3: d"): None}
+    assert "cycle" in drawn["label"]
+    with pytest.raises(CycleError):  # and still no server runs it
+        TrailServer([(a, b), (b, c), (c, b)], journal=False, dag_file=False)
+
+
+def test_a_raising_pre_processor_fails_the_step_as_any_failure_does(serve):
+    """A documented difference: AutoTrail made it Failed without the failure handler; trail
+    treats it as every failure of the step (handler, pause_on_fail, retries)."""
+    def broken(trail_env, context):
+        raise KeyError("no such host")
+
+    def handler(trail_env, context, error):
+        return f"handled {error!r}"
+
+    client = serve(Step(noop, name="pre", pre_processor=broken, failure_handler=handler)
+                   >> Step(noop, name="after"))
+    client.start()
+    wait_states(client, {"pre": "Paused due to failure", "after": "Waiting"})
+    assert client.status(name="pre")[0]["Return value"] == "handled KeyError('no such host')"
+    client2 = serve(Step(noop, name="pre", pre_processor=broken, pause_on_fail=False))
+    client2.start()
+    wait_states(client2, {"pre": "Failed"})

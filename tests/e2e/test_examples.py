@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import Tmux, wait_states
+from tests.support import Tmux, wait_states, wait_until
 from trail import Prompt, TrailClient, TrailServer
 
 ROOT = Path(__file__).parents[2]
@@ -156,6 +156,7 @@ def test_separate_client_and_server(tmp_path):
         terminal.keys("example.shutdown(dry_run=False)", "Enter")
         terminal.wait_for("The server is shutting down.")
         assert server.wait(30) == 0
+        wait_until(lambda: terminal.screen().rstrip().endswith("Example Trail>"), "the prompt")
         terminal.keys("C-d")
         assert "EXIT=0" in terminal.wait_for("EXIT=")
         assert not socket_file.exists()

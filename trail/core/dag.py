@@ -35,16 +35,7 @@ def make_trail_graph(definition: Any) -> nx.DiGraph:
     Raises DefinitionError for an empty definition or one holding anything but Steps, and
     CycleError (naming the steps on the cycle) for a cycle.
     """
-    graph = nx.DiGraph()
-    if isinstance(definition, nx.DiGraph):
-        for node in definition.nodes:
-            _require_step(node, "a node of the trail graph")
-        graph.add_nodes_from(definition.nodes)
-        graph.add_edges_from(definition.edges)
-    else:
-        _add_items(graph, [definition] if isinstance(definition, (Step, Chain)) else definition)
-    if graph.number_of_nodes() == 0:
-        raise DefinitionError("the trail definition has no steps")
+    graph = definition_graph(definition)
     try:
         cycle = nx.find_cycle(graph)
     except nx.NetworkXNoCycle:
@@ -66,6 +57,25 @@ def _breadth_first(graph: nx.DiGraph) -> Iterator[Step]:
             waiting_on[child] -= 1
             if waiting_on[child] == 0:
                 queue.append(child)
+
+
+def definition_graph(definition: Any) -> nx.DiGraph:
+    """The graph of a trail definition, its steps in order of first appearance, not checked
+    for cycles nor numbered (``make_trail_graph`` does both); a diagram of a cycle uses it.
+
+    Raises DefinitionError for an empty definition or one holding anything but Steps.
+    """
+    graph = nx.DiGraph()
+    if isinstance(definition, nx.DiGraph):
+        for node in definition.nodes:
+            _require_step(node, "a node of the trail graph")
+        graph.add_nodes_from(definition.nodes)
+        graph.add_edges_from(definition.edges)
+    else:
+        _add_items(graph, [definition] if isinstance(definition, (Step, Chain)) else definition)
+    if graph.number_of_nodes() == 0:
+        raise DefinitionError("the trail definition has no steps")
+    return graph
 
 
 _NUMBERS = "trail numbering"  # the graph attribute: Step -> n

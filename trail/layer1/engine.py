@@ -40,6 +40,7 @@ class Engine:
         try:
             self.loop.serve()
         finally:
+            self.run.save_dag_file()
             if self.run.journal is not None:
                 self.run.journal.close("shut down")
             self.release()

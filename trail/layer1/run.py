@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -85,7 +86,10 @@ class Run:
         self._events: list[events.Event] = []
         self.listening = False
         self.stopping = False
-        self.dag_file: str | None = None  # AutoTrail's JSON backup, written at each commit
+        self.dag_file: str | None = None  # AutoTrail's JSON backup (see save_dag_file)
+        self._dag_file_stale = False  # steps changed since it was last written
+        self._dag_file_at = -math.inf  # when it was last written (the timers' clock)
+        self._dag_file_timer = False
 
     @property
     def default_executor(self) -> str:
@@ -233,7 +237,8 @@ class Run:
                 self.journal.commit()  # transitions and messages of unchanged steps
             return
         if self.dag_file is not None:
-            write_dag_file(self.dag_file, self.records, self.graph)
+            self._dag_file_stale = True
+            self._save_dag_file_soon()
         if self.journal is not None:
             for record in self._touched:
                 self.journal.step(record.n, state=record.state.value, attempt=record.attempt,
@@ -245,6 +250,29 @@ class Run:
             self.journal.commit()
         self._touched.clear()
 
+    def _save_dag_file_soon(self) -> None:
+        """Write the DAG file now, or at most DAG_FILE_INTERVAL after the last write: it is
+        the whole trail, too big to write at every wake-up of a busy run (AutoTrail did)."""
+        wait = self._dag_file_at + DAG_FILE_INTERVAL - self.timers.clock()
+        if wait <= 0:
+            self.save_dag_file()
+        elif not self._dag_file_timer:
+            self._dag_file_timer = True
+            self.timers.call_later(wait, self._dag_file_due)
+
+    def _dag_file_due(self) -> None:
+        self._dag_file_timer = False
+        if self._dag_file_stale:
+            self.save_dag_file()
+
+    def save_dag_file(self) -> None:
+        """Write AutoTrail's DAG file (if the run has one) with every step as it is now."""
+        if self.dag_file is None:
+            return
+        write_dag_file(self.dag_file, self.records, self.graph)
+        self._dag_file_stale = False
+        self._dag_file_at = self.timers.clock()
+
     def close(self) -> None:
         """Interrupt every running step and stop every executor (the server is going)."""
         for record in self.records:
@@ -252,6 +280,9 @@ class Run:
                 self.apply(record, Action.INTERRUPT, "shutdown")
         self.steps.close(max((r.step.kill_grace for r in self.records), default=DEFAULT_GRACE))
         log.info("trail run stopped")
+
+
+DAG_FILE_INTERVAL = 0.5  # seconds: how stale AutoTrail's DAG file may be while a run is busy
 
 
 def _stamped(event: events.Event, seq: int) -> events.Event:
