@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -144,10 +143,10 @@ def test_interactive_trail_takes_autotrails_keyword_arguments(serve):
     assert "Error in status" in err.getvalue()
 
 
-def test_autotrails_interactive_example_in_a_terminal():
+def test_autotrails_interactive_example_in_a_terminal(tmp_path):
     """``interactive(globals(), prompt=...)``: a REPL with the script's names, in tmux."""
-    command = (f"cd {ROOT} && env PYTHONPATH={ROOT} XDG_STATE_HOME="
-               f"{os.environ['XDG_STATE_HOME']} {sys.executable} examples/interactive_trail.py")
+    command = (f"cd {ROOT} && env PYTHONPATH={ROOT} XDG_STATE_HOME={tmp_path} "
+               f"{sys.executable} examples/interactive_trail.py")
     terminal = Tmux(command)
     try:
         terminal.wait_for("Example Trail> ")

@@ -61,6 +61,42 @@ def test_runbook_of_instructions():
     assert rows[-1]["Output messages"] == ["Close OPS-1234"]
 
 
+def test_runbook_at_its_prompt_in_a_terminal(tmp_path):
+    """AutoTrail's way: the script serves its trail and opens a prompt, where runbook()
+    shows the next instruction and runbook(n) marks n done."""
+    terminal = Tmux(f"cd {ROOT} && env PYTHONPATH={ROOT} XDG_STATE_HOME={tmp_path} "
+                    f"{sys.executable} examples/runbook.py")
+    try:
+        terminal.wait_for("Runbook Trail> ")
+
+        def shows(text: str) -> bool:  # runbook() again until the instruction is up
+            if text in terminal.screen():
+                return True
+            terminal.keys("runbook()", "Enter")
+            return False
+
+        wait_until(lambda: shows("Post in #ops: starting OPS-1234, disk swap on web7"),
+                   "the first instruction")
+        for n, next_one in [(0, "Drain web7"), (1, "Replace /dev/sdb on web7"),
+                            (2, "kernel log"), (3, "Put web7 back"), (4, None)]:
+            terminal.keys(f"runbook({n})", "Enter")
+            terminal.wait_for(f"Instruction {n} marked done.")
+            if next_one:
+                wait_until(lambda text=next_one: shows(text), f"instruction {n + 1}")
+
+        def all_done() -> bool:
+            terminal.keys("print('ALL', set(r['State'] for r in runbook_trail.status()))",
+                          "Enter")
+            return "ALL {'Succeeded'}" in terminal.screen()
+
+        wait_until(all_done, "every instruction done")
+        wait_until(lambda: terminal.screen().rstrip().endswith("Runbook Trail>"), "the prompt")
+        terminal.keys("C-d")
+        assert "EXIT=0" in terminal.wait_for("EXIT=")
+    finally:
+        terminal.close()
+
+
 def test_runbook_of_instructions_stops_when_one_is_not_done():
     module_rows = drive_until_paused(EXAMPLES / "runbook.py", {"swap_disk": False})
     assert module_rows["swap_disk"] == "Paused due to failure"
