@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trail import (
-    InteractiveTrail,
     Instruction,
+    InteractiveTrail,
     StatusField,
     Step,
     TrailClient,

@@ -132,6 +132,18 @@ def test_elaborate_example():
     assert values["check_disk"].endswith("-- Succeeded with exit code: 0.")
 
 
+def test_elaborate_example_as_a_script(tmp_path):
+    """As AutoTrail's: it serves itself, prints the status until its last step is done,
+    and shuts its server down; its helpers come from AutoTrail's paths (trail.helpers.*)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(tmp_path),
+           "COLUMNS": "160"}
+    done = subprocess.run([sys.executable, str(EXAMPLES / "elaborate_example.py")],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "upgraded ['web1', 'web2', 'web3'] to 2.4.1" in done.stdout
+    assert "status of the trail" in done.stdout and "the example ends" in done.stdout
+
+
 @pytest.mark.parametrize("window", ["0", "1"])
 def test_failover_runbook(window, monkeypatch):
     monkeypatch.setenv("MAINTENANCE_WINDOW", window)
