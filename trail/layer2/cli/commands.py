@@ -186,7 +186,8 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
                                 format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         server = TrailServer(book.trail, socket_file=socket, context=book.context,
                              executor=executor or book.executor, name=book.name,
-                             step_output=log_path, journal=journal, resume=resume)
+                             step_output=log_path, journal=journal, resume=resume,
+                             dag_file=False)  # the journal takes a crashed run up
         replies = {**(book.answers if auto_answer else {}), **dict(_reply(a) for a in answers)}
         server.serve(threaded=True)
         client = TrailClient(server.socket_file, timeout=ctx.obj["timeout"])
