@@ -115,6 +115,8 @@ class TrailServer:
             return
         self._thread = threading.Thread(target=self._serve, name="trail-manager", daemon=True)
         self._thread.start()
+        # atexit runs the last registered first: the shutdown below, then this clean-up.
+        atexit.register(self._remove_dag_file_at_exit)
         atexit.register(self._stop_at_exit)
 
     def _serve(self) -> None:
@@ -123,6 +125,12 @@ class TrailServer:
             self._remove_temporary_dag_file()
         finally:
             self._done.set()
+
+    def _remove_dag_file_at_exit(self) -> None:
+        """The script ends right after asking for shutdown: let the server finish (its last
+        DAG file write), then remove the temporary file; a server still running keeps it."""
+        if self._temporary_dag_file and self._done.wait(5):
+            self._remove_temporary_dag_file()
 
     def _remove_temporary_dag_file(self) -> None:
         if self._temporary_dag_file and self.dag_file is not None:
