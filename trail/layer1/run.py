@@ -251,14 +251,13 @@ class Run:
         self._touched.clear()
 
     def _save_dag_file_soon(self) -> None:
-        """Write the DAG file now, or at most DAG_FILE_INTERVAL after the last write: it is
-        the whole trail, too big to write at every wake-up of a busy run (AutoTrail did)."""
-        wait = self._dag_file_at + DAG_FILE_INTERVAL - self.timers.clock()
-        if wait <= 0:
-            self.save_dag_file()
-        elif not self._dag_file_timer:
+        """Write the DAG file at the next wake-up, or DAG_FILE_INTERVAL after the last write:
+        it is the whole trail, too big to write at every wake-up of a busy run (AutoTrail
+        did), and a commit that precedes a step's start must not wait for it."""
+        if not self._dag_file_timer:  # a timer even when due: never delay a step's start
             self._dag_file_timer = True
-            self.timers.call_later(wait, self._dag_file_due)
+            wait = self._dag_file_at + DAG_FILE_INTERVAL - self.timers.clock()
+            self.timers.call_later(max(0.0, wait), self._dag_file_due)
 
     def _dag_file_due(self) -> None:
         self._dag_file_timer = False
