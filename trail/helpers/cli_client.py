@@ -66,10 +66,18 @@ MESSAGE_TYPE_CONVERSION_MAPPING: dict[str, Callable[[str], Any]] = {
 }
 
 
+# Where AutoTrail's parser put an argument under another name than the call's.
+_AUTOTRAILS_DEST = {"states": "state"}
+
+
+def _dest(argument: Argument) -> str:
+    return _AUTOTRAILS_DEST.get(argument.name, argument.name)
+
+
 def _switch(spec: CallSpec, argument: Argument) -> ArgsAndKwargs:
     """The ``--option`` for one of a call's own arguments."""
     flag = "--" + argument.name.replace("_", "-")
-    options: dict[str, Any] = {"dest": argument.name, "help": argument.help or None}
+    options: dict[str, Any] = {"dest": _dest(argument), "help": argument.help or None}
     choices = getattr(argument.check, "choices", None)
     if argument.option:  # a repeatable option making a list: --field, --state
         flag = argument.cli
@@ -106,7 +114,7 @@ def _extractor(spec: CallSpec) -> Callable[[argparse.Namespace, dict[str, Any]],
     """How one call's keyword arguments come out of the parsed command line."""
 
     def extract(namespace: argparse.Namespace, tags: dict[str, Any]) -> ArgsAndKwargs:
-        kwargs = {argument.name: getattr(namespace, argument.name, argument.default)
+        kwargs = {argument.name: getattr(namespace, _dest(argument), argument.default)
                   for argument in spec.arguments}
         if "message" in kwargs:
             kind = getattr(namespace, "type", None)
@@ -176,12 +184,12 @@ def get_tags_from_namespace(tag_keys_and_values: dict[str, list[Any]],
 def substitute_cli_switches(methods_cli_switch_mapping: dict[str, tuple[str, list[Any]]],
                             substitution_mapping: dict[str, list[ArgsAndKwargs]]) -> None:
     """Replace each place-holder (``CLIArgs.DRY_RUN``, ...) in the mapping, in place, by the
-    switches ``substitution_mapping`` gives for it (none, when it gives none)."""
+    switches ``substitution_mapping`` gives for it; one it does not name stays as it is."""
     for method, (help_text, switches) in methods_cli_switch_mapping.items():
         replaced: list[Any] = []
         for switch in switches:
-            if isinstance(switch, str):
-                replaced.extend(substitution_mapping.get(switch, []))
+            if isinstance(switch, str) and switch in substitution_mapping:
+                replaced.extend(substitution_mapping[switch])
             else:
                 replaced.append(switch)
         methods_cli_switch_mapping[method] = (help_text, replaced)
@@ -199,11 +207,14 @@ def setup_cli_args_for_trail_client(
         methods_cli_switch_mapping: dict[str, tuple[str, list[Any]]] | None = None) -> None:
     """Add a sub-command per call to ``parser`` (its name lands in ``namespace.method``).
 
-    The place-holders are replaced in a copy of ``methods_cli_switch_mapping`` (the table's
+    ``status --state`` lands in ``namespace.state``, as in AutoTrail. The place-holders are
+    replaced in a copy of ``methods_cli_switch_mapping`` (the table's
     by default), so the module's mapping can serve several parsers.
     """
     mapping = dict(methods_cli_switch_mapping or METHODS_CLI_SWITCH_MAPPING)
-    substitute_cli_switches(mapping, substitution_mapping)
+    # A place-holder the tool gives nothing for adds no switch (not a positional argument).
+    substitute_cli_switches(mapping, {CLIArgs.DRY_RUN: [], CLIArgs.TAGS: [],
+                                      **substitution_mapping})
     methods = parser.add_subparsers(help="the call to make", dest="method", required=True)
     for method, (help_text, switches) in mapping.items():
         add_arguments_to_parser(methods.add_parser(method, help=help_text,
