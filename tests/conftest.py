@@ -42,7 +42,25 @@ def serve() -> Iterator[Any]:
         assert server.join(30), "the server did not shut down"
 
 
-@pytest.fixture(params=["process", "thread"])
+@pytest.fixture(params=["process", "thread", "dask"])
 def executor(request: pytest.FixtureRequest) -> str:
-    """Every contract test runs against both executors."""
+    """Every contract test runs against every executor (dask: on a LocalCluster, whose
+    address reaches the trail as $TRAIL_DASK_ADDRESS)."""
+    if request.param == "dask":
+        request.getfixturevalue("dask_address")
     return request.param
+
+
+@pytest.fixture(scope="session")
+def dask_address() -> Iterator[str]:
+    """A LocalCluster (scheduler and 2 workers as processes) for the session's dask steps."""
+    from tests.layer1.test_dask_executor import local_cluster
+
+    with local_cluster() as cluster:
+        old = os.environ.get("TRAIL_DASK_ADDRESS")
+        os.environ["TRAIL_DASK_ADDRESS"] = cluster.scheduler_address
+        yield cluster.scheduler_address
+        if old is None:
+            del os.environ["TRAIL_DASK_ADDRESS"]
+        else:
+            os.environ["TRAIL_DASK_ADDRESS"] = old

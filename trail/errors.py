@@ -13,6 +13,7 @@
     ├── DagFileMismatchError (ValueError)  an AutoTrail DAG file does not match the trail
     │                                      (alias: MatchTrailsException, AutoTrail's name)
     ├── RunbookError                       a runbook file that cannot be loaded
+    │   └── YamlRunbookError               ... a YAML one: every problem, file:line:column
     └── StepError                          raised into or on behalf of a step
         ├── StepInterruptedError           the operator interrupted the step
         ├── StepTimeoutError (TimeoutError)    the step ran past its timeout
@@ -168,6 +169,17 @@ MatchTrailsException = DagFileMismatchError  # AutoTrail's name for it
 
 class RunbookError(TrailError):
     """A runbook file that cannot be loaded, with where and why."""
+
+
+class YamlRunbookError(RunbookError):
+    """A YAML runbook with problems; ``problems`` lists them all, each ``file:line:column:
+    what``, one per line of the message."""
+
+    def __init__(self, problems: Iterable[Any]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in the runbook:\n"
+        super().__init__(head + "\n".join(str(problem) for problem in self.problems))
 
 
 class InstructionNotCompletedError(StepError, RuntimeError):

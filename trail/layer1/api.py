@@ -258,6 +258,7 @@ def handle(run: Run, body: bytes) -> Reply:
     except Exception as exc:  # a request no check foresaw must not stop the server
         log.exception("could not read a request")
         return error_reply(request_id(body), ProtocolError(f"unreadable request: {exc}"))
+    run.by = request.by  # the causes of what this request changes name who asked
     try:
         result = HANDLERS[request.call](run, request.args)
     except TrailError as exc:
@@ -265,4 +266,6 @@ def handle(run: Run, body: bytes) -> Reply:
     except Exception as exc:
         log.exception("the %s call failed", request.call)
         return error_reply(request.id, exc)
+    finally:
+        run.by = None
     return Reply(request.id, True, result)

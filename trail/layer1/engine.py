@@ -102,6 +102,8 @@ def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
         if restored:
             run.restore(restored, "recovered from the journal")
             run.commit()
+            if book is not None and run_id is not None:
+                stop_orphans_on_dask(book, run_id, settings)
     except BaseException:
         if sockets is not None:
             sockets.close()
@@ -113,3 +115,13 @@ def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
         raise
     loop = Loop(run, sockets.api, sockets.events)
     return Engine(run, loop, sockets, book, run_id, restored is not None)
+
+
+def stop_orphans_on_dask(book: Journal, run_id: int, settings: Settings | None) -> None:
+    """Steps of the dead server that ran on Dask and still run are stopped before serving."""
+    where = [entry["message"] for entry in book.timeline(run_id, messages=True)
+             if entry["kind"] == "where"]
+    if where:
+        from trail.layer1.executors.dask import stop_orphans
+
+        stop_orphans(where, settings.dask if settings is not None else None)

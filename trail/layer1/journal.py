@@ -298,7 +298,8 @@ class Journal:
             value = values.decode(message)
             if kind == "output":
                 saved.output.append(value)
-            elif attempt == saved.attempt:  # prompts and replies of the latest run only
+            elif kind in ("prompt", "input") and attempt == saved.attempt:
+                # prompts and replies of the latest run only
                 (saved.prompts if kind == "prompt" else saved.inputs).append(value)
         return steps
 

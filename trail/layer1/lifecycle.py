@@ -33,7 +33,7 @@ class StepRuns:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.executors = Executors(
-            lambda name: make_executor(name, run.settings.step_output),
+            lambda name: make_executor(name, run.settings.step_output, run.settings.dask),
             self._on_message, run.timers.call_later)
         self.groups = ProcessGroups(run.timers.call_later)
         self._ids = iter(range(1, 1 << 62))
@@ -85,7 +85,11 @@ class StepRuns:
             log.debug("dropped %s from run %s, which no longer counts", message.kind,
                       message.run_id)
             return
-        if message.kind == Kind.OUTPUT:
+        if message.kind == Kind.WHERE:
+            log.info("step %s %s: %s", record.n, record.name, message.payload)
+            if self.run.journal is not None:
+                self.run.journal.message(record.n, record.attempt, Kind.WHERE, message.payload)
+        elif message.kind == Kind.OUTPUT:
             record.add_output(message.payload)
             self.run.say(record, "output", message.payload)
         elif message.kind == Kind.PROMPT:

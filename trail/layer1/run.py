@@ -47,6 +47,7 @@ class Settings:
     max_parallel: int | None = None  # at most this many steps at once
     pools: dict[str, int] = field(default_factory=dict)  # pool tag -> steps at once
     step_output: str | None = None  # a file steps' own stdout/stderr go to
+    dask: Any = None  # the dask executor's scheduler address or distributed.Client
     random_fraction: Callable[[], float] = random.random  # the jitter's dice (fixed in tests)
 
 
@@ -79,7 +80,8 @@ class Run:
         self.scheduler = Scheduler(graph, self.records, self.settings.max_parallel,
                                    self.settings.pools)
         for name in {self.settings.executor, *(s.executor for s in graph if s.executor)}:
-            make_executor(name)  # fail now, not at the first step, on a bad name
+            # Fail now, not at the first step, on a bad name (or a dask step with no address).
+            make_executor(name, dask=self.settings.dask)
         self.steps = StepRuns(self)
         self.executors = self.steps.executors
         self._seq = 0
@@ -90,6 +92,7 @@ class Run:
         self._dag_file_stale = False  # steps changed since it was last written
         self._dag_file_at = -math.inf  # when it was last written (the timers' clock)
         self._dag_file_timer = False
+        self.by: str | None = None  # who sent the request being served (api.handle sets it)
 
     @property
     def default_executor(self) -> str:
@@ -104,6 +107,7 @@ class Run:
         """
         old = record.state
         new = transition(old, action)
+        cause = self.who(cause)
         if old is State.RUNNING:  # leaving Running: the run no longer holds a slot
             self.scheduler.free_slot(record.run_id)
             record.end_run()
@@ -120,6 +124,10 @@ class Run:
             extra = {"return_value": record.shown_return_value} if old is State.RUNNING else {}
             self.publish(events.StateChanged(n=record.n, name=record.name, state=new.value,
                                              previous=old.value, cause=cause, **extra))
+
+    def who(self, cause: str) -> str:
+        """``cause`` with who asked, when a request that said so causes it."""
+        return f"{cause} by {self.by}" if self.by and cause.startswith("api:") else cause
 
     def publish(self, event: events.Event) -> None:
         """Queue an event for the loop to send once this wake-up's changes are journaled."""
@@ -192,6 +200,7 @@ class Run:
 
     def reply(self, record: StepRecord, message: Any, cause: str) -> None:
         """Hand an operator's answer to a running step."""
+        cause = self.who(cause)
         record.add_input(message)
         if self.journal is not None:
             self.journal.message(record.n, record.attempt, "input", message)
@@ -201,6 +210,7 @@ class Run:
 
     def set_pause_on_fail(self, record: StepRecord, value: bool, cause: str) -> None:
         """Whether the step pauses (True) or fails for good when it fails."""
+        cause = self.who(cause)
         record.set_pause_on_fail(value)
         log.info("step %s %s: pause on failure %s (%s)", record.n, record.name,
                  "set" if value else "unset", cause)

@@ -47,14 +47,22 @@ class Request:
     call: Call
     args: dict[str, Any] = field(default_factory=dict)
     id: Any = None
+    by: str | None = None  # who asks ("web:alice"): journaled with the changes it makes
 
     def to_json(self) -> bytes:
-        return request_bytes(self.call.value, self.args, self.id)
+        return request_bytes(self.call.value, self.args, self.id, self.by)
 
 
-def request_bytes(call: str, args: Mapping[str, Any], id: Any) -> bytes:  # noqa: A002
+MAX_BY = 80
+
+
+def request_bytes(call: str, args: Mapping[str, Any], id: Any,  # noqa: A002
+                  by: str | None = None) -> bytes:
     """A request as it travels; the name is not checked here (the server checks it)."""
-    return _dump({"v": PROTOCOL_VERSION, "id": id, "call": call, "args": args})
+    body = {"v": PROTOCOL_VERSION, "id": id, "call": call, "args": args}
+    if by is not None:
+        body["by"] = by
+    return _dump(body)
 
 
 class Encoded(bytes):
@@ -154,7 +162,12 @@ def parse_request(data: bytes) -> Request:
             raise ProtocolError(f"{call} needs the argument {name!r}")
         else:
             args[name] = _copy(argument.default)
-    return Request(call, args, body.get("id"))
+    by = body.get("by")
+    if by is not None and (not isinstance(by, str) or not by.isprintable()
+                           or not 0 < len(by) <= MAX_BY):
+        raise ProtocolError(f"'by' must be a short line of text (at most {MAX_BY} "
+                            f"characters), not {by!r}")
+    return Request(call, args, body.get("id"), by)
 
 
 def _copy(value: Any) -> Any:

@@ -32,17 +32,20 @@ class TrailClient:
     ``dry_run=True``: they say which steps would change and change nothing. Safe to share
     between threads.
 
-    ``transport`` replaces the ZeroMQ socket (an ``InProcessTransport`` in tests); then
-    ``socket_file`` is only a label, and ``subscribe`` is not available without a server.
+    ``by`` names who is asking (``web:alice``): the journal records it with every change
+    the calls make, and ``trail history`` shows it. ``transport`` replaces the ZeroMQ
+    socket (an ``InProcessTransport`` in tests); then ``socket_file`` is only a label,
+    and ``subscribe`` is not available without a server.
     """
 
     def __init__(self, socket_file: str, timeout: float = 5.0, *,
-                 transport: Transport | None = None) -> None:
+                 transport: Transport | None = None, by: str | None = None) -> None:
         if transport is None:
             transport = ZmqTransport(socket_file, timeout)
             socket_file = transport.socket_file
         self.socket_file = socket_file
         self.timeout = timeout
+        self.by = by  # who is asking: the server journals it with what the calls change
         self.transport = transport
         self._ids = itertools.count(1)
 
@@ -50,7 +53,7 @@ class TrailClient:
         """Send one request and return its result (every call method comes here)."""
         request_id = next(self._ids)
         reply = Reply.from_json(self.transport.request(request_bytes(str(call), args,
-                                                                     request_id)))
+                                                                     request_id, self.by)))
         # The transport pairs replies with requests; an id of None answers one unreadable.
         if reply.id is not None and reply.id != request_id:
             raise ProtocolError(f"the server answered request {reply.id!r} to {request_id!r}")

@@ -5,7 +5,11 @@ A runbook is a Python file that defines, at module level:
 - ``trail`` (required): the trail definition (pairs, ``a >> b``, a Step, a DiGraph);
 - ``context`` (optional): the object every step receives;
 - ``executor`` (optional): 'process' (default) or 'thread';
-- ``ANSWERS`` (optional): step name -> reply, for ``trail run --auto-answer``.
+- ``ANSWERS`` (optional): step name -> reply, for ``trail run --auto-answer``;
+- ``max_parallel`` (optional): at most this many steps at once.
+
+A ``.yaml`` or ``.yml`` file is a YAML runbook (``trail.layer2.yamlbook``): it becomes the
+same Runbook, with its own ``name``.
 
 The file is run with ``__name__ == "__runbook__"``, so an ``if __name__ == "__main__":``
 block (a script's own way to run itself) is left alone.
@@ -30,10 +34,12 @@ class Runbook:
     context: Any = None
     executor: str = "process"
     answers: dict[str, Any] = field(default_factory=dict)
+    max_parallel: int | None = None
+    title: str | None = None  # the trail's name when the file gives one
 
     @property
     def name(self) -> str:
-        return self.path.stem
+        return self.title or self.path.stem
 
 
 def load_runbook(path: str | Path) -> Runbook:
@@ -41,6 +47,10 @@ def load_runbook(path: str | Path) -> Runbook:
     path = Path(path)
     if not path.is_file():
         raise RunbookError(f"{path}: no such runbook file")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        from trail.layer2.yamlbook import load_yaml_runbook  # ruamel and jsonschema: on demand
+
+        return load_yaml_runbook(path)
     try:
         namespace = runpy.run_path(str(path), run_name="__runbook__")
     except SyntaxError as exc:
@@ -56,4 +66,5 @@ def load_runbook(path: str | Path) -> Runbook:
     except DefinitionError as exc:
         raise RunbookError(f"{path}: {exc}") from exc
     return Runbook(path, namespace["trail"], namespace.get("context"),
-                   namespace.get("executor", "process"), dict(namespace.get("ANSWERS", {})))
+                   namespace.get("executor", "process"), dict(namespace.get("ANSWERS", {})),
+                   namespace.get("max_parallel"))

@@ -8,6 +8,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from trail.core.dag import make_trail_graph, steps_in_order
 from trail.layer1.dagfile import read_dag_file
 from trail.layer1.engine import open_engine
 from trail.layer1.run import Settings
+from trail.layer2 import notify as notifications
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,13 @@ class TrailServer:
     ``pools`` caps steps by their ``pool`` tag (``{"db": 2}``: at most two steps tagged
     ``pool="db"`` at once), overriding sizes the steps declare with ``pool_size``. When
     slots are short, higher ``priority`` steps go first.
+
+    ``notify`` lists where to tell a person when the run needs one (apprise URLs, or
+    ``{"url": ..., "on": [...]}``; see the README's "Notifications"); ``TRAIL_NOTIFY`` and
+    the user's config file add theirs; False sends nothing at all.
+    ``dask`` (for ``executor="dask"`` or steps with ``executor="dask"``): the Dask
+    scheduler's address (``"tcp://host:8786"``) or a ``distributed.Client``; default
+    ``$TRAIL_DASK_ADDRESS``.
     """
 
     def __init__(
@@ -66,15 +75,18 @@ class TrailServer:
         resume: bool | None = None,
         max_parallel: int | None = None,
         pools: dict[str, int] | None = None,
+        notify: Iterable[Any] | bool | None = None,
+        dask: Any = None,
     ) -> None:
         self.graph = make_trail_graph(trail_definition)
+        destinations = notifications.resolve(notify)  # a bad URL is refused before opening
         self.context = context
         self._temporary_dag_file = dag_file is None or dag_file is True
         self.dag_file: str | None = (_temporary_dag_file() if self._temporary_dag_file
                                      else str(dag_file) if dag_file else None)
         self.name = name or steps_in_order(self.graph)[0].name
         settings = Settings(executor=executor, max_parallel=max_parallel, pools=dict(pools or {}),
-                            step_output=step_output)
+                            step_output=step_output, dask=dask)
         try:
             self._engine = open_engine(self.graph, socket_file, context, settings,
                                        name=self.name, journal=journal, resume=resume)
@@ -88,6 +100,12 @@ class TrailServer:
         self.journal = self._engine.journal
         self.run_id = self._engine.run_id
         self.resumed = self._engine.resumed
+        self._notifications: notifications.Notifications | None = None
+        if notifications.wanted(self.graph, destinations, notify):
+            facts = notifications.facts_for(self.name, self.run_id, self.socket_file)
+            self._notifications = notifications.Notifications(
+                facts, self.graph, destinations,
+                self.journal.path if self.journal is not None else None)
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._served = False
@@ -121,9 +139,13 @@ class TrailServer:
 
     def _serve(self) -> None:
         try:
+            if self._notifications is not None:
+                self._notifications.start()
             self._engine.serve()
             self._remove_temporary_dag_file()
         finally:
+            if self._notifications is not None:
+                self._notifications.close()
             self._done.set()
 
     def _remove_dag_file_at_exit(self) -> None:
@@ -165,6 +187,8 @@ class TrailServer:
         if self.serving:
             self._stop_at_exit()
         elif not self._served:
+            if self._notifications is not None:
+                self._notifications.close(0)
             self._engine.close_unserved()
             self._remove_temporary_dag_file()
             self._done.set()

@@ -27,6 +27,7 @@ class Kind:
     RESULT = "result"  # payload: Outcome
     EXIT = "exit"  # payload: how the run's process ended (str); the run is gone
     GROUP = "group"  # payload: a process group id the run started; stopped with the run
+    WHERE = "where"  # payload: where the run runs (text); journaled, not shown as output
 
 
 @dataclass(frozen=True)

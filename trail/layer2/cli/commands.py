@@ -147,8 +147,11 @@ def main(ctx: click.Context, debug: bool, timeout: float) -> None:
 @SOCKET
 @click.option("--start/--no-start", default=True, show_default=True,
               help="Start the trail at once, or wait for `start`.")
-@click.option("--executor", type=click.Choice(["process", "thread"]), default=None,
+@click.option("--executor", type=click.Choice(["process", "thread", "dask"]), default=None,
               help="Where steps run (default: the runbook's choice, else process).")
+@click.option("--dask", "dask_address", metavar="ADDRESS", envvar="TRAIL_DASK_ADDRESS",
+              help="The Dask scheduler dask steps run on (tcp://host:8786; "
+                   "default: $TRAIL_DASK_ADDRESS).")
 @click.option("--answer", "answers", multiple=True, metavar="STEP=REPLY",
               help="Answer that step's question without asking (repeatable).")
 @click.option("--auto-answer", is_flag=True, help="Use the runbook's ANSWERS for its questions.")
@@ -162,10 +165,14 @@ def main(ctx: click.Context, debug: bool, timeout: float) -> None:
 @click.option("--log", "log_file", metavar="PATH",
               help="Where the engine's log and the steps' own stdout/stderr go "
                    "(default: beside the socket, as .log).")
+@click.option("--notify", "notify", multiple=True, metavar="URL",
+              help="Tell a person when a step fails or waits (an apprise URL such as "
+                   "mailto://... or 'failed,escalation=URL'; repeatable).")
 @click.pass_context
 def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
         executor: str | None, answers: tuple[str, ...], auto_answer: bool, plain: bool,
-        journal: str | None, resume: bool | None, log_file: str | None) -> None:
+        journal: str | None, resume: bool | None, log_file: str | None,
+        notify: tuple[str, ...], dask_address: str | None = None) -> None:
     """Run a runbook, showing it live; steer it with keys, or from another terminal.
 
     A runbook is a Python file defining `trail` (and optionally `context`, `executor`,
@@ -187,6 +194,8 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
         server = TrailServer(book.trail, socket_file=socket, context=book.context,
                              executor=executor or book.executor, name=book.name,
                              step_output=log_path, journal=journal, resume=resume,
+                             max_parallel=book.max_parallel,
+                             notify=list(notify), dask=dask_address,
                              dag_file=False)  # the journal takes a crashed run up
         replies = {**(book.answers if auto_answer else {}), **dict(_reply(a) for a in answers)}
         server.serve(threaded=True)
@@ -218,6 +227,25 @@ def _reply(pair: str) -> tuple[str, Any]:
     if not sep:
         raise Failure(f"--answer takes STEP=REPLY, not {pair!r}")
     return name, parse_reply(text)
+
+
+@main.command(name="notify-test")
+@click.argument("url")
+@click.pass_context
+def notify_test(ctx: click.Context, url: str) -> None:
+    """Send a sample notice to URL (an apprise URL), to check a destination.
+
+    \b
+    Example:
+      trail notify-test 'mailto://me:app-password@gmail.com'
+    """
+    from trail.layer2.notify import send_test
+
+    with speaking(ctx.obj["debug"]):
+        where, sent = send_test(url)
+        if not sent:
+            raise Failure(f"the notice could not be sent to {where} (see the messages above)")
+        click.echo(f"sent a test notice to {where}")
 
 
 @main.command(name="watch")
@@ -269,6 +297,12 @@ def history(ctx: click.Context, run_id: int | None, journal: str | None, limit: 
         if run is None:
             raise Failure(f"no run {run_id} in {path}")
         timeline = book.timeline(run_id, messages=not states_only)
+        if not states_only:
+            from trail.layer2.notify.ledger import timeline_entries
+
+            names = {n: name for n, name in run["shape"]["steps"]}
+            timeline = sorted(timeline + timeline_entries(book.db, run_id, names),
+                              key=lambda entry: entry["time"])
         if as_json:
             click.echo(json.dumps({"run": run, "timeline": timeline}, indent=2, default=str))
             return

@@ -153,4 +153,5 @@ def timeline_table(run: dict[str, Any], timeline: list[dict[str, Any]]) -> Table
     return table
 
 
-TIMELINE_KINDS = {"output": "said", "prompt": "asked", "input": "was told"}
+TIMELINE_KINDS = {"output": "said", "prompt": "asked", "input": "was told",
+                  "notice": "notified"}
