@@ -47,9 +47,9 @@ class Step:
 
     Options beyond AutoTrail's: ``timeout`` (seconds; the step is stopped and fails with
     StepTimeoutError), ``kill_grace`` (seconds between SIGTERM and SIGKILL when the step is
-    stopped), ``idempotent`` (safe to run again after a crash), ``executor`` ('process' or
-    'thread', overriding the server's), ``conditional`` (a return value of False skips the
-    step's strict progeny: the branch it guards), ``retries`` (run again after a failure,
+    stopped), ``idempotent`` (safe to run again after a crash), ``executor`` ('process',
+    'thread' or 'dask', overriding the server's), ``conditional`` (a return value of False
+    skips the step's strict progeny: the branch it guards), ``retries`` (run again after a failure,
     up to that many times, ``retry_delay * backoff ** k`` seconds later, capped at
     ``max_delay``, give or take ``jitter`` of it; only for errors ``retry_on`` accepts, if
     given), ``priority`` (higher runs first when ``max_parallel`` or a pool is short),
@@ -182,7 +182,7 @@ def _name_of(function: Callable[..., Any]) -> str:
 
 # --- option values: what a tag name trail gives meaning to must hold -----------------------
 
-EXECUTOR_NAMES = ("process", "thread")  # layer1's executors (checked by its tests)
+EXECUTOR_NAMES = ("process", "thread", "dask")  # layer1's executors (a test checks)
 
 PRIORITY_WORDS = {"lowest": -2, "low": -1, "normal": 0, "medium": 0, "high": 1, "highest": 2,
                   "urgent": 2, "critical": 2}
