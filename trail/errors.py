@@ -8,6 +8,7 @@
     ├── TrailConnectionError (ConnectionError)  no server answered at a socket
     ├── TrailClientError                   the server refused a call; carries its message
     ├── SocketInUseError                   a live server already serves at a socket file
+    ├── ServerShuttingDownError            the server is shutting down, serves no more calls
     ├── JournalError                       the journal cannot be used
     │   └── JournalMismatchError           its unfinished run no longer matches the trail
     ├── DagFileMismatchError (ValueError)  an AutoTrail DAG file does not match the trail
@@ -88,9 +89,15 @@ class TrailClientError(TrailError):
 class SocketInUseError(TrailError):
     """A live trail server already serves at this socket file."""
 
-    def __init__(self, socket_file: str) -> None:
+    def __init__(self, socket_file: str, held_by: str = "") -> None:
         self.socket_file = socket_file
-        super().__init__(f"a trail server is already serving at {socket_file}")
+        self.held_by = held_by  # who holds the socket, when it could be found out
+        super().__init__(f"a trail server is already serving at {socket_file}"
+                         + (f" (held by pid {held_by})" if held_by else ""))
+
+
+class ServerShuttingDownError(TrailError):
+    """The server is shutting down and serves no more calls."""
 
 
 class StepError(TrailError):

@@ -419,8 +419,9 @@ def test_the_readme_example_is_a_sound_runbook(tmp_path):
 
 
 @pytest.mark.parametrize("window", ["0", "1"])
+@pytest.mark.parametrize("executor", ["process", "thread"])  # TMPDIR reaches this machine's
 def test_the_failover_in_yaml_does_what_its_python_twin_does(tmp_path, serve, executor,
-                                                              window, monkeypatch):
+                                                              window, monkeypatch):  # steps
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # where the first step makes the cluster
     book = load_runbook(ROOT / "examples" / "failover.yaml")
     client = serve(book.trail, context={**book.context, "maintenance_window": window},

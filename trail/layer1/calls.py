@@ -136,7 +136,7 @@ def json_or_text(text: str) -> Any:
     """A value typed by a person: JSON when it is JSON (true, 3, "x"), else the text."""
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past what JSON reads is not JSON here
         return text
 
 

@@ -4,6 +4,7 @@ and builds its loop. TrailServer and ``trail_manager`` both open runs here."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,10 @@ from trail.core.states import State
 from trail.layer1.journal import Journal, JournalRun, default_journal_path, open_run, shape_of
 from trail.layer1.loop import Loop
 from trail.layer1.run import Run, Settings
-from trail.layer1.sockets import ServerSockets, ensure_private_dir, new_socket_file
+from trail.layer1.sockets import ServerSockets, ensure_private_dir, new_socket_file, prune_stale
 from trail.layer1.timers import Timers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -86,6 +89,10 @@ def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
     run_id, restored = None, None
     try:
         sockets = ServerSockets(socket_file)
+        try:
+            prune_stale()
+        except OSError as exc:  # tidying up must never stop a run from starting
+            log.warning("could not remove stale socket files: %s", exc)
         if book is not None:
             steps = steps_in_order(graph)
             shape = shape_of([(n_of(graph, s), s.name) for s in steps], numbered_edges(graph))

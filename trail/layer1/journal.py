@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from trail.errors import JournalError, JournalMismatchError
-from trail.layer1 import values
+from trail.layer1 import forks, values
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -125,6 +125,7 @@ class SavedStep:
     started_at: float | None
     finished_at: float | None
     output: list[Any] = field(default_factory=list)
+    output_ids: list[int] = field(default_factory=list)  # their rows in the journal
     prompts: list[Any] = field(default_factory=list)
     inputs: list[Any] = field(default_factory=list)
     tries: int = 0
@@ -137,6 +138,9 @@ class Journal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The journal, its -wal and its -shm are made 0600 from the start (SQLite makes
+        # them as it goes): operators' answers and steps' output are in them.
+        old_umask = os.umask(0o177)
         try:
             self.db = sqlite3.connect(str(self.path), isolation_level=None,
                                       check_same_thread=False)
@@ -152,8 +156,17 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"the journal at {self.path} cannot be read ({exc}); move it "
                                f"aside to start a new one") from exc
-        os.chmod(self.path, 0o600)
+        finally:
+            os.umask(old_umask)
+        for name in self._files():  # files an older trail left open to others
+            if os.path.exists(name) and os.stat(name).st_uid == os.getuid():
+                os.chmod(name, 0o600)
         self._open = False
+        # Never a forked child's (a step's): see trail.layer1.forks.
+        forks.server_files(self._files(), keep=self.db)
+
+    def _files(self) -> list[str]:
+        return [str(self.path), f"{self.path}-wal", f"{self.path}-shm"]
 
     def _add_missing_columns(self) -> None:
         """A journal written by an older trail lacks the newer step columns; add them."""
@@ -212,11 +225,18 @@ class Journal:
             (state, attempt, int(pause_on_fail), values.encode(return_value), "shown",
              started_at, finished_at, tries, retry_at, run_id, n))
 
-    def message(self, run_id: int, n: int, attempt: int, kind: str, message: Any) -> None:
+    def message(self, run_id: int, n: int, attempt: int, kind: str, message: Any) -> int:
+        """Journal a message; return its row (``drop_messages`` takes rows)."""
         self._begin()
-        self.db.execute("INSERT INTO messages (run_id, n, attempt, time, kind, message) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (run_id, n, attempt, time.time(), kind, values.encode(message)))
+        cursor = self.db.execute("INSERT INTO messages (run_id, n, attempt, time, kind, "
+                                 "message) VALUES (?, ?, ?, ?, ?, ?)",
+                                 (run_id, n, attempt, time.time(), kind, values.encode(message)))
+        return int(cursor.lastrowid or 0)
+
+    def drop_messages(self, rows: list[int]) -> None:
+        """Delete messages by row: the oldest output of a step that said too much."""
+        self._begin()
+        self.db.executemany("DELETE FROM messages WHERE id = ?", [(row,) for row in rows])
 
     def close_run(self, run_id: int, outcome: str) -> None:
         self._begin()
@@ -227,6 +247,7 @@ class Journal:
     def close(self) -> None:
         self.commit()
         self.db.close()
+        forks.forget(self._files(), keep=self.db)
 
     # --- reading -------------------------------------------------------------------
 
@@ -289,15 +310,16 @@ class Journal:
             steps[n] = SavedStep(n, name, state, bool(pof), attempt,
                                  None if value is None else values.decode(value), started, finished,
                                  tries=tries, retry_at=retry_at)
-        for n, attempt, kind, message in self.db.execute(
-                "SELECT n, attempt, kind, message FROM messages WHERE run_id = ? ORDER BY id",
-                (run_id,)):
+        for row, n, attempt, kind, message in self.db.execute(
+                "SELECT id, n, attempt, kind, message FROM messages WHERE run_id = ? "
+                "ORDER BY id", (run_id,)):
             saved = steps.get(n)
             if saved is None:
                 continue
             value = values.decode(message)
             if kind == "output":
                 saved.output.append(value)
+                saved.output_ids.append(row)
             elif kind in ("prompt", "input") and attempt == saved.attempt:
                 # prompts and replies of the latest run only
                 (saved.prompts if kind == "prompt" else saved.inputs).append(value)
@@ -324,31 +346,56 @@ def open_run(journal: Journal, name: str, shape: dict,
     if latest is not None:
         # Its socket path is ours now (we bound it, so its server is gone), or dead.
         died = latest["ended"] is None and (latest["socket"] == socket
-                                            or not _served(latest["socket"]))
+                                            or not _served(latest["socket"], latest["pid"]))
         if resume or died:
             found = differences(latest["shape"], shape)
             if found:
                 raise JournalMismatchError(latest["id"], found)
             journal.adopt_run(latest["id"], socket)
+            if died and latest["socket"] and latest["socket"] != socket:
+                _remove_dead_socket(latest["socket"])
             return latest["id"], journal.saved_steps(latest["id"])
     if resume is False:
         previous = journal.latest_run(name)
         if previous is not None and previous["ended"] is None and \
-                (previous["socket"] == socket or not _served(previous["socket"])):
+                (previous["socket"] == socket
+                 or not _served(previous["socket"], previous["pid"])):
             journal.close_run(previous["id"], "abandoned")
     return journal.new_run(name, shape, steps, socket), None
 
 
-def _served(socket: str | None) -> bool:
-    """A live server answers on this socket (so its run is not a crashed one)."""
+def _remove_dead_socket(socket: str) -> None:
+    """The socket files of a crashed server whose run this server took up (its log stays,
+    for a post-mortem)."""
+    import stat
+
+    from trail.layer1.sockets import events_file, is_live
+
+    for path in (socket, events_file(socket)):
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode) and not is_live(path):
+                os.unlink(path)
+        except OSError:
+            continue
+
+
+def _served(socket: str | None, pid: int | None = None) -> bool:
+    """The run's server still serves this socket (so its run is not a crashed one).
+
+    Someone accepting on the socket is not enough: an orphan of a crashed server may hold
+    it. When the socket's holders can be read, the run's server (``pid``) must be one.
+    """
     if not socket:
         return False
     from trail.layer1.sockets import is_live
 
     try:
-        return is_live(socket)
+        if not is_live(socket):
+            return False
     except OSError:
         return False
+    held_by = forks.holders(socket)
+    return not held_by or pid is None or pid in held_by
 
 
 class JournalRun:
@@ -361,8 +408,11 @@ class JournalRun:
     def transition(self, n: int, old: str, new: str, cause: str) -> None:
         self.journal.transition(self.run_id, n, old, new, cause)
 
-    def message(self, n: int, attempt: int, kind: str, message: Any) -> None:
-        self.journal.message(self.run_id, n, attempt, kind, message)
+    def message(self, n: int, attempt: int, kind: str, message: Any) -> int:
+        return self.journal.message(self.run_id, n, attempt, kind, message)
+
+    def drop_messages(self, rows: list[int]) -> None:
+        self.journal.drop_messages(rows)
 
     def step(self, n: int, **fields: Any) -> None:
         self.journal.step(self.run_id, n, **fields)

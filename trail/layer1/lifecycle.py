@@ -90,8 +90,9 @@ class StepRuns:
             if self.run.journal is not None:
                 self.run.journal.message(record.n, record.attempt, Kind.WHERE, message.payload)
         elif message.kind == Kind.OUTPUT:
-            record.add_output(message.payload)
-            self.run.say(record, "output", message.payload)
+            said = values.clipped(message.payload)  # a thread-run step's, or a stray one
+            record.add_output(said)
+            self.run.say(record, "output", said)
         elif message.kind == Kind.PROMPT:
             record.add_prompt(message.payload)
             self.run.say(record, "prompt", message.payload)

@@ -5,14 +5,18 @@ results, fires timers, advances the run, journals, publishes, then replies.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 import zmq
 
+from trail.errors import ProtocolError, ServerShuttingDownError
 from trail.layer1 import events
 from trail.layer1.api import handle
 from trail.layer1.run import Run
+from trail.layer1.wire import Call, Reply, error_reply, parse_request, request_id
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +55,12 @@ class Loop:
                 log.debug("polling for %s", "ever" if wait is None else f"{wait} ms (timer)")
                 self.turn(wait)
         finally:
-            self.run.close()
+            # Steps get their grace period to end; requests meanwhile are told why they
+            # will not be served, rather than left to time out.
+            with self._refusing():
+                self.run.close()
             self.flush()
+            self._refuse_waiting()
 
     def turn(self, wait_ms: int | None) -> None:
         """One wake-up: wait up to ``wait_ms`` (None: until something happens), handle
@@ -79,7 +87,60 @@ class Loop:
                 return
             # ROUTER frames: the peer's identity, maybe an empty delimiter, then the body.
             envelope, body = frames[:-1], frames[-1]
-            self._replies.append([*envelope, handle(self.run, body).to_json()])
+            self._replies.append([*envelope, self._answer(body)])
+
+    def _answer(self, body: bytes) -> bytes:
+        """The reply to one request; whatever goes wrong is an error reply, never a stop."""
+        try:
+            return handle(self.run, body).to_json()
+        except Exception as exc:  # handle() catches what it can foresee; this is the rest
+            log.exception("could not answer a request")
+            return error_reply(request_id(body), exc).to_json()
+
+    @contextlib.contextmanager
+    def _refusing(self) -> Iterator[None]:
+        """While the loop's thread is busy shutting down, another thread answers every
+        request with an error saying so (the socket is that thread's alone meanwhile)."""
+        if self.api_socket is None:
+            yield
+            return
+        done = threading.Event()
+
+        def refuse() -> None:
+            while not done.is_set():
+                if self.api_socket is not None and self.api_socket.poll(50):
+                    self._refuse_waiting()
+
+        thread = threading.Thread(target=refuse, name="trail-shutdown-replies", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def _refuse_waiting(self) -> None:
+        """Answer every request waiting on the API socket: the server is shutting down."""
+        if self.api_socket is None:
+            return
+        while True:
+            try:
+                frames = self.api_socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.ZMQError:
+                return
+            envelope, body = frames[:-1], frames[-1]
+            try:
+                request = parse_request(body)
+            except ProtocolError as exc:
+                reply = error_reply(request_id(body), exc)
+            else:
+                reply = (Reply(request.id, True, True) if request.call is Call.SHUTDOWN else
+                         error_reply(request.id, ServerShuttingDownError(
+                             f"the trail server is shutting down; {request.call} not served")))
+            try:
+                self.api_socket.send_multipart([*envelope, reply.to_json()], zmq.NOBLOCK)
+            except zmq.ZMQError as exc:
+                log.warning("could not send a reply: %s", exc)
 
     def _greet_subscribers(self) -> None:
         assert self.events_socket is not None

@@ -7,6 +7,7 @@ step lives here, in the run's record of it.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,15 @@ from trail.layer1.executors import Executor, TrailEnvironment
 from trail.layer1.journal import SavedStep
 
 _NOT_A_TAG = object()
+
+# What a step's output keeps, in memory and in the journal: the newest messages, behind a
+# note saying how many went (one message is at most values.MAX_MESSAGE_CHARS).
+MAX_KEPT_MESSAGES = 1000
+MAX_KEPT_CHARS = 1 << 20
+
+
+def _size(message: Any) -> int:
+    return len(message) if isinstance(message, str) else len(values.dumps(message))
 
 
 @dataclass(eq=False)
@@ -53,6 +63,11 @@ class StepRecord:
     version: int = 0
     on_change: Callable[[StepRecord], None] | None = field(default=None, repr=False)
     _rows: dict[tuple[str, ...], tuple[int, bytes]] = field(default_factory=dict, repr=False)
+    _kept_chars: int = field(default=0, repr=False)  # about the size of output_messages
+    _dropped: int = field(default=0, repr=False)  # output messages dropped from the front
+    # The journal's rows of this step's latest output, oldest first: (row id, size).
+    journaled: deque[tuple[int, int]] = field(default_factory=deque, repr=False)
+    journaled_chars: int = field(default=0, repr=False)
 
     @property
     def brief(self) -> dict[str, Any]:
@@ -116,8 +131,39 @@ class StepRecord:
         self._changed()
 
     def add_output(self, message: Any) -> None:
+        """Keep ``message`` (clipped): the last MAX_KEPT_MESSAGES messages and at most about
+        MAX_KEPT_CHARS characters are kept, behind a note counting what was dropped."""
         self.output_messages.append(message)
+        size = _size(message)
+        self._kept_chars += size
+        kept = self.output_messages
+        noted = 1 if self._dropped else 0
+        if len(kept) - noted > MAX_KEPT_MESSAGES * 1.1 or self._kept_chars > MAX_KEPT_CHARS:
+            # Drop in one go, down to 90% of the limits: O(1) per message over time.
+            drop = noted
+            while drop < len(kept) - 1 and (len(kept) - drop > MAX_KEPT_MESSAGES * 0.9
+                                            or self._kept_chars > MAX_KEPT_CHARS * 0.9):
+                self._kept_chars -= _size(kept[drop])
+                drop += 1
+            self._dropped += drop - noted
+            note = (f"[trail] ... truncated: {self._dropped} earlier output messages not "
+                    f"kept here (the newest {MAX_KEPT_MESSAGES} are)")
+            self.output_messages = [note, *kept[drop:]]
         self._changed()
+
+    def journaled_output(self, row: int, message: Any) -> list[int]:
+        """Note the journal's row of an output message; return the rows to delete from the
+        journal so that it keeps the same bounded tail as memory."""
+        size = _size(message)
+        self.journaled.append((row, size))
+        self.journaled_chars += size
+        gone = []
+        while len(self.journaled) > 1 and (len(self.journaled) > MAX_KEPT_MESSAGES
+                                           or self.journaled_chars > MAX_KEPT_CHARS):
+            old, old_size = self.journaled.popleft()
+            self.journaled_chars -= old_size
+            gone.append(old)
+        return gone
 
     def add_prompt(self, message: Any) -> None:
         self.prompt_messages.append(message)
@@ -135,6 +181,10 @@ class StepRecord:
         self.return_value = self.shown_return_value = saved.return_value
         self.started_at, self.finished_at = saved.started_at, saved.finished_at
         self.output_messages = list(saved.output)
+        self._kept_chars = sum(_size(m) for m in self.output_messages)
+        self._dropped = 0
+        self.journaled = deque(zip(saved.output_ids, map(_size, saved.output), strict=False))
+        self.journaled_chars = sum(size for _, size in self.journaled)
         self.prompt_messages = list(saved.prompts)
         self.input_messages = list(saved.inputs)
         self.tries = saved.tries

@@ -143,7 +143,11 @@ class Run:
     def say(self, record: StepRecord, kind: str, message: Any) -> None:
         """Journal and publish what a step said (output) or asked (prompt)."""
         if self.journal is not None:
-            self.journal.message(record.n, record.attempt, kind, message)
+            row = self.journal.message(record.n, record.attempt, kind, message)
+            if kind == "output":
+                gone = record.journaled_output(row, message)
+                if gone:  # the journal keeps the same bounded tail as the record
+                    self.journal.drop_messages(gone)
         if self.listening:
             event_type = {"output": events.Output, "prompt": events.Prompt}[kind]
             self.publish(event_type(n=record.n, name=record.name, message=message))

@@ -8,28 +8,93 @@ replaced; a live one is never taken over.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import logging
 import os
 import secrets
 import socket
 import stat
+import tempfile
+import time
 from pathlib import Path
 
 import zmq
 
 from trail.errors import SocketInUseError, TrailError
+from trail.layer1 import forks
+
+log = logging.getLogger(__name__)
 
 EVENTS_SUFFIX = ".events"
+LOG_KEEP_SECONDS = 24 * 3600  # a dead server's log is kept this long for a post-mortem
+# What a request frame may be: the wire's limit plus room, so a request just over the limit
+# still gets a reply that says so.
+MAX_FRAME_BYTES = 2 << 20
 _MAX_IPC_PATH = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
 
 
 def socket_dir() -> Path:
-    """This user's socket directory, made (0700) if missing; refused if it is not safe."""
+    """This user's socket directory, made (0700) if missing.
+
+    ``$XDG_RUNTIME_DIR/trail``, else ``/tmp/trail-<uid>``. One that is not safe (another
+    user made it first, in a shared runtime directory) is passed over with a warning for
+    the next; if none is safe, a new private directory under the temporary directory.
+    """
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    base = Path(runtime) / "trail" if runtime and os.path.isdir(runtime) else None
-    path = base or Path("/tmp") / f"trail-{os.getuid()}"
-    ensure_private_dir(path)
+    candidates = [Path(runtime) / "trail"] if runtime and os.path.isdir(runtime) else []
+    candidates.append(Path(tempfile.gettempdir()) / f"trail-{os.getuid()}")
+    for path in candidates:
+        try:
+            ensure_private_dir(path)
+        except (TrailError, OSError) as exc:
+            log.warning("not using %s for sockets: %s", path, exc)
+            continue
+        return path
+    path = Path(tempfile.mkdtemp(prefix=f"trail-{os.getuid()}-"))
+    log.warning("using the new private directory %s for sockets", path)
     return path
+
+
+def prune_stale(directory: Path | None = None, log_age: float = LOG_KEEP_SECONDS) -> list[str]:
+    """Remove what crashed servers left in this user's socket directory: socket files
+    nobody accepts on (and their ``.events``), and logs of servers long gone (older than
+    ``log_age`` seconds, whose socket is gone). Returns what it removed."""
+    if directory is None:
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        found = [Path(runtime) / "trail"] if runtime else []
+        found.append(Path(tempfile.gettempdir()) / f"trail-{os.getuid()}")
+        directories = [d for d in found if d.is_dir() and d.stat().st_uid == os.getuid()]
+    else:
+        directories = [directory]
+    removed: list[str] = []
+    now = time.time()
+    for where in directories:
+        for path in where.glob("*.sock"):
+            try:
+                info = path.lstat()
+                # A young file may be a server between its bind and its listen.
+                if (not stat.S_ISSOCK(info.st_mode) or now - info.st_mtime < 10
+                        or is_live(str(path))):
+                    continue
+            except OSError:
+                continue
+            for stale in (str(path), events_file(str(path))):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(stale)
+                    removed.append(stale)
+        for log_path in where.glob("*.sock.log"):
+            try:
+                if (not os.path.exists(str(log_path)[:-len(".log")])
+                        and now - log_path.stat().st_mtime > log_age):
+                    log_path.unlink()
+                    removed.append(str(log_path))
+            except OSError:
+                continue
+    if removed:
+        log.info("removed %d files left by servers that died: %s", len(removed),
+                 ", ".join(removed))
+    return removed
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -44,6 +109,18 @@ def ensure_private_dir(path: Path) -> None:
             raise TrailError(f"{path} belongs to uid {info.st_uid}, not to you") from None
         if info.st_mode & 0o077:
             os.chmod(path, 0o700)
+
+
+def private_file(path: str) -> str:
+    """Make the file at ``path`` if missing, 0600 from the start; make an existing one of
+    ours 0600. For logs and step output that other users must not read."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        if os.fstat(fd).st_uid == os.getuid():
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    return path
 
 
 def new_socket_file(name: str = "trail") -> str:
@@ -80,15 +157,18 @@ def claim(path: str) -> None:
     if not stat.S_ISSOCK(info.st_mode):
         raise TrailError(f"{path} exists and is not a socket; trail will not replace it")
     if is_live(path):
-        raise SocketInUseError(path)
+        raise SocketInUseError(path, ", ".join(forks.describe(pid) for pid in forks.holders(path)))
     os.unlink(path)
 
 
-def bind(context: zmq.Context, kind: int, path: str) -> zmq.Socket:
+def bind(context: zmq.Context, kind: int, path: str,
+         options: dict[int, int] | None = None) -> zmq.Socket:
     """A socket of ``kind`` bound at ``path`` (0600), after claiming the path."""
     claim(path)
     sock = context.socket(kind)
     sock.setsockopt(zmq.LINGER, 0)
+    for option, value in (options or {}).items():
+        sock.setsockopt(option, value)
     old = os.umask(0o177)  # created 0600, never briefly open to others
     try:
         sock.bind(f"ipc://{path}")
@@ -118,7 +198,10 @@ class ServerSockets:
         self.events_file = events_file(socket_file)
         self.context = zmq.Context()
         try:
-            self.api = bind(self.context, zmq.ROUTER, socket_file)
+            # A frame bigger than any request trail accepts is refused as it arrives (the
+            # sender is disconnected), never buffered whole first.
+            self.api = bind(self.context, zmq.ROUTER, socket_file,
+                            {zmq.MAXMSGSIZE: MAX_FRAME_BYTES})
             try:
                 self.events = bind(self.context, zmq.XPUB, self.events_file)
                 self.events.setsockopt(zmq.XPUB_VERBOSER, 1)
@@ -129,6 +212,8 @@ class ServerSockets:
         except BaseException:
             self.context.term()
             raise
+        # Never a forked child's: an orphan holding them would make this server look alive.
+        forks.server_sockets([socket_file, self.events_file])
 
     def close(self) -> None:
         """Close both sockets and remove their files."""
@@ -136,4 +221,5 @@ class ServerSockets:
         self.events.close(0)
         remove(self.socket_file)
         remove(self.events_file)
+        forks.forget([self.socket_file, self.events_file])
         self.context.term()

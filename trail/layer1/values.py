@@ -94,6 +94,26 @@ def shown(value: Any) -> Any:
     return f"{text} (trail shows this as text: {why})"
 
 
+MAX_MESSAGE_CHARS = 64 * 1024  # one output message; longer ones keep their head and a note
+
+
+def clipped(message: Any, limit: int = MAX_MESSAGE_CHARS) -> Any:
+    """A shown message no longer than ``limit`` characters (as text, or as JSON for other
+    values): a longer one keeps its first ``limit`` characters and says how many it lost."""
+    if isinstance(message, str):
+        if len(message) <= limit:
+            return message
+        text = message
+    elif type(message) in _PLAIN or isinstance(message, (int, float)):
+        return message
+    else:
+        text = dumps(message)
+        if len(text) <= limit:
+            return message
+    return (f"{text[:limit]} [trail] ... truncated: {len(text) - limit} more characters "
+            f"not kept")
+
+
 def dumps(value: Any) -> str:
     """The JSON text of ``shown(value)``: what the wire, the events and the journal carry.
 

@@ -35,6 +35,9 @@ from trail.layer1.calls import (
 
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 1 << 20  # a request bigger than this is refused, not parsed
+# Containers inside containers a request may hold: a value trail can show (values.MAX_DEPTH)
+# inside the request's object and its "args".
+MAX_NESTING = values.MAX_DEPTH + 2
 
 # What each call accepts, by call, as the table says (the fuzz tests read it).
 ARGUMENTS: dict[Call, dict[str, Argument]] = {
@@ -92,8 +95,8 @@ class Reply:
     def from_json(cls, data: bytes) -> Reply:
         try:
             body = json.loads(data)
-        except ValueError as exc:
-            raise ProtocolError(f"the server sent a reply that is not JSON: {exc}") from exc
+        except (ValueError, RecursionError) as exc:
+            raise ProtocolError(f"the server sent a reply that is not JSON: {exc}") from None
         if not isinstance(body, dict) or "ok" not in body:
             raise ProtocolError(f"the server sent a reply trail does not understand: {body!r}")
         if body.get("v") != PROTOCOL_VERSION:
@@ -111,11 +114,45 @@ def _dump(body: Mapping[str, Any]) -> bytes:
     return values.dumps(body).encode()
 
 
-def request_id(data: bytes) -> Any:
-    """The id of a request, as far as it can be read (for error replies)."""
+def _load(data: bytes, what: str) -> Any:
+    """JSON bytes as Python, or ProtocolError: not JSON, or nested too deep for anything
+    trail keeps (JSON's own reader gives up near 1,000 levels with a RecursionError)."""
     try:
         body = json.loads(data)
-    except ValueError:
+    except RecursionError:
+        raise ProtocolError(f"the {what} is nested more than {MAX_NESTING} deep") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"the {what} is not valid JSON: {exc}") from None
+    if _too_deep(body, MAX_NESTING):
+        raise ProtocolError(f"the {what} is nested more than {MAX_NESTING} deep")
+    return body
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Containers nest more than ``limit`` deep (iterative: no recursion to exhaust)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list)))
+    return False
+
+
+def request_id(data: bytes) -> Any:
+    """The id of a request, as far as it can be read (for error replies); never raises."""
+    if len(data) > MAX_REQUEST_BYTES:
+        return None
+    try:
+        body = _load(data, "request")
+    except Exception:
         return None
     return body.get("id") if isinstance(body, dict) else None
 
@@ -123,15 +160,13 @@ def request_id(data: bytes) -> Any:
 def parse_request(data: bytes) -> Request:
     """Check a request's bytes and return it with every argument filled in.
 
-    Raises ProtocolError naming the problem: too big, not JSON, not an object, another
+    Raises ProtocolError naming the problem: too big, not JSON, nested deeper than
+    ``MAX_NESTING``, not an object, another
     protocol version, an unknown call, an unknown, missing or ill-typed argument.
     """
     if len(data) > MAX_REQUEST_BYTES:
         raise ProtocolError(f"the request is {len(data)} bytes; the limit is {MAX_REQUEST_BYTES}")
-    try:
-        body = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"the request is not valid JSON: {exc}") from None
+    body = _load(data, "request")
     if not isinstance(body, dict):
         raise ProtocolError(f"the request must be a JSON object, not {type(body).__name__}")
     version = body.get("v", PROTOCOL_VERSION)
@@ -181,6 +216,7 @@ def error_reply(request_id: Any, exc: BaseException) -> Reply:
 __all__ = [
     "ARGUMENTS",
     "DEFAULT_STATUS_FIELDS",
+    "MAX_NESTING",
     "MAX_REQUEST_BYTES",
     "PROTOCOL_VERSION",
     "STATE_NAMES",

@@ -88,7 +88,7 @@ class TrailEnvironment:
 
     def output(self, message: Any) -> None:
         """Show ``message`` to the operator (it appears in 'Output messages' at once)."""
-        self._channel.send(Kind.OUTPUT, values.shown(message))
+        self._channel.send(Kind.OUTPUT, values.clipped(values.shown(message)))
 
     def input(self, prompt: Any, timeout: float | None = None) -> Any:
         """Ask the operator ``prompt`` and wait for the reply (``send_message_to_steps``).

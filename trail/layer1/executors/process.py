@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trail.errors import RemoteStepError
-from trail.layer1 import values
+from trail.layer1 import forks, values
 from trail.layer1.executors.base import (
     Executor,
     Kind,
@@ -168,6 +168,7 @@ class ProcessExecutor(Executor):
         if pid == 0:  # the child: never returns
             _child(run, function, args, kwargs, self.step_output)
         run.pid = pid
+        forks.guard_group(pid)  # killed by the warden if the server dies first
         run.close("out_w", "in_r")
         os.set_blocking(run.out_r, False)
         os.set_blocking(run.in_w, False)
@@ -207,6 +208,8 @@ class ProcessExecutor(Executor):
         del self._runs[run.run_id]
         if run.interrupted:
             self._to_kill[run.run_id] = run.pid
+        else:
+            forks.release_group(run.pid)
         self._deliver(Message(run.run_id, Kind.EXIT, describe_exit(status)))
 
     def reply(self, run_id: int, message: Any) -> None:
@@ -231,6 +234,8 @@ class ProcessExecutor(Executor):
         pid = run.pid if run is not None else self._to_kill.pop(run_id, None)
         if pid is not None:
             signal_groups([pid], signal.SIGKILL)
+            if run is None:
+                forks.release_group(pid)
 
     def close(self, grace: float) -> None:
         runs = [run for run in self._runs.values() if run.pid is not None and not run.exited]
@@ -245,6 +250,7 @@ class ProcessExecutor(Executor):
                     break
                 time.sleep(0.01)
             signal_groups([run.pid], signal.SIGKILL)
+            forks.release_group(run.pid)
             if not pid:
                 try:
                     os.waitpid(run.pid, 0)
@@ -254,6 +260,7 @@ class ProcessExecutor(Executor):
             run.close("out_r", "out_w", "in_r", "in_w")
         for pgid in self._to_kill.values():
             signal_groups([pgid], signal.SIGKILL)
+            forks.release_group(pgid)
         self._runs.clear()
         self._by_fd.clear()
         self._to_kill.clear()

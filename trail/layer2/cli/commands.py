@@ -14,6 +14,7 @@ import code
 import contextlib
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from rich.console import Console
 from trail.errors import TrailError
 from trail.layer1.calls import SPECS, CallSpec, Result
 from trail.layer1.journal import Journal, default_journal_path
-from trail.layer1.sockets import is_live, new_socket_file, socket_dir
+from trail.layer1.sockets import is_live, new_socket_file, private_file, socket_dir
 from trail.layer2.cli.display import call_result, runs_table, timeline_table
 from trail.layer2.cli.liveview import parse_reply, watch
 from trail.layer2.cli.repl import bind_calls
@@ -51,7 +52,7 @@ def speaking(debug: bool) -> Iterator[None]:
     """Turn trail's errors into one clear line (or, with --debug, the traceback)."""
     try:
         yield
-    except (TrailError, OSError, ValueError) as exc:
+    except (TrailError, OSError, ValueError, ArithmeticError, RecursionError) as exc:
         if debug:
             raise
         raise Failure(str(exc)) from exc
@@ -119,10 +120,20 @@ SOCKET = click.option("--socket", "-s", metavar="PATH", help=SOCKET_HELP)
 JSON = click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 
 
+MAX_TIMEOUT = 7 * 24 * 3600.0  # a week: more is a typo, and beyond what poll() takes
+
+
+def _check_timeout(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT:
+        raise click.BadParameter(f"{value!r} is not a number of seconds above 0 and at most "
+                                 f"{MAX_TIMEOUT:g}")
+    return value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
-@click.option("--timeout", default=5.0, show_default=True,
-              help="Seconds to wait for a server's answer.")
+@click.option("--timeout", default=5.0, show_default=True, callback=_check_timeout,
+              help=f"Seconds to wait for a server's answer (above 0, at most {MAX_TIMEOUT:g}).")
 @click.version_option(package_name="trail")
 @click.pass_context
 def main(ctx: click.Context, debug: bool, timeout: float) -> None:
@@ -187,7 +198,7 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
     with speaking(debug):
         book = load_runbook(runbook)
         socket = os.path.abspath(socket) if socket else new_socket_file(book.name)
-        log_path = log_file or socket + ".log"
+        log_path = private_file(log_file or socket + ".log")
         if not debug:
             logging.basicConfig(filename=log_path, level=logging.INFO, force=True,
                                 format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -263,10 +274,11 @@ def watch_command(ctx: click.Context, socket: str | None, plain: bool) -> None:
 
 
 @main.command()
-@click.argument("run_id", required=False, type=int)
+@click.argument("run_id", required=False, type=click.IntRange(1, 2**63 - 1))
 @click.option("--journal", metavar="PATH",
               help="The journal file (default: $XDG_STATE_HOME/trail/journal.sqlite3).")
-@click.option("--limit", default=20, show_default=True, help="How many runs to list.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 2**63 - 1),
+              help="How many runs to list.")
 @click.option("--states-only", is_flag=True,
               help="In a timeline, state changes only (not what steps said and were told).")
 @JSON

@@ -36,15 +36,29 @@ def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLES.get(state, ""))
 
 
+# Control characters but newline and tab: C0, DEL, C1 (a lone 0x9b is a CSI on some
+# terminals). A step's output with them could clear the screen, move the cursor or set the
+# window's title in the operator's terminal.
+_CONTROLS = {code: (f"^{chr(code + 64)}" if code < 32 else "^?" if code == 127
+                    else f"\\x{code:02x}")
+             for code in [*range(32), 127, *range(0x80, 0xA0)] if chr(code) not in "\n\t"}
+
+
+def visible(text: str) -> str:
+    """``text`` with its control characters shown (ESC as ``^[``, CR as ``^M``, 0x9b as
+    ``\\x9b``) rather than obeyed by the terminal; everything else is kept."""
+    return text.translate(_CONTROLS)
+
+
 def cell(value: Any) -> str:
-    """A status value as one readable cell."""
+    """A status value as one readable cell (control characters shown, not obeyed)."""
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return visible(value)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return "\n".join(value)
-    return json.dumps(value, default=str)
+        return visible("\n".join(value))
+    return visible(json.dumps(value, default=str))
 
 
 def status_table(rows: Iterable[dict[str, Any]], title: str | None = None) -> Table:
@@ -145,11 +159,12 @@ def timeline_table(run: dict[str, Any], timeline: list[dict[str, Any]]) -> Table
     for entry in timeline:
         if entry["kind"] == "state":
             what = Text.assemble(state_text(entry["old"]), " -> ", state_text(entry["new"]))
-            detail = Text(entry["cause"])
+            detail = Text(visible(entry["cause"]))
         else:
             what = Text(TIMELINE_KINDS.get(entry["kind"], entry["kind"]), style="dim")
-            detail = Text(str(entry["message"]))
-        table.add_row(clock(entry["time"]), str(entry["n"]), str(entry["name"]), what, detail)
+            detail = Text(visible(str(entry["message"])))
+        table.add_row(clock(entry["time"]), str(entry["n"]), visible(str(entry["name"])), what,
+                      detail)
     return table
 
 

@@ -28,7 +28,7 @@ from trail.errors import TrailError
 from trail.layer1.calls import SPECS, CallSpec, Result, json_or_text
 from trail.layer1.events import Event, Hello, Input, Output, Prompt, StateChanged, StepEvent
 from trail.layer1.wire import StatusField
-from trail.layer2.cli.display import STATE_STYLES, elapsed, state_text
+from trail.layer2.cli.display import STATE_STYLES, elapsed, state_text, visible
 from trail.layer2.client import TrailClient
 from trail.layer2.mirror import StatusMirror
 from trail.layer2.stream import EventStream
@@ -369,8 +369,8 @@ def _plain_loop(view: RunView, stream: EventStream, console: Console,
                 until_finished: bool, on_ready: Callable[[], Any] | None) -> None:
     def line(n: int, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
-        console.print(f"{stamp}  {n:>3} {view.rows[n]['Name']:<24} {text}", markup=False,
-                      highlight=False, soft_wrap=True)
+        console.print(visible(f"{stamp}  {n:>3} {view.rows[n]['Name']:<24} {text}"),
+                      markup=False, highlight=False, soft_wrap=True)
 
     for n, row in sorted(view.rows.items()):
         line(n, row[StatusField.STATE])

@@ -14,7 +14,10 @@ through methods (or by assigning the attribute).
 from __future__ import annotations
 
 import multiprocessing
+import os
+import select
 import threading
+import time
 from multiprocessing.managers import BaseManager, BaseProxy
 from typing import Any, TypeVar
 
@@ -44,6 +47,25 @@ class _Guarded:
     def describe(self) -> str:
         with self._lock:
             return repr(self._target)
+
+
+def _end_with_parent(parent: int) -> None:
+    """In the manager process: exit when the process that started it is gone, however it
+    ended (a SIGKILLed server included), so no manager outlives its trail."""
+
+    def watch() -> None:
+        try:
+            pidfd = os.pidfd_open(parent)
+        except (AttributeError, OSError):  # no pidfd: look at the parent now and then
+            while os.getppid() == parent:
+                time.sleep(0.5)
+        else:
+            select.select([pidfd], [], [])
+        os._exit(0)
+
+    if os.getppid() != parent:  # it died before we got here
+        os._exit(0)
+    threading.Thread(target=watch, name="trail-manager-watch", daemon=True).start()
 
 
 class SharedProxy(BaseProxy):
@@ -84,7 +106,8 @@ def threadsafe_class(cls: type[T]) -> type[T]:
     """Decorate a context class so that its instances are shared by every step safely.
 
     The class gets a manager process of its own, started (by fork, so a class from a
-    runbook script, a REPL or a function works) when the first instance is made.
+    runbook script, a REPL or a function works) when the first instance is made. The
+    manager ends when the process that made it does (a crash included).
     """
 
     class Manager(BaseManager):
@@ -102,7 +125,7 @@ def threadsafe_class(cls: type[T]) -> type[T]:
             with lock:
                 if "manager" not in state:
                     manager = Manager(ctx=multiprocessing.get_context("fork"))
-                    manager.start()
+                    manager.start(initializer=_end_with_parent, initargs=(os.getpid(),))
                     state["manager"] = manager
             return state["manager"].Guarded(*args, **kwargs)  # type: ignore[attr-defined]
 

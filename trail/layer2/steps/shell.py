@@ -42,6 +42,8 @@ from trail.layer2.steps.wrapper import (
 
 MAX_KEPT_LINES = 10_000  # per stream, in the return value; the operator saw every line
 MAX_SSH_LINES = 50  # stderr lines kept to tell why ssh or sudo gave up
+MAX_KEPT_CHARS = 1 << 20  # per stream, in the return value: the newest lines that fit
+MAX_LINE_BYTES = 32 * 1024  # of one output line; the rest of a longer line is counted, not kept
 REMOTE_STOP_MARGIN = 5.0  # seconds beyond the grace for a remote command to stop itself
 EXIT_POLL = 0.5  # seconds between looks at a wrapped command's process, without a pidfd
 LOCAL_SETSID = shutil.which("setsid")  # util-linux: every Linux; not macOS
@@ -116,7 +118,8 @@ class ShellCommand:
 
     Returns a ShellResult: AutoTrail's text (``[Command: ...] -- Succeeded with exit code:
     0.``), a ``str``, whose attributes ``exit_code``, ``stdout`` and ``stderr`` (the
-    captured lines) and ``command`` carry the rest.
+    captured lines: the newest MAX_KEPT_LINES of each stream, at most MAX_KEPT_CHARS
+    characters) and ``command`` carry the rest.
     ``timeout`` stops the command (its whole process group) after that many seconds and
     fails the step; ``kill_grace`` is the time between SIGTERM and SIGKILL.
 
@@ -394,6 +397,11 @@ class _Run:
         self.captured: dict[str, list[str]] = {"STDOUT": [], "STDERR": []}
         self.before_start: list[str] = []  # stderr from ssh and sudo, before the command
         self.fatal: str | None = None
+        # The line being read on each pipe: its pieces, bytes kept, bytes past the limit.
+        self._parts: dict[str, list[bytes]] = {"STDOUT": [], "STDERR": []}
+        self._held = {"STDOUT": 0, "STDERR": 0}
+        self._lost = {"STDOUT": 0, "STDERR": 0}
+        self._chars = {"STDOUT": 0, "STDERR": 0}  # characters in captured, per stream
 
     def pump(self, process: subprocess.Popen[bytes]) -> bool:
         """Report lines until both pipes close; True if the command was stopped for its
@@ -416,7 +424,6 @@ class _Run:
         timeout = self.shell.timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         timed_out = False
-        partial = {"STDOUT": b"", "STDERR": b""}
         wrapped = self.markers is not None
         while selector.get_map():
             wait = None if deadline is None else deadline - time.monotonic()
@@ -442,12 +449,32 @@ class _Run:
                     continue
                 if not chunk:
                     selector.unregister(key.fileobj)
-                    lines, partial[name] = [partial[name]] if partial[name] else [], b""
-                else:
-                    *lines, partial[name] = (partial[name] + chunk).split(b"\n")
-                for raw in lines:
-                    self.line(name, raw.decode(errors="replace").rstrip("\r"))
+                    if self._held[name] or self._lost[name]:
+                        self._end_line(name)
+                    continue
+                *ended, rest = chunk.split(b"\n")
+                for piece in ended:
+                    self._hold(name, piece)
+                    self._end_line(name)
+                self._hold(name, rest)
         return timed_out
+
+    def _hold(self, name: str, piece: bytes) -> None:
+        """Add ``piece`` to the line being read on ``name``, up to MAX_LINE_BYTES: a long
+        line costs what it is long (each chunk is looked at once), never its square."""
+        room = MAX_LINE_BYTES - self._held[name]
+        if room > 0 and piece:
+            self._parts[name].append(piece[:room])
+            self._held[name] += min(room, len(piece))
+        self._lost[name] += max(0, len(piece) - max(room, 0))
+
+    def _end_line(self, name: str) -> None:
+        text = b"".join(self._parts[name]).decode(errors="replace").rstrip("\r")
+        if self._lost[name]:
+            text += (f" [trail] ... truncated: {self._lost[name]} more bytes of this line "
+                     f"not kept")
+        self._parts[name], self._held[name], self._lost[name] = [], 0, 0
+        self.line(name, text)
 
     def _watch_exit(self, process: subprocess.Popen[bytes],
                     selector: selectors.BaseSelector) -> int | None:
@@ -478,8 +505,14 @@ class _Run:
             return
         kept = self.captured[name]
         kept.append(line)
-        if len(kept) > MAX_KEPT_LINES:
-            del kept[0]
+        self._chars[name] += len(line)
+        if len(kept) > MAX_KEPT_LINES or self._chars[name] > MAX_KEPT_CHARS:
+            drop = 0
+            while drop < len(kept) - 1 and (len(kept) - drop > MAX_KEPT_LINES
+                                            or self._chars[name] > MAX_KEPT_CHARS):
+                self._chars[name] -= len(kept[drop])
+                drop += 1
+            del kept[:drop]
         self.trail_env.output(f"[{name}] -- {line}")
         if name == "STDERR" and shell.is_error_fatal(line):
             self.fatal = self.fatal or line
