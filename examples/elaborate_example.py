@@ -1,6 +1,7 @@
 """Every helper in one runbook: a rolling upgrade of a small web tier.
 
-    trail run examples/elaborate_example.py
+    python examples/elaborate_example.py [--canary]   # runs it, printing its status
+    trail run examples/elaborate_example.py            # or with the live view
     trail dot examples/elaborate_example.py -o upgrade.svg
 
 Uses: a threadsafe context shared by parallel steps, extraction_wrapper and the accepts_*
@@ -10,12 +11,15 @@ steering (``trail pause --socket S tier=web``), a timeout and a failure handler.
 
 from __future__ import annotations
 
-import sys
+import time
+from argparse import ArgumentParser
 
-from trail import (
+from trail import StatusField, Step, TrailClient, TrailServer
+from trail.helpers.context import threadsafe_class
+from trail.helpers.io import InteractiveTrail
+from trail.helpers.step import (
     Instruction,
     ShellCommand,
-    Step,
     accepts_context,
     accepts_environment,
     accepts_nothing,
@@ -23,7 +27,6 @@ from trail import (
     extraction_wrapper,
     make_context_attribute_based_templating_function,
     make_simple_templating_function,
-    threadsafe_class,
 )
 
 
@@ -100,5 +103,28 @@ trail = [
 context = Upgrade("2.4.1", hosts, canary=True)
 context.tmp = "/tmp"
 
+
+
+def is_step_done(client: TrailClient, name: str) -> bool:
+    rows = client.status(fields=[StatusField.STATE], name=name)
+    return bool(rows) and rows[0][StatusField.STATE] == Step.SUCCESS
+
+
 if __name__ == "__main__":
-    print("Run it with: trail run", sys.argv[0])
+    parser = ArgumentParser(description="A rolling upgrade, printing its status as it goes.")
+    parser.add_argument("--canary", action="store_true",
+                        help="watch a canary first (an instruction: reply at the prompt)")
+    context = Upgrade("2.4.1", hosts, canary=parser.parse_args().canary)
+    context.tmp = "/tmp"
+    server = TrailServer(trail, delay=0.5, context=context)
+    server.serve(threaded=True)
+    client = TrailClient(server.socket_file)
+    shown = InteractiveTrail(client)
+    shown.start()
+    while not is_step_done(client, "report"):
+        print("=" * 30, "status of the trail", "=" * 30)
+        shown.status(fields=[StatusField.STATE, StatusField.RETURN_VALUE])
+        time.sleep(1)
+    shown.status(name="report", fields=[StatusField.RETURN_VALUE])
+    client.shutdown(dry_run=False)
+    print("[Example Trail] -- the trail server is shut down; the example ends.")

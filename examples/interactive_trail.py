@@ -1,73 +1,82 @@
-"""An interactive trail: a context object, pre- and post-processors, steered from a REPL.
+"""A trail steered from a Python prompt, written as an AutoTrail script is.
 
-    python examples/interactive_trail.py        # serves the trail, opens a Python REPL
+    python examples/interactive_trail.py        # serves the trail, opens a REPL
     trail run examples/interactive_trail.py     # or with the live view
 
-In the REPL every call prints its result: status(), start(), pause(name="restart_web",
-dry_run=False), next_step(dry_run=False), ... (see help(trail)).
+At the ``Example Trail>`` prompt, ``example`` is an InteractiveTrail: ``example.start()``,
+``example.status()``, ``example.pause(foo='bar', dry_run=False)``, ... print their results
+(the bare calls, ``status()``, ``start()``, work too). Ctrl-D leaves; the script then stops
+the trail and shuts its server down.
+
+Every step gets the context's seed through a pre-processor, and a post-processor keeps what
+each step made in the context, so later steps' return values show the earlier ones.
 """
 
 from __future__ import annotations
 
-import code
+import time
 
-from trail import Step, TrailClient, TrailServer, interactive
-
-
-class Context:
-    """What the steps share: the service and what each step found."""
-
-    def __init__(self, service: str, hosts: list[str]) -> None:
-        self.service = service
-        self.hosts = hosts
+from trail import InteractiveTrail, Step, TrailClient, TrailServer, interactive
 
 
-def hosts_only(trail_env, context):
-    """A pre-processor: call the action with the host list instead of (env, context)."""
-    trail_env.output(f"{len(context.hosts)} hosts for {context.service}")
-    return (context.hosts,), {}
+class Tally:
+    """The context: a number every step starts from, and what the steps made of it."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.made: list[int] = []
 
 
-def count_up(trail_env, context, value):
-    """A post-processor: the step's return value is a summary, not the raw list."""
-    return f"{len(value)} of {len(context.hosts)} hosts ok"
+def give_seed(trail_env, context):
+    return (context.seed,), {}
 
 
-def check_hosts(hosts):
-    return [host for host in hosts if not host.startswith("down")]
+def keep_result(trail_env, context, value):
+    before = list(context.made)
+    context.made.append(value)
+    return f"made {value}; made before it: {before}"
 
 
-def drain(trail_env, context):
-    for host in context.hosts:
-        trail_env.output(f"draining {host}")
-    return "drained"
+def adder(amount: int, pause: float):
+    """An action that waits a moment and adds ``amount`` to its seed."""
+
+    def add(seed):
+        time.sleep(pause)
+        return seed + amount
+
+    add.__name__ = f"add_{amount}"
+    return add
 
 
-def restart_web(trail_env, context):
-    trail_env.output(f"restarting {context.service}")
-    return "restarted"
+def step(amount: int, pause: float, **tags) -> Step:
+    return Step(adder(amount, pause), pre_processor=give_seed, post_processor=keep_result,
+                **tags)
 
 
-def undrain(trail_env, context):
-    return "back in service"
+first = step(1, 0.5)
+left, right = step(2, 1.0), step(5, 0.5)
+left_two, right_two = step(3, 0.2, foo="bar"), step(6, 0.2, foo="bar")
+left_three = step(4, 1.0)
+last = step(7, 0.5)
 
-
-check = Step(check_hosts, pre_processor=hosts_only, post_processor=count_up)
-trail = check >> Step(drain) >> Step(restart_web, tier="web") >> Step(undrain)
-context = Context("nginx", ["web1", "web2", "web3"])
-
-
-def main() -> None:
-    server = TrailServer(trail, context=context)
-    server.serve(threaded=True)
-    client = TrailClient(server.socket_file)
-    shell = interactive(client)
-    shell.status()
-    code.interact(banner="trail REPL: try start(), status(), pause(name='undrain', "
-                         "dry_run=False). Ctrl-D leaves (and shuts the trail down).",
-                  local=globals())
-    client.shutdown(dry_run=False)
+# Two branches from the first step that meet again at the last.
+trail = [
+    (first, left),
+    (first, right),
+    (left, left_two),
+    (left_two, left_three),
+    (left_three, last),
+    (right, right_two),
+    (right_two, last),
+]
+context = Tally(10)
 
 
 if __name__ == "__main__":
-    main()
+    server = TrailServer(trail, delay=0.5, context=context)
+    server.serve(threaded=True)
+    example = InteractiveTrail(TrailClient(server.socket_file))
+
+    interactive(globals(), prompt="Example Trail>")
+    example.stop(dry_run=False)
+    example.shutdown(dry_run=False)

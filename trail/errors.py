@@ -11,6 +11,8 @@
     ├── ServerShuttingDownError            the server is shutting down, serves no more calls
     ├── JournalError                       the journal cannot be used
     │   └── JournalMismatchError           its unfinished run no longer matches the trail
+    ├── DagFileMismatchError (ValueError)  an AutoTrail DAG file does not match the trail
+    │                                      (alias: MatchTrailsException, AutoTrail's name)
     ├── RunbookError                       a runbook file that cannot be loaded
     │   └── YamlRunbookError               ... a YAML one: every problem, file:line:column
     └── StepError                          raised into or on behalf of a step
@@ -167,6 +169,14 @@ class JournalMismatchError(JournalError):
         )
 
 
+class DagFileMismatchError(TrailError, ValueError):
+    """An AutoTrail DAG file given to ``restore_trail`` does not match the trail: a step is
+    missing from it, or a step's parents differ."""
+
+
+MatchTrailsException = DagFileMismatchError  # AutoTrail's name for it
+
+
 class RunbookError(TrailError):
     """A runbook file that cannot be loaded, with where and why."""
 
@@ -192,15 +202,23 @@ def command_label(command: str, host: str | None) -> str:
 
 
 class ShellCommandFailedError(StepError, RuntimeError):
-    """The command failed: an exit code that is not ignorable, or a fatal stderr line."""
+    """The command failed: an exit code that is not ignorable, or a fatal stderr line.
 
-    def __init__(self, command: str, exit_code: int | None, last_error: str | None,
-                 reason: str = "", host: str | None = None) -> None:
+    ``ShellCommandFailedError(message)`` alone, as AutoTrail raises it, is that message
+    (``command`` holds it; the other facts are None).
+    """
+
+    def __init__(self, command: str, exit_code: int | None = None,
+                 last_error: str | None = None, reason: str = "",
+                 host: str | None = None) -> None:
         self.command = command
         self.exit_code = exit_code
         self.last_error = last_error
         self.reason = reason
         self.host = host
+        if exit_code is None and last_error is None and not reason and host is None:
+            super().__init__(command)
+            return
         detail = reason or f"Failed with exit code: {exit_code}"
         super().__init__(f"{command_label(command, host)} -- {detail}, "
                          f"STDERR (Last line): {last_error}")

@@ -1,33 +1,20 @@
-"""Steer the trail served by server.py: start it, answer its question, shut it down.
+"""A Python prompt steering the trail that server.py serves (start that first).
 
-    python examples/separate_client_and_server/client.py /tmp/demo.sock
+    python examples/separate_client_and_server/client.py
+
+``example`` prints what each call did: example.start(), example.status(),
+example.pause(foo='bar', dry_run=False), example.shutdown(dry_run=False), ...
 """
 
 from __future__ import annotations
 
-import sys
+import os
+import tempfile
 
-from trail import Prompt, StateChanged, TrailClient
+from trail import InteractiveTrail, TrailClient, interactive
 
+socket_file = os.environ.get("TRAIL_EXAMPLE_SOCKET") or os.path.join(
+    tempfile.gettempdir(), "trail.example.server")
+example = InteractiveTrail(TrailClient(socket_file))
 
-def main(socket_file: str) -> int:
-    client = TrailClient(socket_file)
-    with client.subscribe() as events:
-        print("started:", [step["name"] for step in client.start()])
-        for event in events:
-            if isinstance(event, Prompt):
-                print(f"{event.name} asks {event.message!r}; answering yes")
-                client.send_message_to_steps("yes", dry_run=False, n=event.n)
-            if isinstance(event, StateChanged):
-                print(f"{event.name}: {event.state}")
-            if client.info()["finished"]:
-                break
-    rows = client.status(fields=["State", "Return value"])
-    for row in rows:
-        print(f"{row['n']} {row['Name']}: {row['State']} -> {row['Return value']!r}")
-    client.shutdown(dry_run=False)
-    return 0 if all(row["State"] == "Succeeded" for row in rows) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+interactive(globals(), prompt="Example Trail>")

@@ -1,29 +1,50 @@
-"""Serve a trail in one process; steer it from another (see client.py).
+"""Serve a trail in the foreground; steer it from other processes (the other files here).
 
-    python examples/separate_client_and_server/server.py /tmp/demo.sock
+    python examples/separate_client_and_server/server.py          # until a client shuts it down
+    python examples/separate_client_and_server/client.py          # a REPL: example.start(), ...
+    python examples/separate_client_and_server/cli_client.py status --field State
+
+All of them find the server at $TRAIL_EXAMPLE_SOCKET, or /tmp/trail.example.server.
 """
 
 from __future__ import annotations
 
-import sys
+import os
+import tempfile
 import time
 
-from trail import Step, TrailServer
+from trail import Step, TrailServer, accepts_context
+
+socket_file = os.environ.get("TRAIL_EXAMPLE_SOCKET") or os.path.join(
+    tempfile.gettempdir(), "trail.example.server")
 
 
-def wait_a_little(trail_env, context):
-    time.sleep(0.2)
-    return "waited"
+class Context:
+    def __init__(self, value: int) -> None:
+        self.value = value
 
 
-def ask_for_go(trail_env, context):
-    return trail_env.input("go?")
+def reporter(letter: str, pause: float):
+    """An action that takes a moment, then reports the context's value."""
+
+    @accepts_context
+    def report(context):
+        time.sleep(pause)
+        return f"step {letter} saw the value {context.value}"
+
+    report.__name__ = f"step_{letter}"
+    return report
 
 
-trail = Step(wait_a_little) >> Step(ask_for_go) >> Step(wait_a_little, name="after")
+a, b, c, d, e, f, g = (Step(reporter(letter, pause), **tags) for letter, pause, tags in [
+    ("a", 0.5, {}), ("b", 1, {}), ("c", 0.2, {"foo": "bar"}), ("d", 1, {}), ("e", 0.5, {}),
+    ("f", 0.2, {"foo": "bar"}), ("g", 1, {})])
+
+# a, then two branches (b -> c -> d and e -> f) that meet at g.
+trail = [(a, b), (a, e), (b, c), (c, d), (d, g), (e, f), (f, g)]
+context = Context(42)
 
 if __name__ == "__main__":
-    socket_file = sys.argv[1] if len(sys.argv) > 1 else None
-    server = TrailServer(trail, socket_file=socket_file)
+    server = TrailServer(trail, socket_file=socket_file, delay=0.5, context=context)
     print(server.socket_file, flush=True)
     server.serve()  # in the foreground, until a client calls shutdown

@@ -37,8 +37,28 @@ def test_numbering_is_stable_for_the_same_definition():
         graph = make_trail_graph(pairs)
         numbers.append([n_of(graph, s) for s in (a, b, c, d, e, f, g)])
     assert all(n == numbers[0] for n in numbers)
-    # Ties follow the order of first appearance: b's branch was written first.
-    assert numbers[0] == [0, 1, 2, 3, 4, 5, 6]
+    # AutoTrail's breadth-first numbering: a, then its children b and e (in the order of
+    # their links), then c (b's child), f (e's child), d, and the join g last.
+    assert numbers[0] == [0, 1, 3, 5, 2, 4, 6]
+
+
+def test_numbering_is_autotrails_for_its_own_diamond():
+    # AutoTrail's example writes both of a's links first: a, b, e, c, f, d, g there.
+    a, b, c, d, e, f, g = steps("abcdefg")
+    graph = make_trail_graph([(a, b), (a, e), (b, c), (c, d), (d, g), (e, f), (f, g)])
+    assert [s.name for s in steps_in_order(graph)] == list("abecfdg")
+
+
+def test_a_join_is_numbered_after_its_last_parent():
+    a, b, c, d = steps("abcd")
+    graph = make_trail_graph([(a, b), (b, c), (a, d), (c, d)])
+    assert [s.name for s in steps_in_order(graph)] == list("abcd")
+
+
+def test_several_roots_are_walked_in_the_order_they_appear():
+    a, b, x, y = steps("abxy")
+    graph = make_trail_graph([(x, y), (a, b), (a, y)])
+    assert [s.name for s in steps_in_order(graph)] == list("xaby")
 
 
 def test_rshift_builds_the_same_graph_as_pairs():

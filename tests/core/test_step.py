@@ -31,3 +31,20 @@ def test_bad_options_are_refused():
         Step("deploy")
     with pytest.raises(ValueError, match="timeout"):
         Step(deploy, timeout=0)
+
+
+def test_options_left_at_their_defaults_are_not_tags():
+    def act(trail_env, context):
+        return None
+
+    assert Step(act).tags == {"name": "act"}
+    step = Step(act, retries="2", idempotent="yes", retry_on=lambda error: True)
+    assert step.tags == {"name": "act", "retries": "2", "idempotent": "yes"}
+    assert step.retries == 2 and step.idempotent is True
+
+
+def test_the_executor_names_a_step_may_give_are_layer1s():
+    from trail.core.step import EXECUTOR_NAMES
+    from trail.layer1.executors import EXECUTORS
+
+    assert set(EXECUTOR_NAMES) == set(EXECUTORS)

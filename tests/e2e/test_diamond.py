@@ -22,6 +22,7 @@ from tests.support import (
 from trail import Step, TrailClient, TrailClientError, TrailConnectionError
 
 ALL = "abcdefg"
+BY_N = "abecfdg"  # AutoTrail's numbering of this definition: breadth first from a
 
 
 def appender(name: str):
@@ -57,7 +58,7 @@ def check_dry_run(client: TrailClient, method: str, expected: list[str], **kwarg
 def test_the_diamond_runs_in_order_once_each(serve, executor, log):
     client = serve(diamond(log), context=str(log), executor=executor)
     assert states(client) == dict.fromkeys(ALL, "Ready")
-    assert names(client.start()) == list(ALL)
+    assert names(client.start()) == list(BY_N)
     wait_states(client, dict.fromkeys(ALL, "Succeeded"))
     ran = lines(log)
     assert sorted(ran) == sorted(ALL)
@@ -75,9 +76,10 @@ def test_list_and_status_shapes(serve, log):
     assert [t["n"] for t in listed] == list(range(7))
     assert client.list(name="nope") == []
     assert client.list(colour="blue") == []  # an unknown tag selects nothing
+    assert [t["name"] for t in listed] == list(BY_N)
     rows = client.status(fields=["Tags", "State", "Prompt messages", "Input messages"],
                          states=["Ready"], name="c")
-    assert rows == [{"n": 2, "Name": "c", "Tags": {"name": "c", "n": 2, "tier": "web"},
+    assert rows == [{"n": 3, "Name": "c", "Tags": {"name": "c", "n": 3, "tier": "web"},
                      "State": "Ready", "Prompt messages": [], "Input messages": []}]
     assert client.status(states=["Running"]) == []
 
@@ -98,13 +100,13 @@ def test_next_step_walks_a_paused_trail_one_step_at_a_time(serve, executor, log)
     client = serve(diamond(log), context=str(log), executor=executor)
     client.pause(dry_run=False)
     client.start()
-    for name in ALL:  # the first paused step by n, each time
+    for name in BY_N:  # the first paused step by n, each time
         wait_states(client, {name: "Paused"})
         assert client.next_step(step_count=0, dry_run=False) == []
         check_dry_run(client, "next_step", [name], step_count=1)
         wait_states(client, {name: "Succeeded"})
         assert lines(log)[-1] == name
-    assert lines(log) == list(ALL)
+    assert lines(log) == list(BY_N)
 
 
 def test_pause_and_resume_a_branch(serve, executor, log):

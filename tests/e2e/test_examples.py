@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import Tmux, wait_states, wait_until
 from trail import Prompt, TrailClient, TrailServer
 
 ROOT = Path(__file__).parents[2]
@@ -46,15 +47,54 @@ def states(rows: list[dict]) -> dict[str, str]:
 def test_interactive_trail_example(executor):
     rows = drive(EXAMPLES / "interactive_trail.py", {}, executor)
     assert set(states(rows).values()) == {"Succeeded"}
-    check = rows[0]
-    assert check["Return value"] == "3 of 3 hosts ok"  # the post-processor's summary
-    assert check["Output messages"] == ["3 hosts for nginx"]  # from the pre-processor
+    values = {row["Name"]: row["Return value"] for row in rows}
+    # The pre-processor gives each step the seed (10); the post-processor keeps the results
+    # in the context, in the manager, so the join sees all six before it.
+    assert values["add_1"] == "made 11; made before it: []"
+    assert values["add_7"].startswith("made 17; made before it: [11, ")
+    assert sorted(eval(values["add_7"].split(": ", 1)[1])) == [11, 12, 13, 14, 15, 16]
 
 
 def test_runbook_of_instructions():
     rows = drive(EXAMPLES / "runbook.py", {})
     assert set(states(rows).values()) == {"Succeeded"}
     assert rows[-1]["Output messages"] == ["Close OPS-1234"]
+
+
+def test_runbook_at_its_prompt_in_a_terminal(tmp_path):
+    """AutoTrail's way: the script serves its trail and opens a prompt, where runbook()
+    shows the next instruction and runbook(n) marks n done."""
+    terminal = Tmux(f"cd {ROOT} && env PYTHONPATH={ROOT} XDG_STATE_HOME={tmp_path} "
+                    f"{sys.executable} examples/runbook.py")
+    try:
+        terminal.wait_for("Runbook Trail> ")
+
+        def shows(text: str) -> bool:  # runbook() again until the instruction is up
+            if text in terminal.screen():
+                return True
+            terminal.keys("runbook()", "Enter")
+            return False
+
+        wait_until(lambda: shows("Post in #ops: starting OPS-1234, disk swap on web7"),
+                   "the first instruction")
+        for n, next_one in [(0, "Drain web7"), (1, "Replace /dev/sdb on web7"),
+                            (2, "kernel log"), (3, "Put web7 back"), (4, None)]:
+            terminal.keys(f"runbook({n})", "Enter")
+            terminal.wait_for(f"Instruction {n} marked done.")
+            if next_one:
+                wait_until(lambda text=next_one: shows(text), f"instruction {n + 1}")
+
+        def all_done() -> bool:
+            terminal.keys("print('ALL', set(r['State'] for r in runbook_trail.status()))",
+                          "Enter")
+            return "ALL {'Succeeded'}" in terminal.screen()
+
+        wait_until(all_done, "every instruction done")
+        wait_until(lambda: terminal.screen().rstrip().endswith("Runbook Trail>"), "the prompt")
+        terminal.keys("C-d")
+        assert "EXIT=0" in terminal.wait_for("EXIT=")
+    finally:
+        terminal.close()
 
 
 def test_runbook_of_instructions_stops_when_one_is_not_done():
@@ -89,7 +129,19 @@ def test_elaborate_example():
     values = {row["Name"]: row["Return value"] for row in rows}
     assert values["report"] == "upgraded ['web1', 'web2', 'web3'] to 2.4.1"
     assert values["upgrade_web2"] == "web2 on 2.4.1"
-    assert values["check_disk"]["exit_code"] == 0
+    assert values["check_disk"].endswith("-- Succeeded with exit code: 0.")
+
+
+def test_elaborate_example_as_a_script(tmp_path):
+    """As AutoTrail's: it serves itself, prints the status until its last step is done,
+    and shuts its server down; its helpers come from AutoTrail's paths (trail.helpers.*)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(tmp_path),
+           "COLUMNS": "160"}
+    done = subprocess.run([sys.executable, str(EXAMPLES / "elaborate_example.py")],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "upgraded ['web1', 'web2', 'web3'] to 2.4.1" in done.stdout
+    assert "status of the trail" in done.stdout and "the example ends" in done.stdout
 
 
 @pytest.mark.parametrize("window", ["0", "1"])
@@ -101,8 +153,10 @@ def test_failover_runbook(window, monkeypatch):
     assert set(result.values()) == {"Succeeded"}
     values = {row["Name"]: row["Return value"] for row in rows}
     assert values["verify"] == "fail-over to db2 complete"
-    assert values["repoint_dns"]["stdout"] == ["db.example.internal -> db2"]
-    assert values["check_lag"]["stdout"] == ["db2: lag 0 s", "db3: lag 4 s"]
+    said = {row["Name"]: [m for m in row["Output messages"] if m.startswith("[STDOUT]")]
+            for row in rows}
+    assert said["repoint_dns"] == ["[STDOUT] -- db.example.internal -> db2"]
+    assert said["check_lag"] == ["[STDOUT] -- db2: lag 0 s", "[STDOUT] -- db3: lag 4 s"]
 
 
 def test_failover_refuses_a_host_that_is_not_a_replica():
@@ -112,23 +166,52 @@ def test_failover_refuses_a_host_that_is_not_a_replica():
 
 
 def test_separate_client_and_server(tmp_path):
+    """AutoTrail's three: a server in the foreground, a command line built from the trail's
+    tags (trail.helpers.cli_client), and a REPL client (in a real terminal)."""
     socket_file = tmp_path / "demo.sock"
-    server = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "separate_client_and_server" / "server.py"),
-         str(socket_file)], stdout=subprocess.PIPE, text=True, env=ENV)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRAIL_EXAMPLE_SOCKET": str(socket_file)}
+    here = EXAMPLES / "separate_client_and_server"
+    server = subprocess.Popen([sys.executable, str(here / "server.py")],
+                              stdout=subprocess.PIPE, text=True, env=env)
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, str(here / "cli_client.py"), *args],
+                              capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    terminal = None
     try:
         assert server.stdout is not None
         assert server.stdout.readline().strip() == str(socket_file)
-        client = subprocess.run(
-            [sys.executable, str(EXAMPLES / "separate_client_and_server" / "client.py"),
-             str(socket_file)], capture_output=True, text=True, timeout=60, env=ENV)
-        assert client.returncode == 0, client.stderr
-        assert "ask_for_go asks 'go?'; answering yes" in client.stdout
-        assert "1 ask_for_go: Succeeded -> 'yes'" in client.stdout
+        listed = cli("list", "--foo", "bar")
+        assert "step_c" in listed and "step_f" in listed and "step_b" not in listed
+        assert "DRY RUN pause would affect 2 step(s)" in cli("pause", "--foo", "bar")
+        assert "pause affected 1 step(s)" in cli("pause", "--n", "6", "--submit")
+        assert "start affected 6 step(s)" in cli("start")  # step_g is To Pause
+        client = TrailClient(str(socket_file), timeout=10)
+        wait_states(client, {"step_g": "Paused", "step_d": "Succeeded", "step_f": "Succeeded"})
+        assert "# 6 - step_g" in cli("next_step", "--submit")
+        wait_states(client, {"step_g": "Succeeded"})
+        assert "step g saw the value 42" in cli("status", "--field", "Return value",
+                                                "--name", "step_g")
+        terminal = Tmux(f"cd {ROOT} && env PYTHONPATH={ROOT} TRAIL_EXAMPLE_SOCKET={socket_file} "
+                        f"XDG_STATE_HOME={os.environ['XDG_STATE_HOME']} "
+                        f"{sys.executable} {here / 'client.py'}")
+        terminal.wait_for("Example Trail> ")
+        terminal.keys("example.status(n=0, fields=['Return value'])", "Enter")
+        terminal.wait_for("step a saw the value 42")
+        terminal.keys("example.shutdown(dry_run=False)", "Enter")
+        terminal.wait_for("The server is shutting down.")
         assert server.wait(30) == 0
+        wait_until(lambda: terminal.screen().rstrip().endswith("Example Trail>"), "the prompt")
+        terminal.keys("C-d")
+        assert "EXIT=0" in terminal.wait_for("EXIT=")
         assert not socket_file.exists()
     finally:
         server.kill()
+        if terminal is not None:
+            terminal.close()
 
 
 def test_quickstart():

@@ -16,7 +16,7 @@ from tests.support import (
     wait_states,
     wait_until,
 )
-from trail import ShellCommand, Step
+from trail import ShellCommand, ShellCommandFailedError, Step
 
 
 def test_output_is_streamed_while_the_command_runs_and_interrupt_leaves_no_process(
@@ -44,15 +44,42 @@ def test_success_returns_exit_code_and_output(serve, executor):
     client.start()
     wait_states(client, {"greet": "Succeeded"})
     row = client.status()[0]
-    value = row["Return value"]
-    assert value["exit_code"] == 0
-    assert value["stdout"] == ["hello", "second"]  # the blank line is ignorable
+    # AutoTrail's text is the return value everyone sees ...
+    assert row["Return value"] == ("[Command: printf 'hello\\n\\nsecond\\n'] -- Succeeded "
+                                   "with exit code: 0.")
     assert row["Output messages"] == [
         "[Command: printf 'hello\\n\\nsecond\\n'] -- Starting.",
         "[STDOUT] -- hello",
         "[STDOUT] -- second",
         "[Command: printf 'hello\\n\\nsecond\\n'] -- Succeeded with exit code: 0.",
     ]
+
+
+def keep_facts(trail_env, context, result):
+    """A post-processor that shows what the ShellResult carries besides its text."""
+    return {"text": str(result), "is_str": isinstance(result, str),
+            "exit_code": result.exit_code, "stdout": result.stdout, "stderr": result.stderr,
+            "by_key": [result["exit_code"], result["stdout"]], "command": result.command}
+
+
+def test_the_result_is_autotrails_text_and_keeps_code_and_output(serve, executor):
+    shell = ShellCommand("both", ["sh", "-c", "echo out; echo err >&2"])
+    client = serve(Step(shell, name="both", post_processor=keep_facts), executor=executor)
+    client.start()
+    wait_states(client, {"both": "Succeeded"})
+    value = client.status()[0]["Return value"]
+    assert value == {"text": "[Command: sh -c 'echo out; echo err >&2'] -- Succeeded with "
+                             "exit code: 0.", "is_str": True, "exit_code": 0,
+                     "stdout": ["out"], "stderr": ["err"], "by_key": [0, ["out"]],
+                     "command": "sh -c 'echo out; echo err >&2'"}
+
+
+def test_shell_command_failed_error_takes_autotrails_one_message():
+    error = ShellCommandFailedError("the disk is full")
+    assert str(error) == "the disk is full" and error.exit_code is None
+    assert isinstance(error, RuntimeError)
+    full = ShellCommandFailedError("false", 1, "oops")
+    assert str(full) == "[Command: false] -- Failed with exit code: 1, STDERR (Last line): oops"
 
 
 def test_failure_by_exit_code_names_command_code_and_last_stderr_line(serve, executor):
@@ -85,8 +112,10 @@ def test_ignorable_exit_codes_and_output(serve):
     client = serve(Step(shell, name="grep"))
     client.start()
     wait_states(client, {"grep": "Succeeded"})
-    value = client.status()[0]["Return value"]
-    assert value["exit_code"] == 1 and value["stdout"] == ["keep"]
+    row = client.status()[0]
+    assert row["Return value"].endswith("-- Succeeded with exit code: 1.")
+    assert [m for m in row["Output messages"] if m.startswith("[STDOUT]")] == [
+        "[STDOUT] -- keep"]
 
 
 def test_the_commands_own_timeout_kills_its_group(serve, executor, tmp_path):

@@ -67,6 +67,13 @@ def drive(client: TrailClient, answers: dict[str, Any],
     return {row["Name"]: row for row in rows}
 
 
+def stdout(row: dict[str, Any]) -> list[str]:
+    """What a command step wrote on stdout, from its output messages (its return value is
+    AutoTrail's text: '[Command: ...] -- Succeeded with exit code: 0.')."""
+    prefix = "[STDOUT] -- "
+    return [m[len(prefix):] for m in row["Output messages"] if m.startswith(prefix)]
+
+
 # --- reading ---------------------------------------------------------------------------
 
 def test_no_stays_a_string_and_dates_stay_text(tmp_path):
@@ -251,9 +258,13 @@ def test_a_yaml_runbook_is_the_steps_of_its_python_twin(tmp_path):
         ("check", "confirm"), ("confirm", "restart@web1"), ("confirm", "restart@web2")]
     check, confirm, web1 = steps["check"], steps["confirm"], steps["restart@web1"]
     assert isinstance(check.action_function, ShellCommand)
-    assert check.tags == {"name": "check", "phase": "pre"} and check.priority == 3
+    # Options are tags too, as written (AutoTrail's tags are free-form).
+    assert check.tags == {"name": "check", "phase": "pre", "priority": 3}
+    assert check.priority == 3
     assert isinstance(confirm.action_function, Instruction)
-    assert web1.tags == {"name": "restart@web1", "host": "web1", "pool": "restart"}
+    assert web1.tags == {"name": "restart@web1", "host": "web1", "pool": "restart",
+                         "pool_size": 1, "timeout": 60, "retries": 2, "pause_on_fail": False,
+                         "idempotent": True}
     assert (web1.pool_size, web1.timeout, web1.retries, web1.pause_on_fail,
             web1.idempotent) == (1, 60, 2, False, True)
     command = web1.action_function
@@ -283,7 +294,7 @@ steps:
     client = serve(book.trail, context=book.context, executor="thread")
     rows = drive(client, {})
     assert rows["say"]["State"] == "Succeeded", rows
-    assert rows["say"]["Return value"]["stdout"] == [f"got:{evil}"]
+    assert stdout(rows["say"]) == [f"got:{evil}"]
     assert not marker.exists()
 
 
@@ -310,8 +321,8 @@ def test_an_answer_flows_into_later_steps_and_when_guards_a_branch(tmp_path, ser
     """))
     client = serve(book.trail, context=book.context, executor=executor)
     rows = drive(client, {"first": "blue"})
-    assert rows["restart"]["Return value"]["stdout"] == ["restart api-blue"]
-    assert rows["said"]["Return value"]["stdout"] == ["restart api-blue!"]
+    assert stdout(rows["restart"]) == ["restart api-blue"]
+    assert stdout(rows["said"]) == ["restart api-blue!"]
     assert rows["only_green"]["State"] == "Succeeded"
     assert rows["only_green"]["Return value"] is False
     assert rows["after_green"]["State"] == "Skipped"
@@ -419,15 +430,15 @@ def test_the_failover_in_yaml_does_what_its_python_twin_does(tmp_path, serve, ex
     assert {row["State"] for row in rows.values()} == {"Succeeded"}, rows
     values = {name: row["Return value"] for name, row in rows.items()}
     # the same values as examples/failover.py (tests/e2e/test_examples.py)
-    assert values["check_lag"]["stdout"] == ["db2: lag 0 s", "db3: lag 4 s"]
-    assert values["repoint_dns"]["stdout"] == ["db.example.internal -> db2"]
-    assert values["verify"]["stdout"] == ["fail-over to db2 complete"]
+    assert stdout(rows["check_lag"]) == ["db2: lag 0 s", "db3: lag 4 s"]
+    assert stdout(rows["repoint_dns"]) == ["db.example.internal -> db2"]
+    assert stdout(rows["verify"]) == ["fail-over to db2 complete"]
     if window == "1":
         assert values["post_notice"] is False
         assert rows["post_notice"]["Output messages"][0].startswith("Not run:")
     else:
-        assert values["post_notice"]["stdout"] == ["fail-over of db1 under way"]
-    cluster = Path(values["cluster"]["stdout"][0])
+        assert stdout(rows["post_notice"]) == ["fail-over of db1 under way"]
+    cluster = Path(stdout(rows["cluster"])[0])
     assert cluster.parent == tmp_path
     assert (cluster / "db1.role").read_text() == "retired\n"
 

@@ -7,9 +7,11 @@ A trail definition is any of:
 - a single Step;
 - a ``networkx.DiGraph`` whose nodes are Steps.
 
-``make_trail_graph`` checks it once, and numbers the steps: ``n`` follows a topological
-order that breaks ties by the order in which steps first appear in the definition, so the
-same definition always gets the same numbers. The numbers belong to the graph (``n_of``,
+``make_trail_graph`` checks it once, and numbers the steps as AutoTrail does: a breadth-first
+topological walk (Kahn's, first in first out) from the roots in the order they first appear
+in the definition, each step's children in the order their links appear, a step numbered
+when the last of its parents has been; so the same definition always gets the same numbers,
+and the numbers AutoTrail gave it. The numbers belong to the graph (``n_of``,
 ``tags_of``), never to the Steps: one Step may sit in two trails with two numbers.
 """
 
@@ -33,6 +35,36 @@ def make_trail_graph(definition: Any) -> nx.DiGraph:
     Raises DefinitionError for an empty definition or one holding anything but Steps, and
     CycleError (naming the steps on the cycle) for a cycle.
     """
+    graph = definition_graph(definition)
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        pass
+    else:
+        raise CycleError(str(parent) for parent, _child in cycle)
+    graph.graph[_NUMBERS] = {step: n for n, step in enumerate(_breadth_first(graph))}
+    return graph
+
+
+def _breadth_first(graph: nx.DiGraph) -> Iterator[Step]:
+    """AutoTrail's order: a FIFO walk that queues a child once all its parents are out."""
+    waiting_on = {node: graph.in_degree(node) for node in graph.nodes}
+    queue = deque(node for node, count in waiting_on.items() if count == 0)
+    while queue:
+        node = queue.popleft()
+        yield node
+        for child in graph.successors(node):
+            waiting_on[child] -= 1
+            if waiting_on[child] == 0:
+                queue.append(child)
+
+
+def definition_graph(definition: Any) -> nx.DiGraph:
+    """The graph of a trail definition, its steps in order of first appearance, not checked
+    for cycles nor numbered (``make_trail_graph`` does both); a diagram of a cycle uses it.
+
+    Raises DefinitionError for an empty definition or one holding anything but Steps.
+    """
     graph = nx.DiGraph()
     if isinstance(definition, nx.DiGraph):
         for node in definition.nodes:
@@ -43,15 +75,6 @@ def make_trail_graph(definition: Any) -> nx.DiGraph:
         _add_items(graph, [definition] if isinstance(definition, (Step, Chain)) else definition)
     if graph.number_of_nodes() == 0:
         raise DefinitionError("the trail definition has no steps")
-    try:
-        cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
-        pass
-    else:
-        raise CycleError(str(parent) for parent, _child in cycle)
-    order = {node: index for index, node in enumerate(graph.nodes)}
-    ordered = nx.lexicographical_topological_sort(graph, key=order.__getitem__)
-    graph.graph[_NUMBERS] = {step: n for n, step in enumerate(ordered)}
     return graph
 
 

@@ -7,10 +7,14 @@ describe a step in any number of trails.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from trail.core.states import State
+from trail.errors import DefinitionError
 
 
 def default_pre_processor(trail_env: Any, context: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -33,20 +37,28 @@ class Step:
 
     ``action_function(trail_env, context)`` does the work (the pre-processor can change the
     arguments). ``pre_processor``, ``post_processor`` and ``failure_handler`` run in the
-    manager, so keep them quick. Keyword arguments other than the options are tags; ``name``
-    defaults to the function's name; its number ``n`` belongs to each trail it is in.
+    manager, so keep them quick. Keyword arguments are tags; ``name`` defaults to the
+    function's name (or ``str()`` of a callable object); its number ``n`` belongs to each
+    trail it is in. The options below are tags too, kept as written
+    (``Step(f, priority='high')`` is found by ``list(priority='high')``), and trail reads
+    them: a value it cannot read is a DefinitionError naming the option. Durations are
+    seconds or text ('90s', '5m', '1h30m'); ``priority`` is a number or a word ('low',
+    'normal', 'high', 'critical', ...); flags take booleans or 'yes'/'no'.
 
     Options beyond AutoTrail's: ``timeout`` (seconds; the step is stopped and fails with
     StepTimeoutError), ``kill_grace`` (seconds between SIGTERM and SIGKILL when the step is
-    stopped), ``idempotent`` (safe to run again after a crash), ``executor`` ('process' or
-    'thread', overriding the server's), ``conditional`` (a return value of False skips the
-    step's strict progeny: the branch it guards), ``retries`` (run again after a failure,
+    stopped), ``idempotent`` (safe to run again after a crash), ``executor`` ('process',
+    'thread' or 'dask', overriding the server's), ``conditional`` (a return value of False
+    skips the step's strict progeny: the branch it guards), ``retries`` (run again after a failure,
     up to that many times, ``retry_delay * backoff ** k`` seconds later, capped at
     ``max_delay``, give or take ``jitter`` of it; only for errors ``retry_on`` accepts, if
     given), ``priority`` (higher runs first when ``max_parallel`` or a pool is short),
     ``pool_size`` (how many steps tagged with this step's ``pool`` may run at once, when
     the server's ``pools`` does not say; steps of one pool must agree on it).
     """
+
+    _given: dict[str, Any]  # the options as the caller wrote them (see __new__)
+    priority: float
 
     def retry_wait(self, failures: int, random: Callable[[], float]) -> float:
         """Seconds to wait before the retry after ``failures`` failed attempts."""
@@ -68,6 +80,12 @@ class Step:
     TOBLOCK = State.TO_BLOCK.value
     TOPAUSE = State.TO_PAUSE.value
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Step:
+        step = super().__new__(cls)
+        # The options the caller wrote, as written: they stay tags (``__init__``).
+        step._given = {key: kwargs[key] for key in OPTIONS if key in kwargs}
+        return step
+
     def __init__(
         self,
         action_function: Callable[..., Any],
@@ -79,57 +97,58 @@ class Step:
         *,
         pause_on_fail: bool = True,
         skip_progeny_on_failure: bool = False,
-        timeout: float | None = None,
-        kill_grace: float = 2.0,
+        timeout: float | str | None = None,
+        kill_grace: float | str = 2.0,
         idempotent: bool = False,
         executor: str | None = None,
         conditional: bool = False,
         retries: int = 0,
-        retry_delay: float = 1.0,
+        retry_delay: float | str = 1.0,
         backoff: float = 2.0,
-        max_delay: float = 60.0,
+        max_delay: float | str = 60.0,
         jitter: float = 0.1,
         retry_on: Callable[[BaseException], bool] | None = None,
-        priority: int = 0,
+        priority: int | float | str = 0,
         pool_size: int | None = None,
         **tags: Any,
     ) -> None:
         if not callable(action_function):
             raise TypeError(f"a Step needs a callable action function, not {action_function!r}")
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"a step's timeout must be a positive number of seconds: {timeout!r}")
-        if not kill_grace >= 0:
-            raise ValueError(f"kill_grace must be zero or more seconds: {kill_grace!r}")
-        if not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be a whole number >= 0: {retries!r}")
-        if not (retry_delay >= 0 and backoff >= 1 and max_delay >= 0 and 0 <= jitter <= 1):
-            raise ValueError("retry_delay and max_delay must be >= 0, backoff >= 1, and "
-                             "jitter between 0 and 1")
-        if pool_size is not None and (not isinstance(pool_size, int) or pool_size < 1):
-            raise ValueError(f"pool_size must be a whole number >= 1: {pool_size!r}")
-        if pool_size is not None and "pool" not in tags:
-            raise ValueError("pool_size needs a pool tag to size: Step(..., pool='db', "
-                             "pool_size=2)")
         self.action_function = action_function
         self.pre_processor = pre_processor
         self.post_processor = post_processor
         self.failure_handler = failure_handler
-        self.pause_on_fail = pause_on_fail
-        self.skip_progeny_on_failure = skip_progeny_on_failure
-        self.timeout = timeout
-        self.kill_grace = kill_grace
-        self.idempotent = idempotent
+        self.pause_on_fail = _flag("pause_on_fail", pause_on_fail)
+        self.skip_progeny_on_failure = _flag("skip_progeny_on_failure", skip_progeny_on_failure)
+        self.timeout = None if timeout is None else _seconds("timeout", timeout, positive=True)
+        self.kill_grace = _seconds("kill_grace", kill_grace)
+        self.idempotent = _flag("idempotent", idempotent)
+        if executor is not None and executor not in EXECUTOR_NAMES:
+            raise DefinitionError(
+                f"Step option executor={executor!r} is not an executor: give one of "
+                f"{', '.join(map(repr, EXECUTOR_NAMES))} (the tag names trail gives meaning to "
+                f"are listed in trail.core.step.OPTIONS)")
         self.executor = executor
-        self.conditional = conditional
-        self.retries = retries
-        self.retry_delay = retry_delay
-        self.backoff = backoff
-        self.max_delay = max_delay
-        self.jitter = jitter
+        self.conditional = _flag("conditional", conditional)
+        self.retries = _whole("retries", retries, 0)
+        self.retry_delay = _seconds("retry_delay", retry_delay)
+        self.backoff = _number("backoff", backoff, 1)
+        self.max_delay = _seconds("max_delay", max_delay)
+        self.jitter = _number("jitter", jitter, 0, 1)
+        if retry_on is not None and not callable(retry_on):
+            raise DefinitionError(f"Step option retry_on={retry_on!r} must be a function of the "
+                                  f"error that says whether to retry")
         self.retry_on = retry_on
-        self.priority = priority
-        self.pool_size = pool_size
-        self.tags: dict[str, Any] = dict(tags)
+        self.priority = _priority(priority)
+        self.pool_size = None if pool_size is None else _whole("pool_size", pool_size, 1)
+        if pool_size is not None and "pool" not in tags:
+            raise DefinitionError("pool_size needs a pool tag to size: Step(..., pool='db', "
+                                  "pool_size=2)")
+        # An option is a tag too, with the value as written (AutoTrail's tags are free-form):
+        # Step(f, priority='high') is found by list(priority='high').
+        given = getattr(self, "_given", {})
+        self.tags: dict[str, Any] = {
+            **{key: value for key, value in given.items() if not callable(value)}, **tags}
         self.tags.setdefault("name", _name_of(action_function))
 
     @property
@@ -150,13 +169,100 @@ class Step:
 
 
 def _name_of(function: Callable[..., Any]) -> str:
+    """AutoTrail's name for an action: its ``__name__``, else ``str()`` of it.
+
+    A ``functools.partial`` is named by the function it wraps (its ``str`` holds a memory
+    address, which would change the step's name in every process).
+    """
+    if isinstance(function, functools.partial):
+        return _name_of(function.func)
     name = getattr(function, "__name__", None)
-    if isinstance(name, str) and name != "<lambda>":
-        return name
-    inner = getattr(function, "func", None)  # functools.partial
-    if inner is not None:
-        return _name_of(inner)
-    return name or type(function).__name__
+    return name if isinstance(name, str) else str(function)
+
+
+# --- option values: what a tag name trail gives meaning to must hold -----------------------
+
+EXECUTOR_NAMES = ("process", "thread", "dask")  # layer1's executors (a test checks)
+
+PRIORITY_WORDS = {"lowest": -2, "low": -1, "normal": 0, "medium": 0, "high": 1, "highest": 2,
+                  "urgent": 2, "critical": 2}
+
+_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|sec|min|s|m|h|d)")
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def _bad(option: str, value: Any, want: str) -> DefinitionError:
+    return DefinitionError(f"Step option {option}={value!r} is not {want} (trail reads the "
+                           f"tag {option!r} as an option; see trail.core.step.OPTIONS)")
+
+
+def _seconds(option: str, value: Any, positive: bool = False) -> float:
+    """A duration: seconds as a number, or text such as '90', '30s', '5m', '1h30m', '250ms'."""
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        try:
+            seconds = float(text)
+        except ValueError:
+            parts = _DURATION.findall(text)
+            if parts and "".join(number + unit for number, unit in parts) == text:
+                seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
+    if seconds is None or seconds != seconds or seconds < 0 or (positive and seconds == 0):
+        raise _bad(option, value, "a positive duration (30, '90s', '5m', '1h30m')" if positive
+                   else "a duration of zero or more (30, '90s', '5m', '1h30m')")
+    return seconds
+
+
+def _flag(option: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise _bad(option, value, "true or false")
+
+
+def _whole(option: str, value: Any, least: int) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise _bad(option, value, f"a whole number >= {least}")
+    return value
+
+
+def _number(option: str, value: Any, least: float, most: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            least <= value <= (most if most is not None else float("inf"))):
+        span = f"between {least} and {most}" if most is not None else f">= {least}"
+        raise _bad(option, value, f"a number {span}")
+    return float(value)
+
+
+def _priority(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in PRIORITY_WORDS:
+            return PRIORITY_WORDS[word]
+        try:
+            return float(word)
+        except ValueError:
+            pass
+    raise _bad("priority", value, "a number (higher runs first) or one of "
+               + ", ".join(PRIORITY_WORDS))
+
+
+# Step's options: the tag names trail gives meaning to, besides 'name' and 'n'.
+OPTIONS = ("pause_on_fail", "skip_progeny_on_failure", "timeout", "kill_grace", "idempotent",
+           "executor", "conditional", "retries", "retry_delay", "backoff", "max_delay",
+           "jitter", "retry_on", "priority", "pool_size")
 
 
 def _steps_of(value: Any) -> list[Step]:

@@ -124,6 +124,7 @@ def choices(allowed: frozenset[str]) -> Check:
                 )
         return value
 
+    check.choices = sorted(allowed)  # type: ignore[attr-defined]  # for faces that list them
     return check
 
 

@@ -11,7 +11,7 @@ import networkx as nx
 
 from trail.core.dag import n_of, steps_in_order
 from trail.core.states import State
-from trail.errors import TrailError
+from trail.errors import DagFileMismatchError
 from trail.layer1.journal import SavedStep
 
 if TYPE_CHECKING:
@@ -36,7 +36,9 @@ def write_dag_file(path: str, records: Iterable[StepRecord], graph: nx.DiGraph) 
         for record in records
     }
     temporary = f"{path}.tmp"
-    with open(temporary, "w") as out:
+    # 0600: return values and messages are the user's business only.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(descriptor, "w") as out:
         json.dump(data, out, default=str)
     os.replace(temporary, path)
 
@@ -45,7 +47,8 @@ def read_dag_file(path: str, graph: nx.DiGraph,
                   mapping: dict[str, str] | None = None) -> dict[int, SavedStep]:
     """The saved state of each step of ``graph`` in an AutoTrail DAG file, by n.
 
-    Raises TrailError when a step is missing from the file or its parents differ.
+    Raises DagFileMismatchError (AutoTrail's MatchTrailsException) when a step is missing
+    from the file or its parents differ.
     """
     mapping = mapping or DEFAULT_MAPPING  # AutoTrail: an empty mapping means the default
     with open(path) as source:
@@ -54,10 +57,11 @@ def read_dag_file(path: str, graph: nx.DiGraph,
     for step in steps_in_order(graph):
         entry = data.get(step.name)
         if entry is None:
-            raise TrailError(f"step {step.name!r} is not in the DAG file {path}")
+            raise DagFileMismatchError(f"step {step.name!r} is not in the DAG file {path}")
         parents = sorted(p.name for p in graph.predecessors(step))
         if sorted(entry.get("parents", [])) != parents:
-            raise TrailError(f"the parents of step {step.name!r} differ from the DAG file {path}")
+            raise DagFileMismatchError(
+                f"the parents of step {step.name!r} differ from the DAG file {path}")
         n = n_of(graph, step)
         state = mapping.get(entry["State"], entry["State"])
         saved[n] = SavedStep(n, step.name, state, step.pause_on_fail, 0,

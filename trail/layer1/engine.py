@@ -44,6 +44,7 @@ class Engine:
         try:
             self.loop.serve()
         finally:
+            self.run.save_dag_file()
             if self.run.journal is not None:
                 self.run.journal.close(self.run.end_state()
                                        or ("stopped" if self.run.stopped else "shut down"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -93,7 +94,10 @@ class Run:
         self._events: list[events.Event] = []
         self.listening = False
         self.stopping = False
-        self.dag_file: str | None = None  # AutoTrail's JSON backup, written at each commit
+        self.dag_file: str | None = None  # AutoTrail's JSON backup (see save_dag_file)
+        self._dag_file_stale = False  # steps changed since it was last written
+        self._dag_file_at = -math.inf  # when it was last written (the timers' clock)
+        self._dag_file_timer = False
         self.by: str | None = None  # who sent the request being served (api.handle sets it)
         # The durable context (layer1/context.py): saved when a step has ended.
         self._context_dirty = False
@@ -336,7 +340,8 @@ class Run:
                 self.journal.commit()  # transitions and messages of unchanged steps
             return
         if self.dag_file is not None:
-            write_dag_file(self.dag_file, self.records, self.graph)
+            self._dag_file_stale = True
+            self._save_dag_file_soon()
         if self.journal is not None:
             for record in self._touched:
                 self.journal.step(record.n, state=record.state.value, attempt=record.attempt,
@@ -348,6 +353,28 @@ class Run:
             self.journal.commit()
         self._touched.clear()
 
+    def _save_dag_file_soon(self) -> None:
+        """Write the DAG file at the next wake-up, or DAG_FILE_INTERVAL after the last write:
+        it is the whole trail, too big to write at every wake-up of a busy run (AutoTrail
+        did), and a commit that precedes a step's start must not wait for it."""
+        if not self._dag_file_timer:  # a timer even when due: never delay a step's start
+            self._dag_file_timer = True
+            wait = self._dag_file_at + DAG_FILE_INTERVAL - self.timers.clock()
+            self.timers.call_later(max(0.0, wait), self._dag_file_due)
+
+    def _dag_file_due(self) -> None:
+        self._dag_file_timer = False
+        if self._dag_file_stale:
+            self.save_dag_file()
+
+    def save_dag_file(self) -> None:
+        """Write AutoTrail's DAG file (if the run has one) with every step as it is now."""
+        if self.dag_file is None:
+            return
+        write_dag_file(self.dag_file, self.records, self.graph)
+        self._dag_file_stale = False
+        self._dag_file_at = self.timers.clock()
+
     def close(self) -> None:
         """Interrupt every running step and stop every executor (the server is going)."""
         for record in self.records:
@@ -355,6 +382,9 @@ class Run:
                 self.apply(record, Action.INTERRUPT, "shutdown")
         self.steps.close(max((r.step.kill_grace for r in self.records), default=DEFAULT_GRACE))
         log.info("trail run stopped")
+
+
+DAG_FILE_INTERVAL = 0.5  # seconds: how stale AutoTrail's DAG file may be while a run is busy
 
 
 def _stamped(event: events.Event, seq: int) -> events.Event:

@@ -34,7 +34,7 @@ class Scheduler:
         self._records = records
         self._record_of = {record.step: record for record in records}
         self._frontier = Frontier(graph)
-        self._marked: list[tuple[int, int]] = []  # (-priority, n): a heap
+        self._marked: list[tuple[float, int]] = []  # (-priority, n): a heap
         self._marked_set: set[int] = set()
         self._held: set[StepRecord] = set()  # reached and Waiting, but no slot free
         self.live: dict[int, StepRecord] = {}  # run id -> record, while the run holds a slot

@@ -8,7 +8,7 @@
 - ``diagram.py``, ``monitor.py``, ``runbook.py``: diagrams, monitor_trail, runbook files.
 """
 
-from trail.layer2.cli.repl import InteractiveTrail, Names, interactive
+from trail.layer2.cli.repl import InteractiveTrail, Names, bind_calls, interactive
 from trail.layer2.client import TrailClient
 from trail.layer2.diagram import (
     definition_dot,
@@ -26,6 +26,7 @@ from trail.layer2.steps import (
     RemoteCommand,
     ShellCommand,
     ShellCommandFailedError,
+    ShellResult,
     accepts_context,
     accepts_environment,
     accepts_nothing,
@@ -49,6 +50,7 @@ __all__ = [
     "RemoteCommand",
     "ShellCommand",
     "ShellCommandFailedError",
+    "ShellResult",
     "StatusMirror",
     "TrailClient",
     "TrailServer",
@@ -59,6 +61,7 @@ __all__ = [
     "create_conditional_step",
     "definition_dot",
     "extraction_wrapper",
+    "bind_calls",
     "interactive",
     "live_dot",
     "make_context_attribute_based_templating_function",

@@ -11,10 +11,17 @@ from pathlib import Path
 from typing import IO, Any
 
 import graphviz
+import networkx as nx
 
-from trail.core.dag import make_trail_graph, numbered_edges, steps_in_order, tags_of
+from trail.core.dag import (
+    definition_graph,
+    make_trail_graph,
+    numbered_edges,
+    steps_in_order,
+    tags_of,
+)
 from trail.core.states import State
-from trail.errors import TrailError
+from trail.errors import CycleError, TrailError
 
 STATE_COLOURS: dict[str, str] = {
     State.READY.value: "white",
@@ -73,14 +80,35 @@ def trail_dot(
 
 
 def definition_dot(trail_definition: Any, name: str = "trail") -> graphviz.Digraph:
-    """The Digraph of a trail definition (checked and numbered as a server would)."""
-    graph = make_trail_graph(trail_definition)
+    """The Digraph of a trail definition (checked and numbered as a server would).
+
+    A definition with a cycle, which no server would run, is drawn too, so that a person
+    can see the cycle (as AutoTrail's ``write_trail_definition_as_dot`` lets them): its
+    steps are numbered in the order they first appear and the cycle's links drawn in red.
+    """
+    try:
+        graph = make_trail_graph(trail_definition)
+    except CycleError as cycle:
+        return _cycle_dot(definition_graph(trail_definition), cycle, name)
     ordered = steps_in_order(graph)
     steps = [tags_of(graph, step) for step in ordered]
     edges = numbered_edges(graph)
     conditional = {int(tags["n"]) for step, tags in zip(ordered, steps, strict=True)
                    if step.conditional}
     return trail_dot(steps, edges, name=name, conditional=conditional)
+
+
+def _cycle_dot(graph: nx.DiGraph, cycle: CycleError, name: str) -> graphviz.Digraph:
+    order = {step: n for n, step in enumerate(graph.nodes)}
+    steps = [{**step.tags, "n": n} for step, n in order.items()]
+    dot = trail_dot(steps, [], name=name)
+    looped = {(order[parent], order[child]) for parent, child in nx.find_cycle(graph)}
+    for parent, child in graph.edges:
+        edge = (order[parent], order[child])
+        attrs = {"color": "red", "penwidth": "2"} if edge in looped else {}
+        dot.edge(str(edge[0]), str(edge[1]), **attrs)
+    dot.attr(label=str(cycle), fontcolor="red", labelloc="t")
+    return dot
 
 
 def live_dot(trail_client: Any, name: str = "trail") -> graphviz.Digraph:

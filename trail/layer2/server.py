@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import weakref
 from collections.abc import Iterable
@@ -73,9 +75,16 @@ class TrailServer:
 
     The sockets are bound here, so a client can connect as soon as the server exists; the
     trail runs once ``serve`` is called and ``start`` is asked for. ``executor`` picks where
-    steps run ('process', the default, or 'thread'). ``dag_file``, ``delay``, ``timeout`` and
+    steps run ('process', the default, or 'thread'). ``delay``, ``timeout`` and
     ``backlog_count`` are accepted so AutoTrail runbooks run unchanged: trail never sleeps a
-    delay, and its socket needs no timeout or backlog. ``step_output`` names a file that
+    delay, and its socket needs no timeout or backlog.
+
+    ``dag_file`` is AutoTrail's DAG file, a JSON snapshot of every step for
+    ``restore_trail``: by default a new file in the temporary directory (``trail.*.json``,
+    private to the user), whose path is ``server.dag_file``; ``dag_file=False`` for none.
+    It is kept at most half a second behind the run, and written once more at shutdown;
+    the default file is removed when the server shuts down cleanly (the journal keeps the
+    run), one given by path stays. ``step_output`` names a file that
     steps write their own stdout and stderr to, under either executor (``trail run`` uses
     it so that a step's prints don't scribble over the live view).
 
@@ -104,7 +113,7 @@ class TrailServer:
         self,
         trail_definition: Any,
         socket_file: str | None = None,
-        dag_file: str | None = None,
+        dag_file: str | bool | None = None,
         context: Any = None,
         delay: float | None = None,
         timeout: float | None = None,
@@ -124,14 +133,22 @@ class TrailServer:
         self.graph = make_trail_graph(trail_definition)
         destinations = notifications.resolve(notify)  # a bad URL is refused before opening
         self.context = context
-        self.dag_file = dag_file
+        self._temporary_dag_file = dag_file is None or dag_file is True
+        self.dag_file: str | None = (_temporary_dag_file() if self._temporary_dag_file
+                                     else str(dag_file) if dag_file else None)
         self.name = name or steps_in_order(self.graph)[0].name
         settings = Settings(executor=executor, max_parallel=max_parallel, pools=dict(pools or {}),
                             step_output=step_output, dask=dask)
         self.origin = origin or _calling_script()
-        self._engine = open_engine(self.graph, socket_file, context, settings, name=self.name,
-                                   journal=journal, resume=resume, origin=self.origin)
-        self._engine.run.dag_file = dag_file
+        try:
+            self._engine = open_engine(self.graph, socket_file, context, settings,
+                                       name=self.name, journal=journal, resume=resume,
+                                       origin=self.origin)
+        except BaseException:
+            self._remove_temporary_dag_file()
+            raise
+        self._engine.run.dag_file = self.dag_file
+        self._engine.run.save_dag_file()  # there from the start, as in AutoTrail
         self.socket_file = self._engine.socket_file
         self.events_file = self._engine.sockets.events_file
         self.journal = self._engine.journal
@@ -171,6 +188,8 @@ class TrailServer:
             return
         self._thread = threading.Thread(target=self._serve, name="trail-manager", daemon=True)
         self._thread.start()
+        # atexit runs the last registered first: the shutdown below, then this clean-up.
+        atexit.register(self._remove_dag_file_at_exit)
         atexit.register(self._stop_at_exit)
 
     def _stop_and_shut_down(self) -> None:
@@ -189,10 +208,22 @@ class TrailServer:
             if self._notifications is not None:
                 self._notifications.start()
             self._engine.serve()
+            self._remove_temporary_dag_file()
         finally:
             if self._notifications is not None:
                 self._notifications.close()
             self._done.set()
+
+    def _remove_dag_file_at_exit(self) -> None:
+        """The script ends right after asking for shutdown: let the server finish (its last
+        DAG file write), then remove the temporary file; a server still running keeps it."""
+        if self._temporary_dag_file and self._done.wait(5):
+            self._remove_temporary_dag_file()
+
+    def _remove_temporary_dag_file(self) -> None:
+        if self._temporary_dag_file and self.dag_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.dag_file)
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until the server has shut down; True if it has. (To wait for the trail to
@@ -242,4 +273,12 @@ class TrailServer:
             if self._notifications is not None:
                 self._notifications.close(0)
             self._engine.close_unserved()
+            self._remove_temporary_dag_file()
             self._done.set()
+
+
+def _temporary_dag_file() -> str:
+    """A new file for the DAG file where AutoTrail put it: the temporary directory (0600)."""
+    descriptor, path = tempfile.mkstemp(prefix="trail.", suffix=".json")
+    os.close(descriptor)
+    return path

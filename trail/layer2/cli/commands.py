@@ -33,7 +33,7 @@ from trail.layer1.journal import Journal, default_journal_path
 from trail.layer1.sockets import events_file, is_live, new_socket_file, private_file, socket_dir
 from trail.layer2.cli.display import call_result, runs_table, timeline_table
 from trail.layer2.cli.liveview import parse_reply, stop_on_signals, watch
-from trail.layer2.cli.repl import interactive
+from trail.layer2.cli.repl import bind_calls
 from trail.layer2.client import TrailClient
 from trail.layer2.diagram import definition_dot, live_dot, render
 from trail.layer2.runbook import load_runbook
@@ -231,7 +231,8 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
                              executor=executor or book.executor, name=book.name,
                              step_output=log_path, journal=journal, resume=resume,
                              max_parallel=book.max_parallel,
-                             notify=list(notify), dask=dask_address, origin=origin)
+                             notify=list(notify), dask=dask_address, origin=origin,
+                             dag_file=False)  # the journal takes a crashed run up
         replies = {**(book.answers if auto_answer else {}), **dict(_reply(a) for a in answers)}
         server.serve(threaded=True)
         stop_on_signals()  # SIGTERM, SIGHUP: stop the trail as `stop` does, then exit 3
@@ -580,7 +581,7 @@ def attach(ctx: click.Context, socket: str | None) -> None:
         client = connect(ctx, socket)
         info = client.info()
     namespace: dict[str, Any] = {"client": client}
-    interactive(client, namespace)
+    bind_calls(client, namespace)
     _readline(namespace)
     banner = (f"trail attached to {info.get('name')} at {client.socket_file}\n"
               f"client is a TrailClient; status(), pause(name=..., dry_run=False), next_step(), "

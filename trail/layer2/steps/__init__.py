@@ -15,7 +15,7 @@ from trail.layer2.steps.helpers import (
     make_simple_templating_function,
 )
 from trail.layer2.steps.hosts import RemoteCommand, on_hosts
-from trail.layer2.steps.shell import ShellCommand
+from trail.layer2.steps.shell import ShellCommand, ShellResult
 
 __all__ = [
     "HostUnreachableError",
@@ -23,6 +23,7 @@ __all__ = [
     "InstructionNotCompletedError",
     "RemoteCommand",
     "ShellCommand",
+    "ShellResult",
     "ShellCommandFailedError",
     "accepts_context",
     "accepts_environment",

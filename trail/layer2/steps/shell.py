@@ -64,6 +64,47 @@ def _zero(exit_code: int) -> bool:
 Command = str | Sequence[str]
 
 
+class ShellResult(str):
+    """What a ShellCommand that succeeded returns: AutoTrail's text, with the facts kept.
+
+    It is the text ``[Command: echo hello] -- Succeeded with exit code: 0.`` wherever a
+    string goes (status, the journal, ``==``, ``in``), and it carries ``command``,
+    ``exit_code``, ``stdout`` and ``stderr`` (lists of the captured lines) for a
+    post-processor or the next step to read; ``result["stdout"]`` reads them too. Status
+    and the journal show the text: the lines are in the step's output messages.
+    """
+
+    command: str
+    exit_code: int
+    stdout: list[str]
+    stderr: list[str]
+
+    FIELDS = ("command", "exit_code", "stdout", "stderr", "message")
+
+    def __new__(cls, message: str, command: str, exit_code: int, stdout: list[str],
+                stderr: list[str]) -> ShellResult:
+        result = super().__new__(cls, message)
+        result.command = command
+        result.exit_code = exit_code
+        result.stdout = stdout
+        result.stderr = stderr
+        return result
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            if key not in self.FIELDS:
+                raise KeyError(key)
+            return getattr(self, key)
+        return str.__getitem__(self, key)
+
+    def __getnewargs__(self) -> tuple[Any, ...]:  # type: ignore[override]
+        return str(self), self.command, self.exit_code, self.stdout, self.stderr
+
+
 class ShellCommand:
     """An action function that runs a command and reports its output line by line.
 
@@ -75,8 +116,10 @@ class ShellCommand:
     says which exit codes are success (default: 0 only). ``delay`` is accepted for
     AutoTrail runbooks and unused: output is read as it is written.
 
-    Returns ``{"command", "exit_code", "stdout", "stderr", "message"}`` (the captured lines:
-    the newest MAX_KEPT_LINES of each stream, at most MAX_KEPT_CHARS characters).
+    Returns a ShellResult: AutoTrail's text (``[Command: ...] -- Succeeded with exit code:
+    0.``), a ``str``, whose attributes ``exit_code``, ``stdout`` and ``stderr`` (the
+    captured lines: the newest MAX_KEPT_LINES of each stream, at most MAX_KEPT_CHARS
+    characters) and ``command`` carry the rest.
     ``timeout`` stops the command (its whole process group) after that many seconds and
     fails the step; ``kill_grace`` is the time between SIGTERM and SIGKILL.
 
@@ -210,7 +253,7 @@ class ShellCommand:
             found = shutil.which(program, path=search) is not None
         return None if found else f"Could not start: no such program: {program}"
 
-    def __call__(self, trail_env: Any, context: Any) -> dict[str, Any] | str:
+    def __call__(self, trail_env: Any, context: Any) -> str:
         command = self.command(trail_env, context)
         if command is None:
             return "No command to run."
@@ -259,8 +302,8 @@ class ShellCommand:
             exit_code = run.markers.exit_code
         message = f"{label(text, where)} -- Succeeded with exit code: {exit_code}."
         trail_env.output(message)
-        return {"command": text, "exit_code": exit_code, "stdout": run.captured["STDOUT"],
-                "stderr": run.captured["STDERR"], "message": message}
+        return ShellResult(message, text, exit_code, run.captured["STDOUT"],
+                           run.captured["STDERR"])
 
     def _failure(self, run: _Run, text: str, where: str | None, exit_code: int,
                  timed_out: bool) -> ShellCommandFailedError | None:

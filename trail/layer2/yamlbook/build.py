@@ -17,7 +17,7 @@ import networkx as nx
 
 from trail.core.step import Step
 from trail.layer2.steps.helpers import Instruction
-from trail.layer2.steps.shell import Command, ShellCommand
+from trail.layer2.steps.shell import Command, ShellCommand, ShellResult
 from trail.layer2.yamlbook.check import Checked
 from trail.layer2.yamlbook.template import render, shell_quoter, shell_template
 
@@ -111,8 +111,10 @@ def _recorder(name: str, host: str | None) -> Callable[[Any, Any, Any], Any]:
 
     def record(trail_env: Any, context: Any, value: Any) -> Any:
         shown = value
-        if isinstance(value, dict) and isinstance(value.get("stdout"), list):
-            shown = "\n".join(value["stdout"]).strip()
+        lines = (value.stdout if isinstance(value, ShellResult)
+                 else value.get("stdout") if isinstance(value, dict) else None)
+        if isinstance(lines, list):  # a command's value: its output
+            shown = "\n".join(lines).strip()
         if host is None:
             context[name] = shown
         else:

@@ -21,7 +21,7 @@ import networkx as nx
 from ruamel.yaml import YAML
 
 from trail.core.dag import make_trail_graph, n_of
-from trail.core.step import Step
+from trail.core.step import OPTIONS, Step
 from trail.layer2.runbook import Runbook
 from trail.layer2.steps.helpers import Instruction
 from trail.layer2.steps.hosts import RemoteCommand
@@ -164,7 +164,9 @@ def _step(step: Step) -> dict[str, Any]:
         value = getattr(step, option)
         if value != getattr(_STEP, option):
             spec[option] = value
-    tags = {k: v for k, v in step.tags.items() if k not in ("name", "host", "pool")}
+    # Options are tags too (as written); they were exported as options above.
+    tags = {k: v for k, v in step.tags.items()
+            if k not in ("name", "host", "pool") and k not in OPTIONS}
     if "pool" in step.tags:
         spec["pool"] = step.tags["pool"]
     for key, value in tags.items():
