@@ -141,7 +141,7 @@ def test_block_and_unblock(serve, executor, log):
     info = client.info()
     # f and g wait on e: the run is idle but stays open, for the operator to unblock e.
     assert (info["finished"], info["idle"]) == (False, True)
-    assert info["waiting_for"] == {"Blocked": [[4, "e"]]}
+    assert info["waiting_for"] == {"Blocked": [[2, "e"]]}  # AutoTrail numbering: a,b,e,c,f,d,g
     assert "f" not in lines(log)
     check_dry_run(client, "unblock", ["e"], name="e")
     wait_states(client, dict.fromkeys(ALL, "Succeeded"))

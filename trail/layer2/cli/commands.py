@@ -163,6 +163,8 @@ def main(ctx: click.Context, debug: bool, timeout: float) -> None:
     ctx.obj.update(debug=debug, timeout=timeout)
     if debug:
         logging.basicConfig(level=logging.DEBUG)
+    else:  # the library's warnings (a fallback it took, a file it skipped) reach the operator
+        logging.basicConfig(level=logging.WARNING, format="trail: warning: %(message)s")
 
 
 @main.command()
