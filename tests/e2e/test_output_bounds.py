@@ -1,7 +1,7 @@
 """A step that floods its output costs bounded memory and journal: every view gets the
 newest lines behind a "[trail] ... truncated" note, a long line is cut with a note, and
 `trail status` and `trail history` answer with a bounded reply. TRAIL_FLOOD_MB sizes the
-flood (default 10 MB of each kind); figures are printed with -s."""
+flood (default 4 MB of each kind); figures are printed with -s."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from trail.layer1.records import MAX_KEPT_CHARS, MAX_KEPT_MESSAGES
 from trail.layer1.values import MAX_MESSAGE_CHARS
 
 RUNBOOK = str(Path(__file__).parent / "flood_runbook.py")
-MB = int(os.environ.get("TRAIL_FLOOD_MB", "10"))
+MB = int(os.environ.get("TRAIL_FLOOD_MB", "4"))  # 4 MB: far past every cap
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -44,7 +44,8 @@ def test_a_flood_of_output_is_bounded_everywhere(tmp_path):
         status_s = time.monotonic() - asked
         for row in rows:
             said = row["Output messages"]
-            assert len(said) <= MAX_KEPT_MESSAGES + 1
+            # Trimmed in batches (to 90% once past 110%): never more than 110% and the note.
+            assert len(said) <= MAX_KEPT_MESSAGES * 1.1 + 1
             assert sum(len(m) for m in said) <= MAX_KEPT_CHARS + MAX_MESSAGE_CHARS * 2
             assert all(len(m) <= MAX_MESSAGE_CHARS + 100 for m in said)
             assert any(m.endswith(f"the end of {row['Name']}") for m in said[-3:]), said[-3:]

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import pytest
 
 from tests.support import Tmux, names, states, wait_states, wait_until
@@ -137,12 +138,20 @@ def test_trail_dot(serve, tmp_path):
 
 
 def test_every_command_has_help_with_an_example():
+    from click.testing import CliRunner
+
     from trail.layer2.cli import main
 
-    for name in main.commands:
-        result = trail(name, "--help")
-        assert result.returncode == 0, name
-        assert "Example" in result.stdout, f"{name} --help has no example"
+    assert trail("--help").returncode == 0  # the installed command itself answers
+    runner = CliRunner()
+    for name, command in main.commands.items():  # each command's help, in this process
+        result = runner.invoke(main, [name, "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert "Example" in result.output, f"{name} --help has no example"
+        if isinstance(command, click.Group):
+            for sub in command.commands:
+                result = runner.invoke(main, [name, sub, "--help"])
+                assert result.exit_code == 0, (name, sub, result.output)
 
 
 def test_live_view_answers_a_prompt_and_pauses_a_step(tmp_path):

@@ -147,7 +147,7 @@ class StepRecord:
                 drop += 1
             self._dropped += drop - noted
             note = (f"[trail] ... truncated: {self._dropped} earlier output messages not "
-                    f"kept here (the newest {MAX_KEPT_MESSAGES} are)")
+                    f"kept here (about the newest {MAX_KEPT_MESSAGES} are)")
             self.output_messages = [note, *kept[drop:]]
         self._changed()
 
