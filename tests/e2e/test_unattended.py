@@ -234,6 +234,9 @@ def test_a_block_names_the_steps_it_strands(serve):
     assert "2 post, 3 promote" in dry.stdout
     real = cli("block", "--socket", client.socket_file, "name=notify", "--yes")
     assert "2 step(s) below wait until these are unblocked" in real.stdout, real.stdout
+    paused = cli("pause", "--socket", client.socket_file, "name=check")
+    assert "below would wait until these are resumed" in paused.stdout, paused.stdout
+    assert "1 notify" in paused.stdout
 
 
 def test_run_identity_two_runbooks_of_one_name_never_share_a_run(tmp_path):

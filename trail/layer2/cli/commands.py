@@ -488,8 +488,9 @@ def call_command(spec: CallSpec) -> click.Command:
                 args["tags"] = parse_tags(client, tags)
             result = client.call(spec.name, **args)
             show(spec, result, as_json, dry_run=not yes)
-            if spec.name == Call.BLOCK and result and not as_json:
-                stranded_note(client, result, dry_run=not yes)
+            if spec.name in (Call.BLOCK, Call.PAUSE) and result and not as_json:
+                stranded_note(client, result, dry_run=not yes,
+                              until="unblocked" if spec.name == Call.BLOCK else "resumed")
             if spec.result is Result.STEPS and spec.selects and not result and not as_json:
                 why_nothing(client, spec.name, dict(args["tags"]))
 
@@ -522,8 +523,10 @@ def why_nothing(client: TrailClient, call: str, tags: dict[str, Any]) -> None:
         click.echo(f"and {len(rows) - 10} more")
 
 
-def stranded_note(client: TrailClient, blocked: list[dict[str, Any]], dry_run: bool) -> None:
-    """Name the steps below blocked ones that cannot run until they are unblocked."""
+def stranded_note(client: TrailClient, blocked: list[dict[str, Any]], dry_run: bool,
+                  until: str = "unblocked") -> None:
+    """Name the steps below blocked (or paused) ones that cannot run until those are
+    unblocked (resumed)."""
     shape = client.graph()
     children: dict[int, list[int]] = {}
     for parent, child in shape["edges"]:
@@ -545,7 +548,7 @@ def stranded_note(client: TrailClient, blocked: list[dict[str, Any]], dry_run: b
     listed = ", ".join(f"{n} {names[n]}" for n in stranded[:10])
     more = f" and {len(stranded) - 10} more" if len(stranded) > 10 else ""
     verb = "would wait" if dry_run else "wait"
-    click.echo(f"{len(stranded)} step(s) below {verb} until these are unblocked (the run "
+    click.echo(f"{len(stranded)} step(s) below {verb} until these are {until} (the run "
                f"stays open for it): {listed}{more}")
 
 
