@@ -111,6 +111,25 @@ def ensure_private_dir(path: Path) -> None:
             os.chmod(path, 0o700)
 
 
+def check_owner(directory: Path, what: str) -> None:
+    """Refuse a ``directory`` owned by another user (root's is trusted: only root could
+    change it anyway). Its owner could swap, read or replace what trail writes there. Root
+    is refused too: a user's directory could point root's writes anywhere."""
+    try:
+        owner = directory.stat().st_uid
+    except FileNotFoundError:
+        return
+    if owner not in (os.getuid(), 0):
+        try:
+            import pwd
+
+            name = pwd.getpwuid(owner).pw_name
+        except (KeyError, ImportError):
+            name = f"uid {owner}"
+        raise TrailError(f"{what} directory {directory} belongs to {name}, not to you: "
+                         f"trail will not write there (choose a directory of your own)")
+
+
 def private_file(path: str) -> str:
     """Make the file at ``path`` if missing, 0600 from the start; make an existing one of
     ours 0600. For logs and step output that other users must not read."""
