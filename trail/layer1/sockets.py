@@ -132,7 +132,9 @@ def check_owner(directory: Path, what: str) -> None:
 
 def private_file(path: str) -> str:
     """Make the file at ``path`` if missing, 0600 from the start; make an existing one of
-    ours 0600. For logs and step output that other users must not read."""
+    ours 0600. For logs and step output that other users must not read (so not in a
+    directory another user owns)."""
+    check_owner(Path(path).parent, "the log's")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         if os.fstat(fd).st_uid == os.getuid():
