@@ -16,6 +16,7 @@ import pytest
 from tests.support import require_root, wait_states, wait_until
 from trail import Step, TrailClient, TrailServer
 from trail.errors import TrailError
+from trail.layer1.sockets import prune_stale
 
 ROOT = Path(__file__).parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -169,3 +170,18 @@ def test_directories_of_another_user_are_refused(tmp_path):
     with pytest.raises(TrailError, match="the journal's directory .* belongs to nobody"):
         TrailServer(Step(many), journal=theirs / "j.sqlite3")
     assert not any(theirs.iterdir())
+
+
+def test_step_logs_of_a_long_dead_server_without_a_journal_are_pruned(serve, tmp_path):
+    client = serve(Step(slow), journal=False, socket_file=str(tmp_path / "t.sock"))
+    assert client.info()["step_logs"] == str(tmp_path / "t.sock.steps")
+    old = tmp_path / "gone.sock.steps"
+    old.mkdir(mode=0o700)
+    (old / "0.log").write_text("said\n")
+    young = tmp_path / "young.sock.steps"
+    young.mkdir(mode=0o700)
+    for path in (old, old / "0.log"):
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    removed = prune_stale(tmp_path, log_age=3600)
+    assert removed == [str(old)]
+    assert not old.exists() and young.exists() and (tmp_path / "t.sock.steps").exists()

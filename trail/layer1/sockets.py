@@ -13,6 +13,7 @@ import errno
 import logging
 import os
 import secrets
+import shutil
 import socket
 import stat
 import tempfile
@@ -58,8 +59,9 @@ def socket_dir() -> Path:
 
 def prune_stale(directory: Path | None = None, log_age: float = LOG_KEEP_SECONDS) -> list[str]:
     """Remove what crashed servers left in this user's socket directory: socket files
-    nobody accepts on (and their ``.events``), and logs of servers long gone (older than
-    ``log_age`` seconds, whose socket is gone). Returns what it removed."""
+    nobody accepts on (and their ``.events``), and logs and step logs (``.sock.steps``) of
+    servers long gone (older than ``log_age`` seconds, whose socket is gone). Returns what
+    it removed."""
     if directory is None:
         runtime = os.environ.get("XDG_RUNTIME_DIR")
         found = [Path(runtime) / "trail"] if runtime else []
@@ -89,6 +91,18 @@ def prune_stale(directory: Path | None = None, log_age: float = LOG_KEEP_SECONDS
                         and now - log_path.stat().st_mtime > log_age):
                     log_path.unlink()
                     removed.append(str(log_path))
+            except OSError:
+                continue
+        for steps in where.glob("*.sock.steps"):  # step logs of runs without a journal
+            try:
+                info = steps.lstat()
+                if (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+                        and not os.path.exists(str(steps)[:-len(".steps")])
+                        and now - max([info.st_mtime, *(p.stat().st_mtime
+                                                        for p in steps.iterdir())])
+                        > log_age):
+                    shutil.rmtree(steps)
+                    removed.append(str(steps))
             except OSError:
                 continue
     if removed:
