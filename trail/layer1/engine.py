@@ -135,7 +135,8 @@ def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
                 log.warning("%s", problem)
             run.info["context_problems"] = problems
         if logs_cap:
-            run.step_logs = StepLogs(logs_dir, prefix_for(run_id), logs_cap)
+            run.step_logs = StepLogs(logs_dir, prefix_for(run_id), logs_cap,
+                                     run.timers.call_later)
         if restored:
             run.restore_context("recovered from the journal")
             run.restore(restored, "recovered from the journal")

@@ -9,8 +9,10 @@ shows at least the newest half of it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 DEFAULT_STEP_LOG_BYTES = 10 << 20  # 10 MiB per step, its one rotated file included
 STEP_LOG_BYTES_ENV = "TRAIL_STEP_LOG_BYTES"
 ROTATED = ".1"
+FLUSH_AFTER = 0.2  # seconds: what a step said reaches its file (and `trail logs -f`) by then
 
 
 def step_log_bytes(value: int | None = None) -> int:
@@ -61,10 +64,15 @@ def files_of(directory: Path, prefix: str, n: int) -> list[Path]:
 class StepLogs:
     """The step log files of one run, written by the server's loop as output arrives."""
 
-    def __init__(self, directory: Path, prefix: str, cap: int) -> None:
+    def __init__(self, directory: Path, prefix: str, cap: int,
+                 call_later: Callable[[float, Callable[[], None]], Any] | None = None) -> None:
         self.directory = directory
         self.prefix = prefix
         self.cap = cap
+        # Writes are buffered and flushed FLUSH_AFTER later (one system call per batch, not
+        # per message); without a timer, at once.
+        self._call_later = call_later
+        self._flush_due = False
         self._files: dict[int, tuple[IO[bytes], int]] = {}  # n -> (file, its size)
         self._broken = False
         if cap:
@@ -89,20 +97,42 @@ class StepLogs:
                 os.replace(self.path(n), str(self.path(n)) + ROTATED)
                 file, size = self._open(n, fresh=True)
             file.write(data)
-            file.flush()
             self._files[n] = (file, size + len(data))
         except OSError as exc:  # a full disk must not stop the run; the tail is still kept
-            log.warning("cannot write step %s's output to %s (no more step logs for this "
-                        "run): %s", n, self.path(n), exc)
-            self._broken = True
-            self.close()
+            self._give_up(n, exc)
+            return
+        if self._call_later is None:
+            self.flush()
+        elif not self._flush_due:
+            self._flush_due = True
+            self._call_later(FLUSH_AFTER, self.flush)
+
+    def flush(self) -> None:
+        """Write out what is buffered."""
+        self._flush_due = False
+        for n, (file, _) in list(self._files.items()):
+            try:
+                file.flush()
+            except OSError as exc:
+                self._give_up(n, exc)
+                return
+
+    def _give_up(self, n: int, exc: OSError) -> None:
+        log.warning("cannot write step %s's output to %s (no more step logs for this run): "
+                    "%s", n, self.path(n), exc)
+        self._broken = True
+        for entry, _ in self._files.values():
+            with contextlib.suppress(OSError):
+                entry.close()
+        forks.forget([str(self.path(k)) for k in self._files])
+        self._files.clear()
 
     def _open(self, n: int, fresh: bool = False) -> tuple[IO[bytes], int]:
         path = str(self.path(n))
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
         fd = os.open(path, flags | (os.O_TRUNC if fresh else 0), 0o600)
         os.fchmod(fd, 0o600)
-        file = os.fdopen(fd, "ab", buffering=0)
+        file = os.fdopen(fd, "ab", buffering=1 << 16)
         forks.server_files([path])
         return file, os.fstat(fd).st_size
 
@@ -110,7 +140,10 @@ class StepLogs:
         """Step ``n``'s run ended: its file is closed (a rerun appends to it)."""
         entry = self._files.pop(n, None)
         if entry is not None:
-            entry[0].close()
+            try:
+                entry[0].close()
+            except OSError as exc:
+                self._give_up(n, exc)
             forks.forget([str(self.path(n))])
 
     def close(self) -> None:
