@@ -44,11 +44,13 @@ def test_every_file_of_a_run_is_0600(tmp_path):
         wait_states(client, {"talk": "Running"})
         client.send_message_to_steps("hunter2", dry_run=False)
         wait_states(client, {"talk": "Succeeded"})
-        files = sorted(p for p in shared.iterdir())
-        names = {p.name for p in files}
+        files = sorted(p for p in shared.rglob("*") if not p.is_dir())
+        names = {str(p.relative_to(shared)) for p in files}
         assert {"journal.sqlite3", "journal.sqlite3-wal", "journal.sqlite3-shm",
-                "talk.sock", "talk.sock.events", "talk.sock.log"} <= names, names
+                "talk.sock", "talk.sock.events", "talk.sock.log",
+                "steps/run1-0.log"} <= names, names
         assert {p.name: oct(mode(p)) for p in files} == {p.name: oct(0o600) for p in files}
+        assert oct(mode(shared / "steps")) == oct(0o700)  # the step logs' directory
         client.shutdown(dry_run=False)
         assert server.process is not None
         server.process.wait(30)

@@ -18,7 +18,14 @@ from trail.core.states import State
 from trail.layer1.journal import Journal, JournalRun, default_journal_path, open_run, shape_of
 from trail.layer1.loop import Loop
 from trail.layer1.run import Run, Settings
-from trail.layer1.sockets import ServerSockets, ensure_private_dir, new_socket_file, prune_stale
+from trail.layer1.sockets import (
+    ServerSockets,
+    check_owner,
+    ensure_private_dir,
+    new_socket_file,
+    prune_stale,
+)
+from trail.layer1.steplogs import StepLogs, directory_for, prefix_for, step_log_bytes
 from trail.layer1.timers import Timers
 
 log = logging.getLogger(__name__)
@@ -57,6 +64,8 @@ class Engine:
         self.release()
 
     def release(self) -> None:
+        if self.run.step_logs is not None:
+            self.run.step_logs.close()
         self.sockets.close()
         if self.journal is not None:
             self.journal.close()
@@ -83,6 +92,7 @@ def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
         socket_file = new_socket_file(name)
     else:
         socket_file = os.path.abspath(socket_file)
+        check_owner(Path(socket_file).parent, "the socket's")
         if not Path(socket_file).parent.exists():
             ensure_private_dir(Path(socket_file).parent)
     book = None
@@ -111,6 +121,9 @@ def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
                 "started": started,
                 "run": run_id, "resumed": restored is not None, "origin": origin,
                 "journal": str(book.path) if book is not None else None}
+        logs_cap = step_log_bytes(settings.step_log_bytes)
+        logs_dir = directory_for(book.path if book is not None else None, socket_file)
+        info["step_logs"] = str(logs_dir) if logs_cap else None
         run = Run(graph, context, settings,
                   journal=JournalRun(book, run_id) if book is not None and run_id is not None
                   else None,
@@ -121,6 +134,9 @@ def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
             for problem in problems:
                 log.warning("%s", problem)
             run.info["context_problems"] = problems
+        if logs_cap:
+            run.step_logs = StepLogs(logs_dir, prefix_for(run_id), logs_cap,
+                                     run.timers.call_later)
         if restored:
             run.restore_context("recovered from the journal")
             run.restore(restored, "recovered from the journal")

@@ -30,6 +30,7 @@ from typing import Any
 
 from trail.errors import JournalError, JournalMismatchError
 from trail.layer1 import forks, values
+from trail.layer1.sockets import check_owner
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -145,6 +146,7 @@ class Journal:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        check_owner(self.path.parent, "the journal's")
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # The journal, its -wal and its -shm are made 0600 from the start (SQLite makes
         # them as it goes): operators' answers and steps' output are in them.

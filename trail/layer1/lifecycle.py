@@ -97,6 +97,8 @@ class StepRuns:
             said = values.clipped(message.payload)  # a thread-run step's, or a stray one
             record.add_output(said)
             self.run.say(record, "output", said)
+            if self.run.step_logs is not None:
+                self.run.step_logs.write(record.n, said)
         elif message.kind == Kind.PROMPT:
             record.add_prompt(message.payload)
             self.run.say(record, "prompt", message.payload)
@@ -166,6 +168,8 @@ class StepRuns:
                 f"({values.shown(error)}); next attempt in {wait:.1f} s")
         record.add_output(note)
         self.run.say(record, "output", note)
+        if self.run.step_logs is not None:
+            self.run.step_logs.write(record.n, note)
         record.schedule_retry(self.run.timers.clock() + wait, time.time() + wait)
         self.run.apply(record, Action.RETRY, f"{cause}; retry in {wait:.1f} s")
         self.run.timers.call_later(wait, lambda: self.run.scheduler.mark(record))

@@ -35,6 +35,7 @@ from trail.layer1.journal import JournalRun, SavedStep
 from trail.layer1.lifecycle import DEFAULT_GRACE, StepRuns
 from trail.layer1.records import StepRecord, TagIndex, by_n
 from trail.layer1.scheduler import PENDING, Scheduler
+from trail.layer1.steplogs import StepLogs
 from trail.layer1.timers import Timers
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class Settings:
     pools: dict[str, int] = field(default_factory=dict)  # pool tag -> steps at once
     step_output: str | None = None  # a file steps' own stdout/stderr go to
     dask: Any = None  # the dask executor's scheduler address or distributed.Client
+    step_log_bytes: int | None = None  # each step's full-output file cap (steplogs.py)
     random_fraction: Callable[[], float] = random.random  # the jitter's dice (fixed in tests)
 
 
@@ -104,6 +106,7 @@ class Run:
         self._saved_context: durable.Parts = {}
         self._finished_sent = False
         self.stopped = False  # an operator stopped it (stop, a signal): how it ends if unfinished
+        self.step_logs: StepLogs | None = None  # each step's full output (engine sets it)
 
     @property
     def default_executor(self) -> str:
@@ -122,6 +125,8 @@ class Run:
         if old is State.RUNNING:  # leaving Running: the run no longer holds a slot
             self.scheduler.free_slot(record.run_id)
             record.end_run()
+            if self.step_logs is not None:
+                self.step_logs.ended(record.n)
             self._context_dirty = True  # the step may have changed the context
         if self.journal is not None:
             self.journal.transition(record.n, old.value, new.value, cause)

@@ -13,6 +13,7 @@ import errno
 import logging
 import os
 import secrets
+import shutil
 import socket
 import stat
 import tempfile
@@ -58,8 +59,9 @@ def socket_dir() -> Path:
 
 def prune_stale(directory: Path | None = None, log_age: float = LOG_KEEP_SECONDS) -> list[str]:
     """Remove what crashed servers left in this user's socket directory: socket files
-    nobody accepts on (and their ``.events``), and logs of servers long gone (older than
-    ``log_age`` seconds, whose socket is gone). Returns what it removed."""
+    nobody accepts on (and their ``.events``), and logs and step logs (``.sock.steps``) of
+    servers long gone (older than ``log_age`` seconds, whose socket is gone). Returns what
+    it removed."""
     if directory is None:
         runtime = os.environ.get("XDG_RUNTIME_DIR")
         found = [Path(runtime) / "trail"] if runtime else []
@@ -91,6 +93,18 @@ def prune_stale(directory: Path | None = None, log_age: float = LOG_KEEP_SECONDS
                     removed.append(str(log_path))
             except OSError:
                 continue
+        for steps in where.glob("*.sock.steps"):  # step logs of runs without a journal
+            try:
+                info = steps.lstat()
+                if (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+                        and not os.path.exists(str(steps)[:-len(".steps")])
+                        and now - max([info.st_mtime, *(p.stat().st_mtime
+                                                        for p in steps.iterdir())])
+                        > log_age):
+                    shutil.rmtree(steps)
+                    removed.append(str(steps))
+            except OSError:
+                continue
     if removed:
         log.info("removed %d files left by servers that died: %s", len(removed),
                  ", ".join(removed))
@@ -111,9 +125,30 @@ def ensure_private_dir(path: Path) -> None:
             os.chmod(path, 0o700)
 
 
+def check_owner(directory: Path, what: str) -> None:
+    """Refuse a ``directory`` owned by another user (root's is trusted: only root could
+    change it anyway). Its owner could swap, read or replace what trail writes there. Root
+    is refused too: a user's directory could point root's writes anywhere."""
+    try:
+        owner = directory.stat().st_uid
+    except FileNotFoundError:
+        return
+    if owner not in (os.getuid(), 0):
+        try:
+            import pwd
+
+            name = pwd.getpwuid(owner).pw_name
+        except (KeyError, ImportError):
+            name = f"uid {owner}"
+        raise TrailError(f"{what} directory {directory} belongs to {name}, not to you: "
+                         f"trail will not write there (choose a directory of your own)")
+
+
 def private_file(path: str) -> str:
     """Make the file at ``path`` if missing, 0600 from the start; make an existing one of
-    ours 0600. For logs and step output that other users must not read."""
+    ours 0600. For logs and step output that other users must not read (so not in a
+    directory another user owns)."""
+    check_owner(Path(path).parent, "the log's")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         if os.fstat(fd).st_uid == os.getuid():

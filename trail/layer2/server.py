@@ -107,6 +107,11 @@ class TrailServer:
     ``dask`` (for ``executor="dask"`` or steps with ``executor="dask"``): the Dask
     scheduler's address (``"tcp://host:8786"``) or a ``distributed.Client``; default
     ``$TRAIL_DASK_ADDRESS``.
+
+    Each step's full output also goes to a file of its own (``trail logs STEP``), beside
+    the journal (``steps/run<id>-<n>.log``) or the socket (``<socket>.steps/<n>.log``):
+    ``step_log_bytes`` caps what a step takes there, its one rotated file included
+    (default ``$TRAIL_STEP_LOG_BYTES`` or 10 MiB; 0 for no such files).
     """
 
     def __init__(
@@ -129,6 +134,7 @@ class TrailServer:
         notify: Iterable[Any] | bool | None = None,
         dask: Any = None,
         origin: str | None = None,
+        step_log_bytes: int | None = None,
     ) -> None:
         self.graph = make_trail_graph(trail_definition)
         destinations = notifications.resolve(notify)  # a bad URL is refused before opening
@@ -138,7 +144,8 @@ class TrailServer:
                                      else str(dag_file) if dag_file else None)
         self.name = name or steps_in_order(self.graph)[0].name
         settings = Settings(executor=executor, max_parallel=max_parallel, pools=dict(pools or {}),
-                            step_output=step_output, dask=dask)
+                            step_output=step_output, dask=dask,
+                            step_log_bytes=step_log_bytes)
         self.origin = origin or _calling_script()
         try:
             self._engine = open_engine(self.graph, socket_file, context, settings,

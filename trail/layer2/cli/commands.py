@@ -30,7 +30,14 @@ from trail.core.states import Action, State, states_for
 from trail.errors import TrailError
 from trail.layer1.calls import SPECS, Call, CallSpec, Result
 from trail.layer1.journal import Journal, default_journal_path
-from trail.layer1.sockets import events_file, is_live, new_socket_file, private_file, socket_dir
+from trail.layer1.sockets import (
+    check_owner,
+    events_file,
+    is_live,
+    new_socket_file,
+    private_file,
+    socket_dir,
+)
 from trail.layer2.cli.display import call_result, runs_table, timeline_table
 from trail.layer2.cli.liveview import parse_reply, stop_on_signals, watch
 from trail.layer2.cli.repl import bind_calls
@@ -225,6 +232,7 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
         if not allow_concurrent:
             already_running(book.name, origin, journal, plain)
         socket = os.path.abspath(socket) if socket else new_socket_file(book.name)
+        check_owner(Path(socket).parent, "the socket's")
         log_path = private_file(log_file or socket + ".log")
         if not debug:
             logging.basicConfig(filename=log_path, level=logging.INFO, force=True,
