@@ -336,3 +336,36 @@ def test_history_tells_a_live_run_from_a_dead_one(tmp_path, failing):
         assert "server died" in text, text
     finally:
         run.kill()
+
+
+def test_a_plain_view_that_falls_behind_says_so_and_nothing_is_lost(tmp_path):
+    """A burst of output faster than a plain console prints: ZeroMQ drops events for a
+    lagging reader rather than hold the server; the view says how many it missed and where
+    every line is (`trail logs`), and the step's log file has them all."""
+    book = tmp_path / "loud.py"
+    book.write_text(
+        "from trail import Step\n\n"
+        "def loud(trail_env, context):\n"
+        "    for i in range(5000):\n"
+        "        trail_env.output(f'line {i}')\n"
+        "    return 'done'\n\n"
+        "trail = Step(loud)\n")
+    journal = tmp_path / "journal.sqlite3"
+    out = tmp_path / "out.txt"
+    with open(out, "w") as sink:
+        done = subprocess.run([*TRAIL, "run", str(book), "--plain", "--journal", str(journal)],
+                              stdout=sink, stderr=subprocess.PIPE, text=True, env=ENV,
+                              timeout=120)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    shown = sum(1 for line in text.splitlines() if "| line " in line)
+    missed = sum(int(m) for m in re.findall(r"missed (\d+) event", text))
+    assert shown + missed >= 5000, (shown, missed)
+    if missed:
+        assert "trail logs STEP --run 1" in text
+    logs = subprocess.run([*TRAIL, "logs", "loud", "--run", "1", "--journal", str(journal)],
+                          capture_output=True, text=True, env=ENV, timeout=60)
+    assert logs.returncode == 0, logs.stderr
+    assert [line for line in logs.stdout.splitlines() if "line " in line][-1].endswith(
+        "line 4999")
+    assert sum("line " in line for line in logs.stdout.splitlines()) == 5000

@@ -29,7 +29,7 @@ def Server(tmp: Path, executor: str) -> RunbookProcess:  # noqa: N802
 
 def shown(client: TrailClient) -> dict[str, tuple]:
     return {row["Name"]: tuple(row[field] for field in FIELDS)
-            for row in client.status(fields=FIELDS)}
+            for row in client.status(fields=FIELDS) if row["Name"] in EXPECTED}
 
 
 @pytest.mark.parametrize("executor", ["process", "thread"])

@@ -37,4 +37,10 @@ date_step = Step(a_date, name="date")
 decimal_step = Step(a_decimal, name="decimal")
 set_step = Step(a_set, name="set")
 raise_step = Step(raises_unpicklable, name="raise", pause_on_fail=False)
-trail = date_step >> decimal_step >> set_step >> raise_step
+def hold(trail_env, context):
+    """Keeps the run open (a run whose steps all ended is over and its server gone) so the
+    test can read its status before and after the kill."""
+    return trail_env.input("keep the run open?")
+
+
+trail = [date_step >> decimal_step >> set_step >> raise_step, Step(hold, name="hold")]

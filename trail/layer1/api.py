@@ -121,6 +121,7 @@ def info(run: Run, args: Args) -> dict[str, Any]:
         "idle": run.idle(),  # nothing happens until an operator acts
         "waiting_for": {what: [list(step) for step in steps]
                         for what, steps in run.waiting_for_operator().items()},
+        "published": run.published,  # the seq of the last event sent (0: none yet)
     }
 
 

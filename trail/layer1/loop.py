@@ -73,7 +73,10 @@ class Loop:
                 self._greet_subscribers()
         for item, _ in ready:
             if isinstance(item, int):
-                self.run.executors.collect(item)
+                try:
+                    self.run.executors.collect(item)
+                except Exception:  # a bug in handling one report must not end the run
+                    log.exception("could not handle what a step reported on fd %s", item)
         self.run.timers.run_due()
         self.run.advance()
         self.flush()

@@ -153,6 +153,11 @@ class Run:
             event = _stamped(event, self._seq)
             self._events.append(event)
 
+    @property
+    def published(self) -> int:
+        """The seq of the last event published: a subscriber that saw less lost some."""
+        return self._seq
+
     def take_events(self) -> list[events.Event]:
         taken, self._events = self._events, []
         return taken

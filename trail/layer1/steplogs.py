@@ -85,7 +85,8 @@ class StepLogs:
         """Add one output message of step ``n`` (a line)."""
         if not self.cap or self._broken:
             return
-        text = message if isinstance(message, str) else values.shown(message)
+        # A message is any shown value (a list, a number): the file holds its JSON text.
+        text = message if isinstance(message, str) else values.dumps(message)
         data = (text if text.endswith("\n") else text + "\n").encode("utf-8", "replace")
         half = max(self.cap // 2, 1)
         if len(data) > half:  # one message bigger than a file: its end is what is kept

@@ -23,6 +23,10 @@ class EventStream:
         if not os.path.exists(path):
             raise TrailConnectionError(path, "the event socket file does not exist")
         self.path = path
+        # Events the server sent while this subscriber lagged behind its queue (ZeroMQ
+        # drops them rather than let one slow reader hold the server): seen as gaps in seq.
+        self.missed = 0
+        self.last_seq: int | None = None
         self._sock: zmq.Socket = zmq.Context.instance().socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
@@ -42,7 +46,19 @@ class EventStream:
         wait = None if timeout is None else int(timeout * 1000)
         if not self._sock.poll(wait, zmq.POLLIN):
             return None
-        return Event.from_json(self._sock.recv())
+        event = Event.from_json(self._sock.recv())
+        if event.seq:
+            if self.last_seq is not None and event.seq > self.last_seq + 1:
+                self.missed += event.seq - self.last_seq - 1
+            self.last_seq = event.seq
+        return event
+
+    def settle(self, published: int) -> None:
+        """Count as missed the events after the last one seen, up to ``published`` (the
+        server's ``info()["published"]``): the end of a burst a lagging reader lost."""
+        if self.last_seq is not None and published > self.last_seq:
+            self.missed += published - self.last_seq
+            self.last_seq = published
 
     def __iter__(self) -> Iterator[Event]:
         """Every event from here on, greetings left out; it ends only by breaking out."""

@@ -97,6 +97,7 @@ class RunView:
         self.answers = dict(answers or {})  # step name -> reply given without asking
         self.mirror = StatusMirror(FIELDS)
         self.finished = False
+        self.checked = 0.0  # monotonic time the status was last read
         self.stopped = False  # the operator stopped it, or left before the end
         self.opened = time.time()
         self.notice: Text | None = None
@@ -278,7 +279,13 @@ def watch(client: TrailClient, title: str, console: Console, keys: bool | None =
 
 
 def _drain(view: RunView, stream: EventStream, timeout: float) -> bool:
-    """Apply every event that arrives within ``timeout``; True if any did."""
+    """Apply every event that arrives within ``timeout``; True if any did.
+
+    A view that fell behind lost events (ZeroMQ drops them for a lagging reader), perhaps
+    the last ones: then the status is read again, so the view never waits for an end it
+    was not told of.
+    """
+    missed = stream.missed
     event = stream.next(timeout)
     changed = False
     while event is not None:
@@ -286,8 +293,11 @@ def _drain(view: RunView, stream: EventStream, timeout: float) -> bool:
             view.apply(event)
             changed = True
         event = stream.next(0)
-    if changed:
+    if changed or stream.missed > missed or time.monotonic() - view.checked > 1.0:
+        view.checked = time.monotonic()
         try:
+            if stream.missed > missed:
+                view.load()  # the rows of what was missed
             view.finished = view.client.info()["finished"]
         except TrailError:
             view.gone = True
@@ -467,18 +477,41 @@ def _plain_loop(view: RunView, stream: EventStream, console: Console,
 
     if on_ready is None:  # a run taken up, or not started: say what it waits on
         tell()
+    missed = 0  # events this view lost by falling behind, as last said
+
+    def own_up() -> None:
+        nonlocal missed
+        if stream.missed > missed:
+            where = f"--socket {view.client.socket_file}"
+            with contextlib.suppress(TrailError):
+                run = view.client.info().get("run")
+                where = f"--run {run}" if run else where
+            console.print(f"[trail] this view fell behind and missed {stream.missed - missed} "
+                          f"event(s); every line a step said: trail logs STEP {where}",
+                          markup=False, highlight=False, soft_wrap=True)
+            missed = stream.missed
+            with contextlib.suppress(TrailError):
+                view.load()  # the rows (and the end) of what was missed
+
     while not (until_finished and view.over):
         if not os.path.exists(view.client.socket_file):
             view.gone = True
             break
         event = stream.next(1.0)
-        if event is not None:
-            _print_event(view, event, line)
-            if isinstance(event, StateChanged):
-                tell()
+        if event is None:  # a quiet second: the end may be among events this view missed
+            tell()
+            continue
+        own_up()
+        _print_event(view, event, line)
+        if isinstance(event, StateChanged):
+            tell()
     # Events sent before the server said "finished" may still be on their way: show them.
     while (event := stream.next(0.2)) is not None:
+        own_up()
         _print_event(view, event, line)
+    with contextlib.suppress(TrailError):
+        stream.settle(view.client.info().get("published", 0))
+    own_up()
 
 
 def _waiting_note(view: RunView, info: dict[str, Any]) -> str:
