@@ -65,6 +65,7 @@ from trail.layer1.executors.process import (
     describe_exit,
     frame,
     outcome_frame,
+    read_available,
     unframe,
 )
 
@@ -752,16 +753,7 @@ class _Watch:
             if self.prints:
                 self._forward_prints(watching, server_gone)
             if out_r in ready:
-                eof = False
-                while True:
-                    try:
-                        chunk = os.read(out_r, 1 << 16)
-                    except BlockingIOError:
-                        break
-                    if not chunk:
-                        eof = True
-                        break
-                    out_buffer += chunk
+                eof = read_available(out_r, out_buffer)
                 for data in unframe(out_buffer):
                     if data[:1] == b"G":
                         self.groups.append(int(data[1:]))

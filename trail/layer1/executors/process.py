@@ -53,6 +53,18 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def read_available(fd: int, buffer: bytearray) -> bool:
+    """Append what a non-blocking pipe has to ``buffer``; True once it is at its end."""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            return True
+        buffer += chunk
+
+
 def frame(payload: bytes) -> bytes:
     return _HEADER.pack(len(payload)) + payload
 
@@ -179,16 +191,7 @@ class ProcessExecutor(Executor):
 
     def collect(self, fd: int) -> bool:
         run = self._by_fd[fd]
-        eof = False
-        while True:
-            try:
-                chunk = os.read(fd, 1 << 16)
-            except BlockingIOError:
-                break
-            if not chunk:
-                eof = True
-                break
-            run.buffer += chunk
+        eof = read_available(fd, run.buffer)
         for data in unframe(run.buffer):
             kind, payload = pickle.loads(data)
             self._deliver(Message(run.run_id, kind, payload))
