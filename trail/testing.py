@@ -22,7 +22,8 @@ from trail.errors import TrailError
 from trail.layer1.api import handle
 from trail.layer1.events import Event
 from trail.layer1.loop import Loop
-from trail.layer1.run import Run, Settings
+from trail.layer1.run import Run
+from trail.layer1.settings import Settings
 from trail.layer1.timers import Timers
 from trail.layer1.transport import InProcessTransport
 from trail.layer2.client import TrailClient

@@ -13,7 +13,8 @@ from trail.core.dag import make_trail_graph, steps_in_order
 from trail.layer1.engine import Engine, open_engine
 from trail.layer1.executors import TrailEnvironment
 from trail.layer1.records import StepRecord
-from trail.layer1.run import Run, Settings
+from trail.layer1.run import Run
+from trail.layer1.settings import Settings
 from trail.layer1.wire import PROTOCOL_VERSION, Call, Reply, Request, StatusField
 
 

@@ -17,7 +17,8 @@ from trail.core.dag import n_of, numbered_edges, steps_in_order
 from trail.core.states import State
 from trail.layer1.journal import Journal, JournalRun, default_journal_path, open_run, shape_of
 from trail.layer1.loop import Loop
-from trail.layer1.run import Run, Settings
+from trail.layer1.run import Run
+from trail.layer1.settings import Settings
 from trail.layer1.sockets import (
     ServerSockets,
     check_owner,

@@ -7,7 +7,8 @@ import logging
 import signal
 import time
 import traceback
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from trail.core.dag import strict_progeny
 from trail.core.states import Action, State, states_for
@@ -20,7 +21,39 @@ from trail.layer1.executors.registry import Executors
 from trail.layer1.records import StepRecord
 
 if TYPE_CHECKING:
-    from trail.layer1.run import Run
+    import networkx as nx
+
+    from trail.core.states import Action as _Action
+    from trail.core.step import Step
+    from trail.layer1.context import Parts
+    from trail.layer1.journal import JournalRun
+    from trail.layer1.scheduler import Scheduler
+    from trail.layer1.settings import Settings
+    from trail.layer1.steplogs import StepLogs
+    from trail.layer1.timers import Timers
+
+
+class Run(Protocol):
+    """What a step's run needs of the run it belongs to (``trail.layer1.run.Run``): named
+    here so that this module does not import that one, which builds a StepRuns."""
+
+    graph: nx.DiGraph
+    context: Any
+    settings: Settings
+    journal: JournalRun | None
+    timers: Timers
+    scheduler: Scheduler
+    step_logs: StepLogs | None
+
+    def apply(self, record: StepRecord, action: _Action, cause: str) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def say(self, record: StepRecord, kind: str, message: Any) -> None: ...
+
+    def records_of(self, steps: Iterable[Step]) -> list[StepRecord]: ...
+
+    def context_changed(self, parts: Parts) -> None: ...
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import random
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import networkx as nx
@@ -35,6 +34,7 @@ from trail.layer1.journal import JournalRun, SavedStep
 from trail.layer1.lifecycle import DEFAULT_GRACE, StepRuns
 from trail.layer1.records import StepRecord, TagIndex, by_n
 from trail.layer1.scheduler import PENDING, Scheduler
+from trail.layer1.settings import Settings
 from trail.layer1.steplogs import StepLogs
 from trail.layer1.timers import Timers
 
@@ -44,19 +44,6 @@ FINAL = frozenset({State.SUCCEEDED, State.SKIPPED, State.FAILED})  # nothing mor
 # States in which a step waits on the operator (or on start), holding up its progeny.
 STUCK = frozenset({State.READY, State.PAUSED, State.PAUSED_ON_FAIL, State.INTERRUPTED,
                    State.BLOCKED, State.FAILED})
-
-
-@dataclass
-class Settings:
-    """How a run runs its steps (what TrailServer and ``trail run`` let the operator pick)."""
-
-    executor: str = "process"  # where steps run unless a step says otherwise
-    max_parallel: int | None = None  # at most this many steps at once
-    pools: dict[str, int] = field(default_factory=dict)  # pool tag -> steps at once
-    step_output: str | None = None  # a file steps' own stdout/stderr go to
-    dask: Any = None  # the dask executor's scheduler address or distributed.Client
-    step_log_bytes: int | None = None  # each step's full-output file cap (steplogs.py)
-    random_fraction: Callable[[], float] = random.random  # the jitter's dice (fixed in tests)
 
 
 class Run:

@@ -19,27 +19,11 @@ from __future__ import annotations
 
 import runpy
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from trail.core.dag import make_trail_graph
 from trail.errors import DefinitionError, RunbookError
-
-
-@dataclass
-class Runbook:
-    path: Path
-    trail: Any
-    context: Any = None
-    executor: str = "process"
-    answers: dict[str, Any] = field(default_factory=dict)
-    max_parallel: int | None = None
-    title: str | None = None  # the trail's name when the file gives one
-
-    @property
-    def name(self) -> str:
-        return self.title or self.path.stem
+from trail.layer2.book import Runbook
 
 
 def load_runbook(path: str | Path) -> Runbook:

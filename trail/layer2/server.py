@@ -18,7 +18,7 @@ from typing import Any
 from trail.core.dag import make_trail_graph, steps_in_order
 from trail.layer1.dagfile import read_dag_file
 from trail.layer1.engine import open_engine
-from trail.layer1.run import Settings
+from trail.layer1.settings import Settings
 from trail.layer2 import notify as notifications
 
 log = logging.getLogger(__name__)

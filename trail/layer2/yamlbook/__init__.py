@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trail.errors import YamlRunbookError
-from trail.layer2.runbook import Runbook
+from trail.layer2.book import Runbook
 from trail.layer2.yamlbook.build import build
 from trail.layer2.yamlbook.check import check, schema_problems
 from trail.layer2.yamlbook.reader import Problem, ReadError, read

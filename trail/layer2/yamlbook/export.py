@@ -22,7 +22,7 @@ from ruamel.yaml import YAML
 
 from trail.core.dag import make_trail_graph, n_of
 from trail.core.step import OPTIONS, Step
-from trail.layer2.runbook import Runbook
+from trail.layer2.book import Runbook
 from trail.layer2.steps.helpers import Instruction
 from trail.layer2.steps.hosts import RemoteCommand
 from trail.layer2.steps.shell import ShellCommand
