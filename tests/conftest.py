@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -8,18 +9,23 @@ import pytest
 
 from trail import TrailClient, TrailServer
 
+_PRIVATE = tempfile.TemporaryDirectory(prefix="trail-t-", ignore_cleanup_errors=True)
 
-@pytest.fixture(autouse=True, scope="session")
-def private_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Journals go to a directory of the test session's, not the user's home (subprocesses
-    started by tests inherit it)."""
-    old = os.environ.get("XDG_STATE_HOME")
-    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
-    yield
-    if old is None:
-        del os.environ["XDG_STATE_HOME"]
-    else:
-        os.environ["XDG_STATE_HOME"] = old
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Journals and sockets go to directories of this test process, not the user's home or
+    runtime directory. Set before the test modules are imported (some copy os.environ for
+    their subprocesses). Each pytest-xdist worker is a process of its own, so `trail ls` in
+    one never sees (or prunes) another's trails. The path is short: a socket's path must fit
+    in 107 bytes."""
+    for key, name in (("XDG_STATE_HOME", "state"), ("XDG_RUNTIME_DIR", "run")):
+        path = os.path.join(_PRIVATE.name, name)
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        os.environ[key] = path
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _PRIVATE.cleanup()
 
 
 @pytest.fixture

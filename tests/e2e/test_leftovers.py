@@ -64,8 +64,16 @@ def stale_socket(path: Path) -> None:
     os.utime(path, (old, old))
 
 
-def test_a_starting_server_prunes_what_crashed_servers_left(tmp_path, monkeypatch):
-    runtime = tmp_path / "runtime"
+def short_dir(request: pytest.FixtureRequest) -> Path:
+    """A private directory with a short path (tmp_path under pytest-xdist can push a socket
+    path past the 107-byte limit)."""
+    path = Path(tempfile.mkdtemp(prefix="t-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(path, ignore_errors=True))
+    return path
+
+
+def test_a_starting_server_prunes_what_crashed_servers_left(request, monkeypatch):
+    runtime = short_dir(request) / "runtime"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     where = socket_dir()
@@ -94,7 +102,7 @@ def test_a_starting_server_prunes_what_crashed_servers_left(tmp_path, monkeypatc
         assert live.join(30)
 
 
-def test_another_users_trail_dir_in_a_shared_runtime_dir_does_not_stop_root(tmp_path, request):
+def test_another_users_trail_dir_in_a_shared_runtime_dir_does_not_stop_root(request):
     require_root()
     runtime = Path(tempfile.mkdtemp(prefix="shared-runtime-", dir="/tmp"))
     request.addfinalizer(lambda: shutil.rmtree(runtime, ignore_errors=True))
@@ -102,6 +110,7 @@ def test_another_users_trail_dir_in_a_shared_runtime_dir_does_not_stop_root(tmp_
     subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                     "mkdir", "-m", "0777", str(runtime / "trail")], check=True)
     assert (runtime / "trail").stat().st_uid != 0
+    tmp_path = short_dir(request)
     book = tmp_path / "book.py"
     book.write_text("from trail import Step\n\ndef hello(trail_env, context):\n"
                     "    return 'hi'\n\ntrail = Step(hello)\n")

@@ -234,6 +234,29 @@ def test_the_event_stream_sees_a_step_that_lasts_no_time(serve, executor):
     assert seen == ["Waiting", "Running", "Succeeded"]
 
 
+def write_to_a_closed_pipe(trail_env, context):
+    """What a step does when a command it feeds exits early (sudo refusing at once)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        os.write(write_end, b"input nobody reads")
+    except BrokenPipeError:
+        return "told: broken pipe"
+    finally:
+        os.close(write_end)
+    return "wrote"
+
+
+def test_a_write_to_a_closed_pipe_is_an_error_the_step_can_handle(serve, executor):
+    """As in any Python program, not a signal that kills the step's process (it did under
+    the process executor: sudo refusing before its input was written failed the step with
+    "killed by SIGPIPE", one run in a few)."""
+    client = serve(Step(write_to_a_closed_pipe, name="pipe"), executor=executor)
+    client.start()
+    wait_states(client, {"pipe": "Succeeded"})
+    assert client.status()[0]["Return value"] == "told: broken pipe"
+
+
 def test_interrupting_a_thread_step_that_waits_for_input(serve):
     caught = []
 

@@ -857,8 +857,10 @@ def _child(out_fd: int, in_fd: int, print_fd: int, others: tuple[int, ...],
             os.close(print_fd)
             sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
             sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
+        # As in any Python program: a write to a closed pipe raises BrokenPipeError.
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         channel = _ChildChannel(out_fd, in_fd)
         if args and isinstance(args[0], TrailEnvironment):
             args = (TrailEnvironment(channel), *args[1:])

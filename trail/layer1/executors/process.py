@@ -313,8 +313,10 @@ def _child(run: _Run, function: Callable[..., Any], args: Any, kwargs: dict[str,
             # step's prints go to the file too.
             sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
             sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
+        # As in any Python program: a write to a closed pipe raises BrokenPipeError.
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         os.close(run.out_r)
         os.close(run.in_w)
         durable.after_fork(context)
