@@ -16,9 +16,16 @@ import string
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
-from trail.core.step import Chain, Step
+from trail.core.step import Step
 from trail.layer2.steps.helpers import apply_object_attributes_to_template
-from trail.layer2.steps.rollout import BatchGate, Size, check_max_fail, cut_into_batches
+from trail.layer2.steps.rollout import (
+    Rollout,
+    Size,
+    batch_tags,
+    check_max_fail,
+    cut_into_batches,
+    link_batches,
+)
 from trail.layer2.steps.shell import Command, ShellCommand
 from trail.layer2.steps.ssh import ssh_options_argv
 
@@ -288,26 +295,6 @@ def on_hosts(
     return steps
 
 
-class Rollout(Chain):
-    """What ``rolling`` builds: a chain (link it with ``>>`` like any), plus its plan.
-
-    ``batches`` lists ``(label, hosts)`` in order ("canary", "batch 1", ...), ``gates`` the
-    gate step after each batch, ``steps`` each host's phase steps in order.
-    """
-
-    def __init__(self, pairs: list[tuple[Step, Step]], tail: list[Step],
-                 batches: list[tuple[str, list[str]]], gates: list[Step],
-                 steps: dict[str, list[Step]]) -> None:
-        super().__init__(pairs, tail)
-        self.batches = batches
-        self.gates = gates
-        self.host_steps = steps
-
-    def __repr__(self) -> str:
-        return (f"Rollout({len(self.host_steps)} hosts in {len(self.batches)} batches, "
-                f"ends at {self.tail[0]})")
-
-
 def _phases(phases: Sequence[Phase] | Mapping[str, Any]) -> list[tuple[str, Any, dict[str, Any]]]:
     items = list(phases.items()) if isinstance(phases, Mapping) else list(phases)
     if not items:
@@ -378,40 +365,20 @@ def rolling(
         raise ValueError(f"limit must be a whole number >= 1: {limit!r}")
     steps_of = _phases(phases)
     single = len(steps_of) == 1 and steps_of[0][0] == name
-    pairs: list[tuple[Step, Step]] = []
-    gates: list[Step] = []
-    host_steps: dict[str, list[Step]] = {}
-    gate: Step | None = None
-    numbered = sum(1 for label, _ in plan if label != "canary")
+    chains: dict[str, list[Step]] = {}
     for label, batch_hosts in plan:
-        tag = "canary" if label == "canary" else int(label.split()[1])
-        host_of: dict[str, str] = {}
-        lasts: list[Step] = []
         for host in batch_hosts:
-            above = gate
             for phase, command, extra in steps_of:
                 shell_options, step_options = _split({**options, **extra})
                 step_options.setdefault("pause_on_fail", False)  # the gate counts it
                 if limit is not None:
                     step_options.setdefault("pool", name)
                     step_options["pool_size"] = limit
-                tags = {"rollout": name, "batch": tag, **({} if single else {"phase": phase})}
+                tags = {**batch_tags(name, label), **({} if single else {"phase": phase})}
                 step_name = f"{phase}@{host}"
                 spec: Any = command(host) if per_host else command
                 action = ShellCommand(step_name, _for_host(spec, host), host=host,
                                       **shell_options)
-                step = Step(action, name=step_name, host=host, **{**tags, **step_options})
-                host_of[step_name] = host
-                host_steps.setdefault(host, []).append(step)
-                if above is not None:
-                    pairs.append((above, step))
-                above = step
-            assert above is not None
-            lasts.append(above)
-        decide = BatchGate(name, label, batch_hosts, host_of, max_fail, ask, numbered)
-        gate = Step(decide, name=decide.name, gate=True, executor="thread",
-                    pause_on_fail=False, rollout=name, batch=tag)
-        pairs.extend((last, gate) for last in lasts)
-        gates.append(gate)
-    assert gate is not None
-    return Rollout(pairs, [gate], plan, gates, host_steps)
+                chains.setdefault(host, []).append(
+                    Step(action, name=step_name, host=host, **{**tags, **step_options}))
+    return link_batches(name, plan, chains, max_fail, ask)

@@ -11,9 +11,10 @@ what it decided and why.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from trail.core.step import Chain, Step
 from trail.errors import RolloutStoppedError
 
 Size = int | str  # a number of hosts, or a percentage of the fleet: "20%"
@@ -142,3 +143,57 @@ class BatchGate:
                 trail_env.output(f"{summary}: the operator stopped the rollout")
                 raise RolloutStoppedError(self.rollout, f"{summary}; the operator stopped it")
             trail_env.output(f"{reply!r} is neither yes nor no")
+
+
+class Rollout(Chain):
+    """What ``rolling`` builds: a chain (link it with ``>>`` like any), plus its plan.
+
+    ``batches`` lists ``(label, hosts)`` in order ("canary", "batch 1", ...), ``gates`` the
+    gate step after each batch, ``host_steps`` each host's phase steps in order.
+    """
+
+    def __init__(self, pairs: list[tuple[Step, Step]], tail: list[Step],
+                 batches: list[tuple[str, list[str]]], gates: list[Step],
+                 host_steps: dict[str, list[Step]]) -> None:
+        super().__init__(pairs, tail)
+        self.batches = batches
+        self.gates = gates
+        self.host_steps = host_steps
+
+    def __repr__(self) -> str:
+        return (f"Rollout({len(self.host_steps)} hosts in {len(self.batches)} batches, "
+                f"ends at {self.tail[0]})")
+
+
+def batch_tags(rollout: str, label: str) -> dict[str, Any]:
+    """The tags of a batch's steps: ``rollout=name``, ``batch=2`` (or "canary")."""
+    return {"rollout": rollout, "batch": "canary" if label == "canary" else int(label.split()[1])}
+
+
+def link_batches(rollout: str, plan: list[tuple[str, list[str]]],
+                 chains: Mapping[str, list[Step]], max_fail: Size, ask: bool) -> Rollout:
+    """Link each host's steps (``chains[host]``, in order) into the batches of ``plan``: a
+    gate after every batch, the next batch's first steps below it."""
+    pairs: list[tuple[Step, Step]] = []
+    gates: list[Step] = []
+    gate: Step | None = None
+    numbered = sum(1 for label, _ in plan if label != "canary")
+    for label, batch_hosts in plan:
+        host_of: dict[str, str] = {}
+        lasts: list[Step] = []
+        for host in batch_hosts:
+            above = gate
+            for step in chains[host]:
+                host_of[step.name] = host
+                if above is not None:
+                    pairs.append((above, step))
+                above = step
+            assert above is not None, f"no steps for {host}"
+            lasts.append(above)
+        decide = BatchGate(rollout, label, batch_hosts, host_of, max_fail, ask, numbered)
+        gate = Step(decide, name=decide.name, gate=True, executor="thread",
+                    pause_on_fail=False, **batch_tags(rollout, label))
+        pairs.extend((last, gate) for last in lasts)
+        gates.append(gate)
+    assert gate is not None
+    return Rollout(pairs, [gate], plan, gates, {host: list(chains[host]) for host in chains})
