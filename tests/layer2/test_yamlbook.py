@@ -150,8 +150,8 @@ def test_every_problem_is_reported_at_once_with_its_line(tmp_path):
         "ModuleNotFoundError: No module named 'no_such_module_here'",
         "18:10: steps[4].run: {service} stands inside quotes in a shell command: drop the "
         "quotes (trail quotes the value) or list it under raw",
-        "22:5: steps[5].ask: a step is one of run, instruction, ask, call; this one has run "
-        "and ask",
+        "22:5: steps[5].ask: a step is one of run, instruction, ask, call, phases; this one "
+        "has run and ask",
     ]
 
 

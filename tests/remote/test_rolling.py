@@ -117,7 +117,7 @@ def test_within_max_fail_the_rollout_goes_on_and_a_percentage_counts_the_batch(
         serve, fleet, tmp_path):
     log = tmp_path / "log"
     steps = rolling(fleet, {"restart": logged(log, "restart", 0.05, fail_on=("web4",))},
-                    name="r", batch="50%", max_fail="34%", ask=False)
+                    name="r", batch="50%", max_fail="34%", on_max_fail="stop")
     client = serve(steps)
     client.start()
     assert client.wait(timeout=60) == {"Succeeded": 7, "Failed": 1}

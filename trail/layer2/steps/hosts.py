@@ -45,7 +45,7 @@ class RemoteCommand(ShellCommand):
 
 _SHELL_OPTIONS = frozenset(inspect.signature(ShellCommand.__init__).parameters) - {
     "self", "name", "command_function"}
-_ROLLING_OPTIONS = ("batch", "max_fail", "canary", "ask", "limit", "per_host")
+_ROLLING_OPTIONS = ("batch", "max_fail", "canary", "on_max_fail", "limit", "per_host")
 
 
 class Hosts:
@@ -161,6 +161,11 @@ class HostFunction:
         return self.function(trail_env, context, host=self.host)
 
 
+def with_host(context: Any, host: str) -> Mapping[str, Any]:
+    """The context as a command template for ``host`` sees it: ``{host}`` is the host."""
+    return _WithHost(context, host)
+
+
 class _WithHost(Mapping[str, Any]):
     """The context as a template sees it, with ``host`` the step's host."""
 
@@ -218,7 +223,9 @@ def _for_host(command: Any, host: str) -> Any:
         return HostTemplate(command, host) if _names_host(command) else command
     if callable(command):
         return HostFunction(command, host) if _takes_host(command) else command
-    return [str(arg).replace("{host}", host) for arg in command]
+    if any("{host}" in str(arg) for arg in command):
+        return [str(arg).replace("{host}", host) for arg in command]
+    return command
 
 
 def _split(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -270,12 +277,12 @@ def on_hosts(
     ``check >> on_hosts(...) >> verify``.
 
     With ``batch`` (or ``canary``) it is a rolling update of one phase: see ``rolling``
-    (``max_fail`` and ``ask`` apply), and it returns the Rollout.
+    (``max_fail`` and ``on_max_fail`` apply), and it returns the Rollout.
     """
     if batch is not None or canary is not None:
         return rolling(hosts, [(name, command)], name=name, batch=batch, canary=canary,
                        limit=limit, per_host=per_host, **options)
-    for rolling_only in ("max_fail", "ask"):
+    for rolling_only in ("max_fail", "on_max_fail"):
         if rolling_only in options:
             raise ValueError(f"{rolling_only} applies to a rolling update: give batch= "
                              f"(or canary=) too")
@@ -322,7 +329,7 @@ def rolling(
     batch: Size | Sequence[Size] | None = None,
     max_fail: Size = 0,
     canary: Size | None = None,
-    ask: bool = True,
+    on_max_fail: str = "ask",
     limit: int | None = None,
     per_host: bool = False,
     **options: Any,
@@ -343,9 +350,9 @@ def rolling(
     - ``max_fail``: how many hosts of a batch may fail (a number or a percentage of the
       batch; default 0) with the rollout going on. Beyond it the batch's gate step asks the
       operator ("3 of 10 hosts of batch 2 of 5 failed (...). Go on with the rollout? yes /
-      no"); with ``ask=False`` it stops the rollout at once (Ansible's any_errors_fatal is
-      ``max_fail=0, ask=False``). A stopped rollout's gate fails (RolloutStoppedError) and
-      nothing below it runs.
+      no"); with ``on_max_fail="stop"`` it stops the rollout at once (Ansible's
+      any_errors_fatal is ``max_fail=0, on_max_fail="stop"``). A stopped rollout's gate
+      fails (RolloutStoppedError) and nothing below it runs.
 
     A host fails when one of its phase steps fails: its later phases do not run, and its
     failed step stays Failed (host steps do not pause on failure here, unless
@@ -361,6 +368,8 @@ def rolling(
         raise ValueError(f"a rollout's name is a word (no @ or /): {name!r}")
     plan = cut_into_batches(names, batch, canary)
     max_fail = check_max_fail(max_fail)
+    if on_max_fail not in ("ask", "stop"):
+        raise ValueError(f"on_max_fail is 'ask' or 'stop': {on_max_fail!r}")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a whole number >= 1: {limit!r}")
     steps_of = _phases(phases)
@@ -381,4 +390,4 @@ def rolling(
                                       **shell_options)
                 chains.setdefault(host, []).append(
                     Step(action, name=step_name, host=host, **{**tags, **step_options}))
-    return link_batches(name, plan, chains, max_fail, ask)
+    return link_batches(name, plan, chains, max_fail, on_max_fail)

@@ -98,18 +98,18 @@ def too_many(failed: int, total: int, max_fail: Size) -> bool:
 class BatchGate:
     """The gate after one batch of a rollout: counts the batch's failed hosts; within
     ``max_fail`` the rollout goes on; beyond it, it asks the operator whether to go on
-    (``ask``) or stops the rollout (RolloutStoppedError: the gate fails and nothing below it
-    runs). A canary's gate allows no failure and never asks."""
+    (``on_max_fail="ask"``) or stops the rollout (RolloutStoppedError: the gate fails and
+    nothing below it runs). A canary's gate allows no failure and never asks."""
 
     def __init__(self, rollout: str, label: str, hosts: list[str], host_of: dict[str, str],
-                 max_fail: Size, ask: bool, batches: int) -> None:
+                 max_fail: Size, on_max_fail: str, batches: int) -> None:
         self.name = self.__name__ = f"{rollout}/{label.replace(' ', '')}"
         self.rollout = rollout
         self.label = label
         self.hosts = hosts
         self.host_of = host_of  # step name -> host, for this batch's steps
         self.max_fail = 0 if label == "canary" else max_fail
-        self.ask = ask and label != "canary"
+        self.ask = on_max_fail == "ask" and label != "canary"
         self.batches = batches
 
     def __str__(self) -> str:
@@ -171,7 +171,8 @@ def batch_tags(rollout: str, label: str) -> dict[str, Any]:
 
 
 def link_batches(rollout: str, plan: list[tuple[str, list[str]]],
-                 chains: Mapping[str, list[Step]], max_fail: Size, ask: bool) -> Rollout:
+                 chains: Mapping[str, list[Step]], max_fail: Size,
+                 on_max_fail: str = "ask") -> Rollout:
     """Link each host's steps (``chains[host]``, in order) into the batches of ``plan``: a
     gate after every batch, the next batch's first steps below it."""
     pairs: list[tuple[Step, Step]] = []
@@ -190,7 +191,8 @@ def link_batches(rollout: str, plan: list[tuple[str, list[str]]],
                 above = step
             assert above is not None, f"no steps for {host}"
             lasts.append(above)
-        decide = BatchGate(rollout, label, batch_hosts, host_of, max_fail, ask, numbered)
+        decide = BatchGate(rollout, label, batch_hosts, host_of, max_fail, on_max_fail,
+                           numbered)
         gate = Step(decide, name=decide.name, gate=True, executor="thread",
                     pause_on_fail=False, **batch_tags(rollout, label))
         pairs.extend((last, gate) for last in lasts)
