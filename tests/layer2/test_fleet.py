@@ -108,3 +108,104 @@ def test_rollouts_refuse_what_they_cannot_run():
         rolling(SIX, ["x"], name="r")  # type: ignore[list-item]
     with pytest.raises(ValueError, match="more than once"):
         rolling(["a", "a"], {"x": "true"}, name="r")
+
+
+# --- the same in a YAML runbook ------------------------------------------------------------
+
+def load(tmp_path, text: str):
+    from trail.layer2.runbook import load_runbook
+
+    path = tmp_path / "fleet.yaml"
+    path.write_text(text)
+    return path, load_runbook(path)
+
+
+def test_a_yaml_rollout_is_the_same_plan_with_the_fleets_options_given_once(tmp_path):
+    _, book = load(tmp_path, """\
+context: {service: api}
+host_groups: {web: [web1, web2, web3, web4, web5]}
+host_options: {user: deploy, ssh_options: ["-F", "cfg"]}
+steps:
+  - name: pre
+    run: [echo, hi]
+  - name: deploy
+    hosts: web
+    batch: 2
+    canary: 1
+    max_fail: "20%"
+    needs: [pre]
+    ssh_options: {ConnectTimeout: 3}
+    phases:
+      - name: drain
+        run: "lb drain {host} {service}"
+      - name: restart
+        run: [systemctl, restart, "{service}"]
+        sudo: true
+        retries: 1
+  - name: post
+    run: [echo, "{deploy}"]
+    needs: [deploy]
+""")
+    graph = make_trail_graph(book.trail)
+    named = {step.name: step for step in graph.nodes}
+    parents = {name: sorted(p.name for p in graph.predecessors(step))
+               for name, step in named.items()}
+    assert parents["drain@web1"] == ["pre"] and parents["restart@web1"] == ["drain@web1"]
+    assert parents["deploy/canary"] == ["restart@web1"]
+    assert parents["drain@web2"] == parents["drain@web3"] == ["deploy/canary"]
+    assert parents["deploy/batch1"] == ["restart@web2", "restart@web3"]
+    assert parents["post"] == ["deploy/batch2"]
+    drain = named["drain@web2"].action_function
+    assert drain.command(None, {"service": "api"}) == ["lb", "drain", "web2", "api"]
+    assert (drain.target.user, drain.target.ssh_options) == (
+        "deploy", ("-o", "ConnectTimeout=3", "-F", "cfg"))
+    restart = named["restart@web4"]
+    assert restart.action_function.target.sudo_user == "root" and restart.retries == 1
+    assert {k: restart.tags[k] for k in ("rollout", "batch", "phase")} == {
+        "rollout": "deploy", "batch": 2, "phase": "restart"}
+    assert named["deploy/batch1"].gate
+
+
+def test_yaml_rollout_mistakes_are_named_at_their_lines(tmp_path):
+    from trail.errors import YamlRunbookError
+
+    with pytest.raises(YamlRunbookError) as caught:
+        load(tmp_path, """\
+host_groups: {web: [web1, web2]}
+host_options: {usr: deploy}
+steps:
+  - name: a
+    run: [echo, "{host}"]
+    batch: 2
+  - name: b
+    run: "echo {host}"
+    hosts: web
+    max_fail: 1
+  - name: c
+    hosts: web
+    canary: 2
+    on_max_fail: maybe
+    phases:
+      - name: a
+        run: "x {nope}"
+      - name: d
+        run: "y"
+        hosts: [z]
+""")
+    path = str(tmp_path / "fleet.yaml")
+    assert [str(p)[len(path) + 1:] for p in caught.value.problems] == [
+        "2:16: host_options: unknown host_options key 'usr' (did you mean 'user'?)",
+        "5:17: steps[0].run[1]: the template names 'host', which only a step with host or "
+        "hosts has",
+        "6:5: steps[0].batch: 'batch' applies to a step with hosts (a rolling update)",
+        "10:5: steps[1].max_fail: 'max_fail' applies to a rolling update: give batch, canary "
+        "or phases too",
+        "13:13: steps[2].canary: canary=2 takes every host (2): leave some for the batches, "
+        "or give batch= alone",
+        "14:18: steps[2].on_max_fail: 'maybe' is not one of ['ask', 'stop']",
+        "16:15: steps[2].phases[0].name: the phase 'a' has the name of a step: in templates "
+        "{a} would mean both",
+        "17:14: steps[2].phases[0].run: the template names 'nope', which is neither a context "
+        "key nor a step this one needs",
+        "20:9: steps[2].phases[1]: unknown phase key 'hosts'",
+    ]
