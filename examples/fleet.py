@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-from trail import HostUnreachableError, Hosts, Instruction, Step
+from trail import Hosts, HostUnreachableError, Instruction, Step
 
 config = os.environ.get("TRAIL_SSH_CONFIG")
 fleet = Hosts(os.environ.get("TRAIL_HOSTS", "db1 db2 db3").split(),
