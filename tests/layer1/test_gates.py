@@ -56,3 +56,14 @@ def test_a_gate_waits_for_a_paused_failure_and_a_failed_gate_holds_up_what_is_be
     assert rows["stop"]["State"] == "Failed"
     assert rows["after"]["State"] == "Waiting"
     assert client.info()["end"] == "failed"
+
+
+def test_below_a_failed_gate_nothing_runs_not_even_the_next_gate(serve):
+    first = Step(boom, name="first", gate=True, pause_on_fail=False)
+    host = Step(ok, name="host")
+    second = Step(failures, name="second", gate=True)
+    after = Step(ok, name="after")
+    client = serve([(first, host), (host, second), (second, after)], executor="thread")
+    client.start()
+    assert client.wait(timeout=30) == {"Failed": 1, "Waiting": 3}
+    assert client.info()["end"] == "failed"

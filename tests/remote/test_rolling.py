@@ -109,6 +109,7 @@ def test_too_many_failures_pause_the_rollout_on_a_question(serve, fleet, tmp_pat
         assert rows["restart/batch1"]["State"] == "Failed"
         assert "RolloutStoppedError" in rows["restart/batch1"]["Return value"]
         assert all(rows[f"restart@{h}"]["State"] == "Waiting" for h in later)
+        assert rows["restart/batch2"]["State"] == "Waiting"  # nothing below a stop runs
         assert not any(host in later for _, _, host in events(log))  # never started
     assert client.info()["end"] == "failed"
 
@@ -145,12 +146,20 @@ def test_a_failing_canary_stops_the_rollout(serve, fleet, tmp_path):
 def test_interrupting_mid_batch_leaves_no_process_on_the_hosts(serve, fleet):
     marker = f"trail-mark-{uuid.uuid4().hex}"
     phases = [("drain", "true"),
-              ("restart", f"sh -c 'sleep 600; :' {marker}-{{host}}"),
+              ("restart", f"echo started; sh -c 'sleep 600; :' {marker}-{{host}}"),
               ("check", "true")]
     client = serve(fleet.rolling(phases, name="deploy", batch=3))
     client.start()
+    # Waited for through the trail, not pgrep: a step forked while this process starts a
+    # subprocess would hold that subprocess's exec pipe (the server runs in this process).
+    def restarted() -> bool:
+        rows = client.status(fields=["Output messages"], phase="restart", batch=1)
+        return len(rows) == 3 and all("[STDOUT] -- started" in row["Output messages"]
+                                      for row in rows)
+
+    wait_until(restarted, "the first batch's three restarts to run on the hosts")
     wait_until(lambda: len(pgrep("-f", f"sleep 600; : {marker}")) == 3,
-               "the first batch's three restarts to run on the hosts")
+               "the three remote commands")
     client.interrupt(dry_run=False)
     wait_states(client, {f"restart@{host}": "Interrupted" for host in WEB[:3]})
     wait_until(lambda: not pgrep("-f", marker), "no process of the rollout left on the hosts")

@@ -172,15 +172,18 @@ _GATES = "trail gates"  # the graph attribute: its gate steps
 
 def below_failures(graph: nx.DiGraph, failed: Iterable[V]) -> set[V]:
     """What failed steps hold up: them and every step below them, but a gate step (which
-    runs whatever its parents' end) stops the walk: what is below it is not held up.
+    runs whatever its parents' end) stops the walk from a failed step above it: what is
+    below the gate is not held up by that failure.
 
-    A failed gate is a root like any failed step: everything below it is held up.
+    A failed gate holds up everything below it, gates included.
     """
     gates = gates_of(graph)
+    failed = list(failed)
     if not gates:
         return progeny(graph, failed)
-    found: set[V] = set(failed)
-    queue = deque(found)
+    found: set[V] = progeny(graph, [step for step in failed if step in gates])
+    queue = deque(step for step in failed if step not in found)
+    found.update(queue)
     while queue:
         for child in graph.successors(queue.popleft()):
             if child not in found and child not in gates:

@@ -89,11 +89,11 @@ class Scheduler:
                 stack.pop()
                 continue
             record = self._record_of[top]
-            if record.state is State.FAILED:
+            if top in self._gates or record.state.done or record.state is State.RUNNING:
+                cut[top] = False  # a gate above, even a failed one, is not this gate's to count
+            elif record.state is State.FAILED:
                 cut[top] = True
                 failed.append(record)
-            elif record.state.done or record.state is State.RUNNING or top in self._gates:
-                cut[top] = False
             else:  # it waits: for good if a parent will not run
                 parents = list(self._graph.predecessors(top))
                 unknown = [parent for parent in parents if parent not in cut]
@@ -118,7 +118,8 @@ class Scheduler:
         handled in the same call.
         """
         for record in self._pop_marked():
-            if not self.reached(record.step):
+            if not self._frontier.reached(record.step) and not (
+                    self._gates and self.reached(record.step)):
                 continue
             if record.state is State.WAITING:
                 if record.retry_at is not None and record.retry_at > now:
