@@ -209,3 +209,19 @@ steps:
         "key nor a step this one needs",
         "20:9: steps[2].phases[1]: unknown phase key 'hosts'",
     ]
+
+
+def test_export_names_a_rolling_update_it_cannot_write_yet():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    result = subprocess.run(
+        [sys.executable, "-m", "trail", "export", "--yaml", str(root / "examples" / "fleet.py")],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.returncode != 0
+    assert ("step 'deploy': a rolling update, which export does not write yet: in YAML it is "
+            "a step with hosts, batch (canary, max_fail) and phases") in result.stderr
