@@ -1,4 +1,5 @@
-"""What runs inside steps: commands (here, under sudo, on hosts), manual instructions,
+"""What runs inside steps: commands (here, under sudo, on hosts; fleets and rolling
+updates over them), manual instructions,
 conditional branches, templating, and a context shared by every step."""
 
 from trail.errors import HostUnreachableError, InstructionNotCompletedError, ShellCommandFailedError

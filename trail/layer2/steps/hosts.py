@@ -60,11 +60,14 @@ class Hosts:
     """
 
     def __init__(self, hosts: Iterable[str], **defaults: Any) -> None:
-        self.names = tuple(hosts)
         if isinstance(hosts, str):
             raise TypeError(f"Hosts takes a list of host names, not the string {hosts!r}")
+        self.names = tuple(hosts)
         if not self.names:
             raise ValueError("Hosts got no hosts")
+        twice = sorted({host for host in self.names if self.names.count(host) > 1})
+        if twice:
+            raise ValueError(f"Hosts got these hosts more than once: {twice}")
         for bad in ("host", "name", *_ROLLING_OPTIONS):
             if bad in defaults:
                 raise ValueError(f"{bad!r} is not a fleet-wide option: give it to on_hosts "
@@ -90,11 +93,7 @@ class Hosts:
 
     def options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """The fleet's options with ``given`` over them."""
-        merged = {**self.defaults, **given}
-        if "ssh_options" in given and "ssh_options" in self.defaults:
-            merged["ssh_options"] = [*ssh_options_argv(given["ssh_options"]),
-                                     *ssh_options_argv(self.defaults["ssh_options"])]
-        return merged
+        return over(self.defaults, given)
 
     def remote_command(self, name: str, command: CommandSpec, *, host: str,
                        **options: Any) -> RemoteCommand:
@@ -120,6 +119,16 @@ class Hosts:
                 **options: Any) -> Rollout:
         """``rolling`` over this fleet."""
         return rolling(self, phases, name=name, **options)
+
+
+def over(base: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Options ``given`` over ``base``; ssh_options add up, the given ones first (ssh takes
+    the first value of an option)."""
+    merged = {**base, **given}
+    if "ssh_options" in given and "ssh_options" in base:
+        merged["ssh_options"] = [*ssh_options_argv(given["ssh_options"]),
+                                 *ssh_options_argv(base["ssh_options"])]
+    return merged
 
 
 def _fleet(hosts: Iterable[str] | Hosts, options: dict[str, Any],
@@ -378,7 +387,7 @@ def rolling(
     for label, batch_hosts in plan:
         for host in batch_hosts:
             for phase, command, extra in steps_of:
-                shell_options, step_options = _split({**options, **extra})
+                shell_options, step_options = _split(over(options, extra))
                 step_options.setdefault("pause_on_fail", False)  # the gate counts it
                 if limit is not None:
                     step_options.setdefault("pool", name)
