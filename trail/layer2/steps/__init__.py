@@ -1,6 +1,6 @@
 """What runs inside steps: commands (here, under sudo, on hosts; fleets and rolling
-updates over them), manual instructions,
-conditional branches, templating, and a context shared by every step."""
+updates over them), manual instructions, conditional branches, templating, and a context
+shared by every step."""
 
 from trail.errors import HostUnreachableError, InstructionNotCompletedError, ShellCommandFailedError
 from trail.layer2.steps.context import threadsafe_class
