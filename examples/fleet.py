@@ -1,26 +1,30 @@
-"""A rolling restart across a fleet, over SSH: check every host, then restart one host at
-a time, then verify them all.
+"""A rolling restart across a fleet, over SSH: check every host, then restart and verify
+one canary host, then the rest a batch at a time (20% of the fleet per batch), each host
+verified before the next batch starts.
 
     TRAIL_HOSTS="web1 web2 web3" trail run examples/fleet.py
 
 Hosts are names your ssh knows (``~/.ssh/config`` aliases, keys and agent apply);
 ``TRAIL_SSH_CONFIG`` points ssh at another config file (the tests use one for their own
-sshd). The commands are harmless stand-ins (``uptime``, an echo and a sleep): put your
-``systemctl restart app`` in their place and the runbook stays the same.
+sshd), given once for the whole fleet. The commands are harmless stand-ins (``uptime``, an
+echo and a sleep): put your ``systemctl restart app`` in their place and the runbook stays
+the same.
 
-Steer one host by its tag while it runs: ``trail pause host=web2 --yes`` holds that
-host's restart; ``trail skip host=web3 --yes`` leaves it out.
+If a host of a batch fails, the rollout stops at that batch's gate (``deploy/batch2``) and
+asks whether to go on; a failing canary stops it. Steer while it runs:
+``trail pause batch=3 --yes`` holds the third batch; ``trail skip host=web3 --yes`` leaves
+that host out.
 """
 
 from __future__ import annotations
 
 import os
 
-from trail import HostUnreachableError, Instruction, Step, on_hosts
+from trail import Hosts, HostUnreachableError, Instruction, Step
 
-hosts = os.environ.get("TRAIL_HOSTS", "db1 db2 db3").split()
 config = os.environ.get("TRAIL_SSH_CONFIG")
-ssh = {"ssh_options": ["-F", config]} if config else {}
+fleet = Hosts(os.environ.get("TRAIL_HOSTS", "db1 db2 db3").split(),
+              **({"ssh_options": ["-F", config]} if config else {}))
 
 
 def worth_retrying(error: BaseException) -> bool:
@@ -29,22 +33,17 @@ def worth_retrying(error: BaseException) -> bool:
     return isinstance(error, HostUnreachableError) and error.transient
 
 
-preflight = on_hosts(hosts, "uptime", name="preflight", phase="check", retries=2,
-                     retry_delay=2, retry_on=worth_retrying, **ssh)
-go_ahead = Step(Instruction("go_ahead", f"Every host answered. Restart {len(hosts)} hosts, "
-                            "one at a time? Reply True to go on."),
-                name="go_ahead", phase="check")
-restart = on_hosts(
-    hosts,
-    'echo "stopping app on $(hostname)"; sleep 1; echo "app started"',
-    name="restart", limit=1, phase="restart", timeout=300, **ssh,
+preflight = fleet.on_hosts("uptime", name="preflight", retries=2, retry_delay=2,
+                           retry_on=worth_retrying)
+go_ahead = Step(Instruction("go_ahead", f"Every host answered. Roll the restart through "
+                            f"{len(fleet)} hosts? Reply True to go on."), name="go_ahead")
+deploy = fleet.rolling(
+    [("restart", 'echo "stopping app on {host}"; sleep 1; echo "app started"',
+      {"timeout": 300}),
+     ("verify", 'echo "app healthy on {host}"')],
+    name="deploy", canary=1, batch="20%", max_fail=0,
 )
-verify = on_hosts(hosts, 'echo "app healthy on $(hostname)"', name="verify",
-                  phase="verify", **ssh)
 
-trail = [
-    *(preflight >> go_ahead >> restart),
-    *((step, check) for step, check in zip(restart, verify, strict=True)),
-]
+trail = preflight >> go_ahead >> deploy
 
 ANSWERS = {"go_ahead": True}

@@ -24,6 +24,9 @@
         │                                  nobody answered trail_env.input in time
         ├── InstructionNotCompletedError (RuntimeError)
         │                                  the operator said an Instruction was not done
+        ├── RolloutStoppedError (RuntimeError)
+        │                                  a rolling update's gate stopped it: too many
+        │                                  hosts of a batch failed (or the operator said no)
         └── ShellCommandFailedError (RuntimeError)
             │                              a command failed (exit code, fatal stderr line)
             └── HostUnreachableError       ssh could not reach the host, or lost it
@@ -194,6 +197,19 @@ class YamlRunbookError(RunbookError):
 
 class InstructionNotCompletedError(StepError, RuntimeError):
     """The operator answered that a manual instruction was not done."""
+
+
+class RolloutStoppedError(StepError, RuntimeError):
+    """A rolling update stopped at a gate: more hosts of a batch failed than it allows, or
+    the operator answered no. ``rollout`` is its name, ``reason`` what the gate saw."""
+
+    def __init__(self, rollout: str, reason: str) -> None:
+        self.rollout = rollout
+        self.reason = reason
+        super().__init__(f"the rollout {rollout!r} stopped: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.rollout, self.reason))
 
 
 def command_label(command: str, host: str | None) -> str:

@@ -150,8 +150,8 @@ def test_every_problem_is_reported_at_once_with_its_line(tmp_path):
         "ModuleNotFoundError: No module named 'no_such_module_here'",
         "18:10: steps[4].run: {service} stands inside quotes in a shell command: drop the "
         "quotes (trail quotes the value) or list it under raw",
-        "22:5: steps[5].ask: a step is one of run, instruction, ask, call; this one has run "
-        "and ask",
+        "22:5: steps[5].ask: a step is one of run, instruction, ask, call, phases; this one "
+        "has run and ask",
     ]
 
 
@@ -413,8 +413,14 @@ def test_the_readme_example_is_a_sound_runbook(tmp_path):
                                                  "    return 'told'\n")
     book = load_runbook(write(tmp_path, example, "deploy.yaml"))
     names = [step.name for step in make_trail_graph(book.trail).nodes]
-    assert names == ["check", "disk", "confirm", "pick", "restart@web1", "restart@web2",
-                     "restart@web3", "canary_report", "notify"]
+    assert names[:9] == ["check", "disk", "confirm", "pick", "restart@web1", "restart@web2",
+                         "restart@web3", "canary_report", "notify"]
+    # The rolling update: a canary, then batches of half the hosts (one of three).
+    phases = ("drain", "upgrade", "health")
+    assert names[9:] == [
+        *(f"{phase}@web1" for phase in phases), "deploy/canary",
+        *(f"{phase}@web2" for phase in phases), "deploy/batch1",
+        *(f"{phase}@web3" for phase in phases), "deploy/batch2"]
     assert book.context == {"service": "api", "enabled": "no"}
 
 

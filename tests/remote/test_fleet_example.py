@@ -1,5 +1,5 @@
 """examples/fleet.py, run by the real `trail run` against the tests' sshd: three "hosts",
-restarted one at a time."""
+a canary, then batches of 20% (one host of three), each verified before the next."""
 
 from __future__ import annotations
 
@@ -20,12 +20,15 @@ def test_fleet_runbook_restarts_every_host_one_at_a_time(sshd):
         capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
-    assert "finished: 10 Succeeded" in out
+    assert "finished: 13 Succeeded" in out
     for host in ("db1", "db2", "db3"):
         assert f"restart@{host}" in out and f"verify@{host}" in out
-    # One at a time: each restart ends before the next one starts.
+        assert f"[STDOUT] -- app healthy on {host}" in out
+    for gate in ("deploy/canary", "deploy/batch1", "deploy/batch2"):
+        assert f"{gate}" in out
+    # One at a time: each host is restarted and verified before the next one starts.
     lines = out.splitlines()
-    order = [line for line in lines
-             if "[STDOUT] -- stopping app on" in line or "[STDOUT] -- app started" in line]
-    assert len(order) == 6
-    assert ["stopping" in line for line in order] == [True, False] * 3, "\n".join(order)
+    order = [line.split("[STDOUT] -- ")[1] for line in lines if "[STDOUT] -- " in line
+             and ("app" in line)]
+    assert order == [what for host in ("db1", "db2", "db3") for what in (
+        f"stopping app on {host}", "app started", f"app healthy on {host}")], "\n".join(order)

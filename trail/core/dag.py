@@ -158,6 +158,40 @@ def progeny(graph: nx.DiGraph, roots: Iterable[V]) -> set[V]:
     return found
 
 
+def gates_of(graph: nx.DiGraph) -> frozenset[Step]:
+    """The trail's gate steps (``Step(gate=True)``), found once per graph."""
+    gates = graph.graph.get(_GATES)
+    if gates is None:
+        gates = graph.graph[_GATES] = frozenset(
+            step for step in graph.nodes if getattr(step, "gate", False))
+    return gates  # type: ignore[no-any-return]
+
+
+_GATES = "trail gates"  # the graph attribute: its gate steps
+
+
+def below_failures(graph: nx.DiGraph, failed: Iterable[V]) -> set[V]:
+    """What failed steps hold up: them and every step below them, but a gate step (which
+    runs whatever its parents' end) stops the walk from a failed step above it: what is
+    below the gate is not held up by that failure.
+
+    A failed gate holds up everything below it, gates included.
+    """
+    gates = gates_of(graph)
+    failed = list(failed)
+    if not gates:
+        return progeny(graph, failed)
+    found: set[V] = progeny(graph, [step for step in failed if step in gates])
+    queue = deque(step for step in failed if step not in found)
+    found.update(queue)
+    while queue:
+        for child in graph.successors(queue.popleft()):
+            if child not in found and child not in gates:
+                found.add(child)
+                queue.append(child)
+    return found
+
+
 def strict_progeny(graph: nx.DiGraph, roots: Iterable[V]) -> set[V]:
     """The roots and the steps below them that have no parent outside that set.
 

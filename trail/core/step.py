@@ -54,7 +54,12 @@ class Step:
     ``max_delay``, give or take ``jitter`` of it; only for errors ``retry_on`` accepts, if
     given), ``priority`` (higher runs first when ``max_parallel`` or a pool is short),
     ``pool_size`` (how many steps tagged with this step's ``pool`` may run at once, when
-    the server's ``pools`` does not say; steps of one pool must agree on it).
+    the server's ``pools`` does not say; steps of one pool must agree on it), ``gate``
+    (the step runs once each parent has settled: done, or Failed, or waiting below a step
+    that failed, where another step waits for its parents to be done; it reads the failed
+    steps above it in ``trail_env.failed_above`` and decides whether what is below it goes
+    on: rolling updates use it to count a batch's failed hosts; a failure above a gate
+    holds up nothing below the gate).
     """
 
     _given: dict[str, Any]  # the options as the caller wrote them (see __new__)
@@ -110,6 +115,7 @@ class Step:
         retry_on: Callable[[BaseException], bool] | None = None,
         priority: int | float | str = 0,
         pool_size: int | None = None,
+        gate: bool = False,
         **tags: Any,
     ) -> None:
         if not callable(action_function):
@@ -141,6 +147,7 @@ class Step:
         self.retry_on = retry_on
         self.priority = _priority(priority)
         self.pool_size = None if pool_size is None else _whole("pool_size", pool_size, 1)
+        self.gate = _flag("gate", gate)
         if pool_size is not None and "pool" not in tags:
             raise DefinitionError("pool_size needs a pool tag to size: Step(..., pool='db', "
                                   "pool_size=2)")
@@ -262,7 +269,7 @@ def _priority(value: Any) -> float:
 # Step's options: the tag names trail gives meaning to, besides 'name' and 'n'.
 OPTIONS = ("pause_on_fail", "skip_progeny_on_failure", "timeout", "kill_grace", "idempotent",
            "executor", "conditional", "retries", "retry_delay", "backoff", "max_delay",
-           "jitter", "retry_on", "priority", "pool_size")
+           "jitter", "retry_on", "priority", "pool_size", "gate")
 
 
 def _steps_of(value: Any) -> list[Step]:

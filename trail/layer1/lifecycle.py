@@ -85,6 +85,9 @@ class StepRuns:
         executor = self.executors.get(step.executor or self.run.settings.executor)
         run_id = next(self._ids)
         env = executor.prepare(run_id)
+        if step.gate:  # what it decides on: the failures above it
+            failed = self.run.scheduler.gate_failures(step) or []
+            env.failed_above = tuple(other.name for other in failed)
         record.begin_run(run_id, executor, env)
         self.run.apply(record, Action.RUN, "started")
         self.run.scheduler.take_slot(run_id, record)

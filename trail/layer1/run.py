@@ -23,7 +23,7 @@ from typing import Any
 
 import networkx as nx
 
-from trail.core.dag import n_of, progeny, steps_in_order, tags_of
+from trail.core.dag import below_failures, n_of, progeny, steps_in_order, tags_of
 from trail.core.states import Action, State, transition
 from trail.core.step import Step
 from trail.layer1 import context as durable
@@ -120,6 +120,8 @@ class Run:
         record.set_state(new)
         if new.done and not old.done:
             self.scheduler.mark_done(record.step)
+        elif new is State.FAILED:
+            self.scheduler.mark_failed(record.step)
         if new in PENDING:
             self.scheduler.mark(record)
         log.info("step %s %s: %s -> %s (%s)", record.n, record.name, old, new, cause)
@@ -269,8 +271,8 @@ class Run:
         off below a step that failed for good. A Blocked, paused or interrupted step keeps
         the run open (the operator can still unblock, resume, rerun or skip it)."""
         if any(r.state not in FINAL for r in self.records):
-            cut_off = progeny(self.graph, [r.step for r in self.records
-                                           if r.state is State.FAILED])
+            cut_off = below_failures(self.graph, [r.step for r in self.records
+                                                  if r.state is State.FAILED])
             if any(r.state not in FINAL and r.step not in cut_off for r in self.records):
                 return False
         return True
@@ -288,8 +290,12 @@ class Run:
         """Nothing happens without an operator: nothing runs (but steps waiting for an
         answer) and nothing will start by itself (whatever waits is below a step that is
         not done: Ready, paused, blocked, interrupted or failed)."""
-        stuck = [r.step for r in self.records if r.state in STUCK]
+        stuck = [r.step for r in self.records
+                 if r.state in STUCK and r.state is not State.FAILED]
         below = progeny(self.graph, stuck) if stuck else set()
+        failed = [r.step for r in self.records if r.state is State.FAILED]
+        if failed:  # a gate below a failure runs: the walk stops there
+            below |= below_failures(self.graph, failed)
         for record in self.records:
             if record.state.done or record.state in STUCK or record.step in below:
                 continue

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import networkx as nx
 
-from trail.core.dag import Frontier, pool_sizes
+from trail.core.dag import Frontier, gates_of, pool_sizes
 from trail.core.states import State
 from trail.core.step import Step
 from trail.layer1.records import StepRecord
@@ -34,6 +34,8 @@ class Scheduler:
         self._records = records
         self._record_of = {record.step: record for record in records}
         self._frontier = Frontier(graph)
+        self._graph = graph
+        self._gates = gates_of(graph)
         self._marked: list[tuple[float, int]] = []  # (-priority, n): a heap
         self._marked_set: set[int] = set()
         self._held: set[StepRecord] = set()  # reached and Waiting, but no slot free
@@ -49,6 +51,63 @@ class Scheduler:
         """``step`` got done (Succeeded or Skipped): mark the children it lets through."""
         for child in self._frontier.mark_done(step):
             self.mark(self._record_of[child])
+        if self._gates:  # a gate may open before every parent is done
+            for child in self._graph.successors(step):
+                if child in self._gates:
+                    self.mark(self._record_of[child])
+
+    def mark_failed(self, step: Step) -> None:
+        """``step`` failed for good: mark the gates it settles (the first below it)."""
+        if not self._gates:
+            return
+        seen, queue = {step}, [step]
+        while queue:
+            for child in self._graph.successors(queue.pop()):
+                if child not in seen:
+                    seen.add(child)
+                    if child in self._gates:
+                        self.mark(self._record_of[child])
+                    else:
+                        queue.append(child)
+
+    def gate_failures(self, gate: Step) -> list[StepRecord] | None:
+        """For a gate step: the Failed steps above it (back to the gates above), once every
+        parent has settled (done, Failed, or waiting below a Failed step); None while a
+        parent may still run."""
+        cut: dict[Step, bool] = {}  # step -> it will not run: it failed, or is below one
+        failed: list[StepRecord] = []
+        for parent in self._graph.predecessors(gate):
+            if not (self._record_of[parent].state.done or self._cut(parent, cut, failed)):
+                return None
+        return sorted(failed, key=lambda record: record.n)
+
+    def _cut(self, step: Step, cut: dict[Step, bool], failed: list[StepRecord]) -> bool:
+        stack = [step]
+        while stack:
+            top = stack[-1]
+            if top in cut:
+                stack.pop()
+                continue
+            record = self._record_of[top]
+            if top in self._gates or record.state.done or record.state is State.RUNNING:
+                cut[top] = False  # a gate above, even a failed one, is not this gate's to count
+            elif record.state is State.FAILED:
+                cut[top] = True
+                failed.append(record)
+            else:  # it waits: for good if a parent will not run
+                parents = list(self._graph.predecessors(top))
+                unknown = [parent for parent in parents if parent not in cut]
+                if unknown:
+                    stack.extend(unknown)
+                    continue
+                cut[top] = any(cut[parent] for parent in parents)
+            stack.pop()
+        return cut[step]
+
+    def reached(self, step: Step) -> bool:
+        """Every parent of ``step`` is done (for a gate: has settled)."""
+        return self._frontier.reached(step) or (
+            step in self._gates and self.gate_failures(step) is not None)
 
     def due(self, now: float, start: Callable[[StepRecord], None],
             arrive: Callable[[StepRecord], None]) -> None:
@@ -59,7 +118,8 @@ class Scheduler:
         handled in the same call.
         """
         for record in self._pop_marked():
-            if not self._frontier.reached(record.step):
+            if not self._frontier.reached(record.step) and not (
+                    self._gates and self.reached(record.step)):
                 continue
             if record.state is State.WAITING:
                 if record.retry_at is not None and record.retry_at > now:

@@ -20,10 +20,12 @@ from trail.layer2.mirror import StatusMirror
 from trail.layer2.monitor import monitor_trail
 from trail.layer2.server import TrailServer
 from trail.layer2.steps import (
+    Hosts,
     HostUnreachableError,
     Instruction,
     InstructionNotCompletedError,
     RemoteCommand,
+    Rollout,
     ShellCommand,
     ShellCommandFailedError,
     ShellResult,
@@ -36,6 +38,7 @@ from trail.layer2.steps import (
     make_context_attribute_based_templating_function,
     make_simple_templating_function,
     on_hosts,
+    rolling,
     threadsafe_class,
 )
 from trail.layer2.stream import EventStream
@@ -47,7 +50,9 @@ __all__ = [
     "InstructionNotCompletedError",
     "InteractiveTrail",
     "Names",
+    "Hosts",
     "RemoteCommand",
+    "Rollout",
     "ShellCommand",
     "ShellCommandFailedError",
     "ShellResult",
@@ -68,6 +73,7 @@ __all__ = [
     "make_simple_templating_function",
     "monitor_trail",
     "on_hosts",
+    "rolling",
     "render",
     "threadsafe_class",
     "write_trail_definition_as_dot",

@@ -85,6 +85,10 @@ class StepChannel(ABC):
 class TrailEnvironment:
     """What an action function gets as ``trail_env``: its way to talk to the operator."""
 
+    # For a gate step (``Step(gate=True)``): the names of the steps above it that failed
+    # (back to the gates above), set when it starts.
+    failed_above: tuple[str, ...] = ()
+
     def __init__(self, channel: StepChannel) -> None:
         self._channel = channel
 

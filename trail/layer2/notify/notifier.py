@@ -14,7 +14,7 @@ from typing import Any
 
 import networkx as nx
 
-from trail.core.dag import n_of, progeny, steps_in_order, tags_of
+from trail.core.dag import below_failures, n_of, progeny, steps_in_order, tags_of
 from trail.core.states import State
 from trail.errors import TrailError
 from trail.layer1.calls import StatusField
@@ -110,7 +110,8 @@ class Notifier:
         self.steps = step_settings(graph)
         self.graph = graph
         self._step_of = {n_of(graph, s): s for s in steps_in_order(graph)}
-        self._below: dict[int, set[int]] = {}  # n -> the steps a failure there cuts off
+        # (n, failed?) -> the steps a failure (or a block) there cuts off
+        self._below: dict[tuple[int, bool], set[int]] = {}
         self.mirror = StatusMirror(FIELDS)
         self._told: set[str] = set()
         self._runs: dict[int, tuple[Any, Any]] = {}  # n -> (Started at, its run's name)
@@ -242,7 +243,8 @@ class Notifier:
 
     def _check_finished(self) -> None:
         states = {n: row[StatusField.STATE] for n, row in self.mirror.rows.items()}
-        cut = set().union(*(self._cut_off(n) for n, s in states.items() if State(s).ignored))
+        cut = set().union(*(self._cut_off(n, State(s) is State.FAILED)
+                            for n, s in states.items() if State(s).ignored))
         finished = all(State(s).finished or n in cut for n, s in states.items())
         if finished and not self._finished:
             ends = [row.get(StatusField.FINISHED_AT) or 0 for row in self.mirror.rows.values()]
@@ -252,12 +254,14 @@ class Notifier:
                                          f"finished:{mark}"))
         self._finished = finished
 
-    def _cut_off(self, n: int) -> set[int]:
-        if n not in self._below:
+    def _cut_off(self, n: int, failed: bool) -> set[int]:
+        """What a Failed or Blocked step holds up (a gate below a failure still runs)."""
+        if (n, failed) not in self._below:
             step = self._step_of.get(n)
-            self._below[n] = set() if step is None else {
-                n_of(self.graph, p) for p in progeny(self.graph, [step])}
-        return self._below[n]
+            below = below_failures if failed else progeny
+            self._below[n, failed] = set() if step is None else {
+                n_of(self.graph, p) for p in below(self.graph, [step])}
+        return self._below[n, failed]
 
     # --- who gets it ---------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""What runs inside steps: commands (here, under sudo, on hosts), manual instructions,
-conditional branches, templating, and a context shared by every step."""
+"""What runs inside steps: commands (here, under sudo, on hosts; fleets and rolling
+updates over them), manual instructions, conditional branches, templating, and a context
+shared by every step."""
 
 from trail.errors import HostUnreachableError, InstructionNotCompletedError, ShellCommandFailedError
 from trail.layer2.steps.context import threadsafe_class
@@ -14,14 +15,16 @@ from trail.layer2.steps.helpers import (
     make_context_attribute_based_templating_function,
     make_simple_templating_function,
 )
-from trail.layer2.steps.hosts import RemoteCommand, on_hosts
+from trail.layer2.steps.hosts import Hosts, RemoteCommand, Rollout, on_hosts, rolling
 from trail.layer2.steps.shell import ShellCommand, ShellResult
 
 __all__ = [
     "HostUnreachableError",
+    "Hosts",
     "Instruction",
     "InstructionNotCompletedError",
     "RemoteCommand",
+    "Rollout",
     "ShellCommand",
     "ShellResult",
     "ShellCommandFailedError",
@@ -34,5 +37,6 @@ __all__ = [
     "make_context_attribute_based_templating_function",
     "make_simple_templating_function",
     "on_hosts",
+    "rolling",
     "threadsafe_class",
 ]

@@ -17,6 +17,7 @@ import networkx as nx
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from trail.layer2.steps.rollout import cut_into_batches
 from trail.layer2.yamlbook.reader import Document, Path, Problem
 from trail.layer2.yamlbook.schema import KINDS, SCHEMA, STEP_PROPERTIES
 from trail.layer2.yamlbook.template import fields, quoted_placeholders, root, shell_template
@@ -24,7 +25,9 @@ from trail.layer2.yamlbook.template import fields, quoted_placeholders, root, sh
 _VALIDATOR = Draft202012Validator(SCHEMA)
 # Options that shape a command, meaningless on an instruction, a question or a call.
 _COMMAND_ONLY = ("shell", "raw", "host", "hosts", "limit", "user", "port", "ssh_options",
-                 "sudo", "sudo_user", "env", "cwd", "ok_exit_codes")
+                 "sudo", "sudo_user", "env", "cwd", "ok_exit_codes", "batch", "canary",
+                 "max_fail", "on_max_fail")
+_ROLLING = ("batch", "canary", "phases")  # any of them makes a step a rolling update
 _RESERVED_TAGS = ("name", "n", "host", "pool")
 
 
@@ -71,7 +74,8 @@ def _explain(document: Document, error: ValidationError) -> Iterator[Problem]:
         if not known:  # a mapping of free names (answers, tags): a value of the wrong type
             yield document.at(path, _at(path, error.message))
             return
-        kind = "runbook" if not path else "step" if len(path) == 2 else str(path[-1])
+        kind = ("runbook" if not path else "step" if len(path) == 2
+                else "phase" if len(path) == 4 and path[2] == "phases" else str(path[-1]))
         for key in error.instance:
             if key not in known:
                 yield document.at((*path, key), _at(path, f"unknown {kind} key {key!r}"
@@ -116,6 +120,15 @@ def check(document: Document, base: FilePath) -> tuple[Checked, list[Problem]]:
             problem(("steps", index, "name"), f"the step {name!r} has the name of a context "
                     f"key: in templates {{{name}}} would mean both")
 
+    for index, step in steps:
+        for position, phase in enumerate(_list(step.get("phases"))):
+            name = phase.get("name") if isinstance(phase, dict) else None
+            if isinstance(name, str) and (name in names or name in context) \
+                    and name != step["name"]:
+                problem(("steps", index, "phases", position, "name"), f"the phase {name!r} "
+                        f"has the name of a {'step' if name in names else 'context key'}: in "
+                        f"templates {{{name}}} would mean both")
+
     graph = nx.DiGraph()
     graph.add_nodes_from(names)
     for index, step in steps:
@@ -145,7 +158,12 @@ def check(document: Document, base: FilePath) -> tuple[Checked, list[Problem]]:
     checked.ancestors = {name: nx.ancestors(graph, name) for name in names}
     for index, step in steps:
         usable = set(context) | checked.ancestors[step["name"]]
-        _check_templates(index, step, usable, problem)
+        if "host" in step or "hosts" in step:
+            usable.add("host")  # the step's host
+        _check_templates(("steps", index), step, usable, problem)
+        for position, phase in enumerate(_list(step.get("phases"))):
+            if isinstance(phase, dict):
+                _check_templates(("steps", index, "phases", position), phase, usable, problem)
         when = step.get("when")
         if isinstance(when, dict) and ("step" in when) == ("key" in when):
             problem(("steps", index, "when"), "when looks at one step: or one key: (a "
@@ -164,7 +182,7 @@ def check(document: Document, base: FilePath) -> tuple[Checked, list[Problem]]:
 
     answers = _mapping(data.get("answers"))
     for name in answers:
-        if name.split("@")[0] not in names:
+        if name.split("@")[0].split("/")[0] not in names:  # step, step@host, step/batch2
             problem(("answers", name), f"an answer for {name!r}, which is no step"
                     f"{_suggest(name, names)}", key=True)
     return checked, problems
@@ -189,7 +207,7 @@ def _check_step(index: int, step: dict[str, Any], groups: dict[str, Any],
     elif len(kinds) > 1:
         problem((*here, kinds[1]), f"a step is one of {', '.join(KINDS)}; this one has "
                 f"{' and '.join(kinds)}", key=True)
-    if kinds and kinds[0] != "run":
+    if kinds and kinds[0] not in ("run", "phases"):
         for option in _COMMAND_ONLY:
             if option in step:
                 problem((*here, option), f"{option!r} applies to run steps, not to "
@@ -206,6 +224,7 @@ def _check_step(index: int, step: dict[str, Any], groups: dict[str, Any],
         if option in step and "host" not in step and "hosts" not in step:
             problem((*here, option), f"{option!r} applies to a step with host or hosts",
                     key=True)
+    _check_rolling(here, step, groups, problem)
     if "limit" in step and "hosts" not in step:
         problem((*here, "limit"), "'limit' applies to a step with hosts", key=True)
     if "limit" in step and "pool_size" in step:
@@ -232,9 +251,35 @@ def _check_step(index: int, step: dict[str, Any], groups: dict[str, Any],
                     "option; choose another name", key=True)
 
 
-def _check_templates(index: int, step: dict[str, Any], usable: set[str],
+def _check_rolling(here: Path, step: dict[str, Any], groups: dict[str, Any],
+                   problem: Callable[..., None]) -> None:
+    """A rolling update's options: on hosts, sizes that fit, no ``when``."""
+    rolling = [option for option in _ROLLING if option in step]
+    for option in (*_ROLLING, "max_fail", "on_max_fail"):
+        if option in step and "hosts" not in step:
+            problem((*here, option), f"{option!r} applies to a step with hosts (a rolling "
+                    f"update)", key=True)
+            return
+    for option in ("max_fail", "on_max_fail"):
+        if option in step and not rolling:
+            problem((*here, option), f"{option!r} applies to a rolling update: give batch, "
+                    f"canary or phases too", key=True)
+    if rolling and "when" in step:
+        problem((*here, "when"), "a rolling update cannot be conditional (when:): put the "
+                "condition on a step above it", key=True)
+    hosts = step.get("hosts")
+    names = groups.get(hosts) if isinstance(hosts, str) else hosts
+    if rolling and isinstance(names, list) and all(isinstance(h, str) for h in names):
+        try:
+            cut_into_batches(names, step.get("batch"), step.get("canary"))
+        except ValueError as exc:
+            problem((*here, "canary" if "canary" in str(exc) else "batch"), str(exc))
+        except TypeError:
+            pass  # a wrong type: the schema says so
+
+
+def _check_templates(here: Path, step: dict[str, Any], usable: set[str],
                      problem: Callable[..., None]) -> None:
-    here: Path = ("steps", index)
     texts: list[tuple[Path, str]] = []
     run = step.get("run")
     if isinstance(run, str) and step.get("shell"):
@@ -256,6 +301,9 @@ def _check_templates(index: int, step: dict[str, Any], usable: set[str],
         for name in names:
             if not name or name.isdigit():
                 problem(path, "a template placeholder needs a name: {key}")
+            elif root(name) == "host" and "host" not in usable:
+                problem(path, "the template names 'host', which only a step with host or "
+                        "hosts has")
             elif root(name) not in usable:
                 problem(path, f"the template names {root(name)!r}, which is neither a "
                         f"context key nor a step this one needs{_suggest(root(name), usable)}")

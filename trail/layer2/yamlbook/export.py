@@ -110,6 +110,9 @@ def _groups(graph: nx.DiGraph) -> list[tuple[str, list[Step]]]:
     order = sorted(graph.nodes, key=lambda step: n_of(graph, step))
     groups: dict[str, list[Step]] = {}
     for step in order:
+        if isinstance(step.tags.get("rollout"), str) and "batch" in step.tags:
+            groups.setdefault(step.tags["rollout"], []).append(step)  # one rolling update
+            continue
         host = step.tags.get("host")
         fanned = host is not None and step.name == f"{step.name.split('@')[0]}@{host}"
         groups.setdefault(step.name.split("@")[0] if fanned else step.name, []).append(step)
@@ -117,6 +120,9 @@ def _groups(graph: nx.DiGraph) -> list[tuple[str, list[Step]]]:
 
 
 def _group(name: str, members: list[Step], graph: nx.DiGraph) -> dict[str, Any]:
+    if any("rollout" in step.tags and "batch" in step.tags for step in members):
+        raise NotExpressible("a rolling update, which export does not write yet: in YAML "
+                             "it is a step with hosts, batch (canary, max_fail) and phases")
     if not re.match(NAME_PATTERN, name):
         raise NotExpressible(f"a YAML step name is letters, digits, _ and -; not {name!r}")
     specs = []

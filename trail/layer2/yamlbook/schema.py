@@ -10,6 +10,8 @@ NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_-]*$"
 _seconds = {"type": "number", "exclusiveMinimum": 0}
 _strings = {"type": "array", "items": {"type": "string"}}
 _scalar = {"type": ["string", "number", "boolean", "null"]}
+_percent = {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"}
+_hosts_size = {"anyOf": [{"type": "integer", "minimum": 1}, _percent]}
 
 STEP_PROPERTIES: dict[str, dict[str, Any]] = {
     "name": {"type": "string", "pattern": NAME_PATTERN,
@@ -40,6 +42,19 @@ STEP_PROPERTIES: dict[str, dict[str, Any]] = {
                         {"type": "string", "minLength": 1}]},
     "limit": {"type": "integer", "minimum": 1,
               "description": "At most this many of the hosts' steps at once."},
+    "batch": {"description": "A rolling update: hosts per batch (a number, a percentage of "
+                             "the hosts such as '20%', or a list of sizes that ramps up); "
+                             "the next batch starts when this one is through.",
+              "anyOf": [*_hosts_size["anyOf"],
+                        {"type": "array", "items": _hosts_size, "minItems": 1}]},
+    "canary": {**_hosts_size, "description": "This many hosts (or a percentage) go first, "
+                                             "alone; one failing stops the rollout."},
+    "max_fail": {"anyOf": [{"type": "integer", "minimum": 0}, _percent],
+                 "description": "How many hosts of a batch may fail (or a percentage) before "
+                                "the rollout asks the operator (or stops: on_max_fail)."},
+    "on_max_fail": {"enum": ["ask", "stop"],
+                    "description": "Beyond max_fail: ask the operator whether to go on "
+                                   "(default), or stop the rollout."},
     "user": {"type": "string", "description": "The ssh user on the host."},
     "port": {"type": "integer", "minimum": 1, "maximum": 65535,
              "description": "The ssh port on the host."},
@@ -82,6 +97,18 @@ STEP_PROPERTIES: dict[str, dict[str, Any]] = {
              "minProperties": 2, "maxProperties": 2},
 }
 
+# What a phase of a rolling update (a step's phases:) may say: its command and options.
+PHASE_KEYS = ("name", "run", "shell", "raw", "sudo", "sudo_user", "env", "cwd",
+              "ok_exit_codes", "timeout", "kill_grace", "retries", "retry_delay", "backoff",
+              "max_delay", "pause_on_fail", "tags")
+STEP_PROPERTIES["phases"] = {
+    "type": "array", "minItems": 1,
+    "description": "A rolling update's phases, run on each host in order (drain, restart, "
+                   "check); the steps are phase@host.",
+    "items": {"type": "object", "required": ["name", "run"], "additionalProperties": False,
+              "properties": {key: STEP_PROPERTIES[key] for key in PHASE_KEYS}}}
+HOST_OPTIONS = ("user", "port", "ssh_options", "sudo", "sudo_user")
+
 TOP_PROPERTIES: dict[str, dict[str, Any]] = {
     "name": {"type": "string", "minLength": 1, "description": "The trail's name."},
     "description": {"type": "string"},
@@ -95,6 +122,10 @@ TOP_PROPERTIES: dict[str, dict[str, Any]] = {
                     "additionalProperties": {"type": "array", "items": {"type": "string"},
                                              "minItems": 1},
                     "description": "Named lists of hosts, for a step's hosts:."},
+    "host_options": {"type": "object", "additionalProperties": False,
+                     "properties": {key: STEP_PROPERTIES[key] for key in HOST_OPTIONS},
+                     "description": "Options of every step on a host (a step's own win; "
+                                    "its ssh_options add to these)."},
     "steps": {"type": "array", "minItems": 1,
               "items": {"type": "object", "required": ["name"],
                         "properties": STEP_PROPERTIES, "additionalProperties": False}},
@@ -109,4 +140,4 @@ SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-KINDS = ("run", "instruction", "ask", "call")
+KINDS = ("run", "instruction", "ask", "call", "phases")
