@@ -32,9 +32,10 @@ Row = dict[str, Any]
 PAUSE_ON_FAIL = "pause_on_fail"
 
 # Read at load besides the asked fields: whether a step waits for an answer is the count
-# of its questions against its answers, and a view shows its latest output line.
+# of its questions against its answers, and a view shows its latest output line (or the
+# value it failed with).
 _BOOKKEEPING = (StatusField.STATE, StatusField.OUTPUT_MESSAGES, StatusField.PROMPT_MESSAGES,
-                StatusField.INPUT_MESSAGES)
+                StatusField.INPUT_MESSAGES, StatusField.RETURN_VALUE)
 
 
 @dataclass
@@ -89,8 +90,10 @@ class StatusMirror:
             prompts = row.get(StatusField.PROMPT_MESSAGES) or []
             inputs = row.get(StatusField.INPUT_MESSAGES) or []
             output = row.get(StatusField.OUTPUT_MESSAGES) or [""]
+            value = row.get(StatusField.RETURN_VALUE)
+            failed = value is not None and row[StatusField.STATE] != State.SUCCEEDED.value
             self._talk[n] = _Talk(len(prompts), len(inputs), prompts[-1] if prompts else None,
-                                  str(output[-1]))
+                                  str(value) if failed else str(output[-1]))
             self.rows[n] = {key: row[key] for key in keep if key in row}
             self._count(row[StatusField.STATE], 1)
             self._ask(n)

@@ -107,6 +107,7 @@ class RunView:
         self.mirror = StatusMirror(FIELDS)
         self.finished = False
         self.checked = 0.0  # monotonic time the status was last read
+        self.behind = 0  # the server's last event, when it was not seen here a second ago
         self.stopped = False  # the operator stopped it, or left before the end
         self.opened = time.time()
         self.notice: Text | None = None
@@ -217,7 +218,7 @@ class RunView:
         widest = max((len(str(self.rows[n]["Name"])) for n in shown), default=4)
         table.add_column("step", no_wrap=True, min_width=min(widest, 40), overflow="ellipsis")
         table.add_column("state", width=21, no_wrap=True, overflow="ellipsis")
-        table.add_column("time", justify="right", width=10)
+        table.add_column("time", justify="right", width=10, no_wrap=True)
         table.add_column("last output / question", ratio=1, overflow="ellipsis", no_wrap=True)
         return table
 
@@ -257,6 +258,7 @@ class RunView:
                     plan.append(("head", Text(f"… {len(steps) - cap} more {what} (: filter "
                                               "to see them)", style="dim")))
                 left -= min(len(steps), cap) + 2
+            listed = {item for kind, item in plan if kind == "step"}
             if layout.groups:
                 plan.append(("head", Text(f"{len(layout.groups)} group(s) by {self.by}, "
                                           "not done", style="bold")))
@@ -266,9 +268,10 @@ class RunView:
                     plan.append(("head", Text(f"… {len(layout.groups) - index} more groups "
                                               "(: filter, or : group TAG)", style="dim")))
                     break
-                if len(group.steps) == 1:
-                    plan.append(("step", group.steps[0]))
-                    left -= 1
+                if len(group.steps) == 1:  # a step of its own: its row (once)
+                    if group.steps[0] not in listed:
+                        plan.append(("step", group.steps[0]))
+                        left -= 1
                     continue
                 plan.append(("group", group))
                 left -= 1
@@ -461,10 +464,24 @@ def _drain(view: RunView, stream: EventStream, timeout: float) -> bool:
         try:
             if stream.missed > missed:
                 view.load()  # the rows of what was missed
-            view.finished = view.client.info()["finished"]
+            info = view.client.info()
+            view.finished = info["finished"]
+            _caught_up(view, stream, changed, info.get("published", 0))
         except TrailError:
             view.gone = True
     return changed
+
+
+def _caught_up(view: RunView, stream: EventStream, changed: bool, published: int) -> None:
+    """The last events sent may be the ones lost, and then no later event tells of the
+    gap: when the server has sent more than arrived, and a second later still nothing
+    came, the view reads the status again."""
+    behind = not changed and stream.last_seq is not None and published > stream.last_seq
+    if behind and view.behind == published:
+        stream.settle(published)
+        view.load()
+        published = 0
+    view.behind = published if behind else 0
 
 
 def _live(view: RunView, stream: EventStream, console: Console, keys: bool,
