@@ -19,9 +19,14 @@ def stuck(trail_env, context):
     raise RuntimeError("web17 would not drain: 3 connections left")
 
 
-approve = Step(Instruction("approve", "Upgrade the fleet now?"), name="approve")
-drains = [Step(stuck if i == 17 else done, name=f"drain@web{i}", host=f"web{i}",
-               phase="drain") for i in range(HOSTS)]
-upgrades = [Step(done, name=f"upgrade@web{i}", host=f"web{i}", phase="upgrade")
-            for i in range(HOSTS)]
-trail = [(approve, upgrade) for upgrade in upgrades] + list(zip(drains, upgrades, strict=True))
+def fleet(hosts: int) -> list:
+    approve = Step(Instruction("approve", "Upgrade the fleet now?"), name="approve")
+    drains = [Step(stuck if i == 17 else done, name=f"drain@web{i}", host=f"web{i}",
+                   phase="drain") for i in range(hosts)]
+    upgrades = [Step(done, name=f"upgrade@web{i}", host=f"web{i}", phase="upgrade")
+                for i in range(hosts)]
+    return [(approve, upgrade) for upgrade in upgrades] + list(zip(drains, upgrades,
+                                                                   strict=True))
+
+
+trail = fleet(HOSTS)
