@@ -111,6 +111,7 @@ const run = {
   tags: {},  // n -> the step's tags (a live run's)
   view: { filter: "", by: "name", expanded: new Set() },  // the grouped view's choices
   due: null, drawMs: 0,  // a grouped view's next draw (coalesced), and the last one's cost
+  groupKeys: new Map(),  // n -> its group under run.view.by
 };
 
 // A run of more steps than this is shown grouped (as the live view does, trail.layer2.groups):
@@ -120,7 +121,7 @@ const run = {
 // as they come and drawn together at most every DRAW_EVERY ms: 10,000 steps never mean
 // 10,000 rows in the page.
 const GROUP_ABOVE = 200;
-const SHOW = 100;
+const SHOW = 50;
 const DRAW_EVERY = 100;
 const FAILURES = new Set(["Failed", "Paused due to failure"]);
 const DONE = new Set(["Succeeded", "Skipped"]);
@@ -163,18 +164,23 @@ function drawRow(row) {
   fillRow(tr, row);
 }
 
+function setText(node, text) {  // a node redrawn with what it shows already is left alone
+  text = String(text);
+  if (node.textContent !== text) node.textContent = text;
+}
+
 function fillRow(tr, row) {
-  tr.setAttribute("data-step", row.Name);
-  tr.setAttribute("data-state", row.State);
+  if (tr.getAttribute("data-step") !== row.Name) tr.setAttribute("data-step", row.Name);
+  if (tr.getAttribute("data-state") !== row.State) tr.setAttribute("data-state", row.State);
   tr.classList.toggle("selected", run.selected === row.n);
   const cells = tr.children;
-  cells[0].textContent = row.n;
-  cells[1].textContent = row.Name;
-  cells[2].textContent = row.State;
-  cells[3].textContent = elapsedOf(row);
-  cells[4].textContent = row.Attempt || "";
-  cells[5].firstChild.textContent = row.last || "";
-  cells[5].title = row.last || "";
+  setText(cells[0], row.n);
+  setText(cells[1], row.Name);
+  setText(cells[2], row.State);
+  setText(cells[3], elapsedOf(row));
+  setText(cells[4], row.Attempt || "");
+  setText(cells[5].firstChild, row.last || "");
+  if (cells[5].title !== (row.last || "")) cells[5].title = row.last || "";
   const node = nodeElements.get(row.n);
   if (node) node.setAttribute("data-state", row.State);
 }
@@ -216,7 +222,7 @@ function drawQuestions(all) {
   const found = all || [...run.rows.values()].filter(asks);
   const waiting = found.slice(0, SHOW);
   const keep = new Map([...box.querySelectorAll("[data-question-for]")].map((q) => [q.getAttribute("data-question-for"), q]));
-  box.replaceChildren(...waiting.map((row) => {
+  const nodes = waiting.map((row) => {
     const old = keep.get(row.Name);
     if (old && old.getAttribute("data-question") === shown(row.question)) return old;  // keep what is typed
     const field = el("input", { type: "text", "data-answer-for": row.Name, placeholder: "your answer", "aria-label": "answer for " + row.Name });
@@ -229,11 +235,15 @@ function drawQuestions(all) {
       el("button", { type: "button", "data-action": "send_message_to_steps", onclick: () => send(field.value), text: "Answer" }),
       el("button", { type: "button", "data-reply": "true", onclick: () => send("true"), text: "Done" }),
       el("button", { type: "button", "data-reply": "false", onclick: () => send("false"), text: "Not done" }));
-  }));
+  });
   if (found.length > waiting.length) {
-    box.append(el("p", { class: "muted", "data-more-questions": found.length - waiting.length,
-      text: "… and " + (found.length - waiting.length) + " more questions (filter the steps to find one)" }));
+    const more = String(found.length - waiting.length);
+    const old = box.querySelector("[data-more-questions]");
+    nodes.push(old && old.getAttribute("data-more-questions") === more ? old : el("p", {
+      class: "muted", "data-more-questions": more, text: "… and " + more + " more questions (filter the steps to find one)" }));
   }
+  // The same questions: the page is left as it is (a field being typed in keeps its focus).
+  if (box.children.length !== nodes.length || nodes.some((node, i) => box.children[i] !== node)) box.replaceChildren(...nodes);
 }
 
 function argumentFields(call) {
@@ -275,10 +285,16 @@ function drawTrailActions() {
 
 // --- the grouped view of a big run ------------------------------------------------------
 
-function groupOf(row) {
-  if (run.view.by === "name") return String(row.Name).split("@")[0];
-  const value = (run.tags[row.n] || {})[run.view.by];
-  return value === undefined || value === null ? "(no " + run.view.by + ")" : String(value);
+function groupOf(row) {  // kept per step: names and tags do not change (emptied on a new grouping)
+  let key = run.groupKeys.get(row.n);
+  if (key !== undefined) return key;
+  if (run.view.by === "name") key = String(row.Name).split("@")[0];
+  else {
+    const value = (run.tags[row.n] || {})[run.view.by];
+    key = value === undefined || value === null ? "(no " + run.view.by + ")" : String(value);
+  }
+  run.groupKeys.set(row.n, key);
+  return key;
 }
 
 function wildcard(pattern) {  // shell-style * and ?, the whole value, any case
@@ -310,8 +326,7 @@ function rank(state) { const i = ORDER.indexOf(state); return i < 0 ? ORDER.leng
 function layout() {  // one pass over the rows
   const match = matcher(run.view.filter);
   const out = { questions: [], failures: [], running: [], groups: new Map(), done: {}, counts: {}, matched: match ? [] : null };
-  const ordered = [...run.rows.values()].sort((a, b) => a.n - b.n);
-  for (const row of ordered) {
+  for (const row of run.rows.values()) {  // in n order: the snapshot's, kept by Map.set
     const state = row.State;
     out.counts[state] = (out.counts[state] || 0) + 1;
     if (asks(row)) out.questions.push(row);
@@ -332,8 +347,36 @@ function later() {
   if (run.due === null) run.due = setTimeout(drawGrouped, DRAW_EVERY);
 }
 
+// Rows drawn last time, used again when they would be drawn the same: a redraw changes in the
+// page only what changed, and the browser lays out only that.
+const drawn = { heads: new Map(), groups: new Map(), lastHeads: new Map(), lastGroups: new Map(), counts: "" };
+
 function headRow(text, attrs) {
-  return el("tr", Object.assign({ class: "section" }, attrs || {}), el("td", { colspan: 6, text: text }));
+  const key = text + JSON.stringify(attrs || {});
+  const tr = drawn.heads.get(key) || drawn.lastHeads.get(key) ||
+    el("tr", Object.assign({ class: "section" }, attrs || {}), el("td", { colspan: 6, text: text }));
+  drawn.heads.set(key, tr);
+  return tr;
+}
+
+function groupRow(group, expanded) {
+  const states = Object.keys(group.counts).sort((a, b) => rank(a) - rank(b));
+  const key = group.key + "\n" + expanded + states.map((state) => state + group.counts[state]).join();
+  let tr = drawn.groups.get(key) || drawn.lastGroups.get(key);
+  if (tr) { drawn.groups.set(key, tr); return tr; }
+  const counts = el("span", { class: "counts" });
+  for (const state of states) {
+    counts.append(el("span", { class: "count", "data-state": state, text: group.counts[state] + " " + state }));
+  }
+  tr = el("tr", { class: "group", "data-group": group.key, "data-expanded": expanded, tabindex: 0 },
+    el("td", { class: "n", text: expanded ? "▾" : "▸" }), el("td", { class: "name", text: group.key }),
+    el("td", { text: group.steps.length + " steps" }), el("td", { colspan: 3 }, counts));
+  tr.addEventListener("click", () => {
+    if (run.view.expanded.has(group.key)) run.view.expanded.delete(group.key); else run.view.expanded.add(group.key);
+    drawGrouped();
+  });
+  drawn.groups.set(key, tr);
+  return tr;
 }
 
 function drawGrouped() {
@@ -342,9 +385,15 @@ function drawGrouped() {
   const view = run.view;
   const found = layout();
   const body = [];
+  drawn.lastHeads = drawn.heads;  // what this draw uses is kept for the next
+  drawn.lastGroups = drawn.groups;
+  drawn.heads = new Map();
+  drawn.groups = new Map();
+  const before = new Map(rowElements);  // rows drawn last time are used again
   rowElements.clear();
   const stepRow = (row) => {
-    const tr = newRow(row.n);
+    let tr = before.get(row.n);
+    if (tr) rowElements.set(row.n, tr); else tr = newRow(row.n);
     fillRow(tr, row);
     body.push(tr);
   };
@@ -372,17 +421,7 @@ function drawGrouped() {
         continue;
       }
       const expanded = view.expanded.has(group.key);
-      const counts = el("span", { class: "counts" });
-      for (const state of Object.keys(group.counts).sort((a, b) => rank(a) - rank(b))) {
-        counts.append(el("span", { class: "count", "data-state": state, text: group.counts[state] + " " + state }));
-      }
-      const tr = el("tr", { class: "group", "data-group": group.key, "data-expanded": expanded, tabindex: 0 },
-        el("td", { class: "n", text: expanded ? "▾" : "▸" }), el("td", { class: "name", text: group.key }),
-        el("td", { text: group.steps.length + " steps" }), el("td", { colspan: 3 }, counts));
-      tr.addEventListener("click", () => {
-        if (view.expanded.has(group.key)) view.expanded.delete(group.key); else view.expanded.add(group.key);
-        drawGrouped();
-      });
+      const tr = groupRow(group, expanded);
       body.push(tr);
       if (expanded) {
         group.steps.slice(0, SHOW).forEach(stepRow);
@@ -392,14 +431,19 @@ function drawGrouped() {
     if (open.length > SHOW) body.push(headRow("… " + (open.length - SHOW) + " more groups: filter, or group by another tag", { class: "section more" }));
     const line = document.getElementById("done-line");
     const parts = Object.keys(found.done).sort((a, b) => rank(a) - rank(b)).map((state) => found.done[state] + " " + state);
-    line.textContent = parts.length ? "done: " + parts.join(" · ") +
-      (done.length ? " (every step done in " + done.slice(0, 5).map((g) => g.key).join(", ") + (done.length > 5 ? " and " + (done.length - 5) + " more" : "") + ")" : "") : "";
+    setText(line, parts.length ? "done: " + parts.join(" · ") +
+      (done.length ? " (every step done in " + done.slice(0, 5).map((g) => g.key).join(", ") + (done.length > 5 ? " and " + (done.length - 5) + " more" : "") + ")" : "") : "");
   }
   document.getElementById("done-line").hidden = !!found.matched || !document.getElementById("done-line").textContent;
-  document.querySelector("#steps tbody").replaceChildren(...body);
+  const tbody = document.querySelector("#steps tbody");
+  const same = tbody.children.length === body.length && body.every((tr, i) => tbody.children[i] === tr);
+  if (!same) tbody.replaceChildren(...body);
   for (const tr of body) if (tr.getAttribute("data-n") === String(run.selected)) tr.classList.add("selected");
-  document.getElementById("counts").replaceChildren(countBadges(
-    Object.fromEntries(Object.entries(found.counts).sort((a, b) => rank(a[0]) - rank(b[0])))));
+  const counts = Object.fromEntries(Object.entries(found.counts).sort((a, b) => rank(a[0]) - rank(b[0])));
+  if (JSON.stringify(counts) !== drawn.counts) {
+    drawn.counts = JSON.stringify(counts);
+    document.getElementById("counts").replaceChildren(countBadges(counts));
+  }
   drawQuestions(found.questions);
   run.drawMs = performance.now() - started;
 }
@@ -460,6 +504,7 @@ function drawAll(data) {
   rowElements.clear();
   run.rows = new Map(data.rows.map((row) => [row.n, row]));
   run.tags = data.tags || {};
+  run.groupKeys.clear();
   document.body.classList.toggle("grouped", isGrouped());
   drawViewControls();
   if (isGrouped()) drawGrouped(); else for (const row of run.rows.values()) drawRow(row);
@@ -594,6 +639,7 @@ async function runPage() {
   document.getElementById("group-by").addEventListener("change", (e) => {
     run.view.by = e.target.value;
     run.view.expanded.clear();
+    run.groupKeys.clear();
     drawGrouped();
   });
   setInterval(tick, 1000);
