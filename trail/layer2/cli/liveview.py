@@ -597,8 +597,9 @@ def _answer(view: RunView, steering: Steering, live: Live, console: Console, fd:
         return Text("no step is waiting for an answer", style="yellow")
     row = waiting[0]
     if len(waiting) > 1:
-        names = ", ".join(f"{r['n']} {r['Name']}" for r in waiting)
-        choice = _ask(live, console, fd, f"Which step? ({names}) n: ").strip()
+        names = ", ".join(f"{r['n']} {r['Name']}" for r in waiting[:10])
+        more = f" and {len(waiting) - 10} more" if len(waiting) > 10 else ""
+        choice = _ask(live, console, fd, f"Which step? ({names}{more}) n: ").strip()
         matches = [r for r in waiting if str(r["n"]) == choice]
         if not matches:
             return Text(f"no step {choice!r} is waiting", style="yellow")
