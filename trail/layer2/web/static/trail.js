@@ -110,7 +110,7 @@ const run = {
   rows: new Map(), calls: [], selected: null, live: false, stream: null, journalRun: null,
   tags: {},  // n -> the step's tags (a live run's)
   view: { filter: "", by: "name", expanded: new Set() },  // the grouped view's choices
-  due: null, drawMs: 0,  // a grouped view's next draw (coalesced), and the last one's cost
+  due: null, drawMs: 0, drawnAt: 0,  // a grouped view's next draw, the last one's cost and time
   groupKeys: new Map(),  // n -> its group under run.view.by
 };
 
@@ -118,11 +118,11 @@ const run = {
 // first the steps that need you (a question, a failure), then those running, then a line
 // per group (the name before "@", or a tag) with its counts by state, the steps done only
 // counted. Every list shows at most SHOW rows; the filter finds any step. Events are applied
-// as they come and drawn together at most every DRAW_EVERY ms: 10,000 steps never mean
-// 10,000 rows in the page.
+// as they come and drawn together, at most every DRAW_EVERY ms or four times a draw's cost:
+// 10,000 steps never mean 10,000 rows in the page.
 const GROUP_ABOVE = 200;
 const SHOW = 50;
-const DRAW_EVERY = 100;
+const DRAW_EVERY = 50;
 const FAILURES = new Set(["Failed", "Paused due to failure"]);
 const DONE = new Set(["Succeeded", "Skipped"]);
 const ORDER = ["Paused due to failure", "Failed", "Running", "Interrupted", "Blocked", "Paused",
@@ -343,8 +343,10 @@ function layout() {  // one pass over the rows
   return out;
 }
 
-function later() {
-  if (run.due === null) run.due = setTimeout(drawGrouped, DRAW_EVERY);
+function later() {  // at once after a quiet spell; a busy run's changes are drawn together
+  if (run.due !== null) return;
+  const every = Math.max(DRAW_EVERY, 4 * run.drawMs);  // a fifth of the page's time at most
+  run.due = setTimeout(drawGrouped, Math.max(0, run.drawnAt + every - performance.now()));
 }
 
 // Rows drawn last time, used again when they would be drawn the same: a redraw changes in the
@@ -445,7 +447,8 @@ function drawGrouped() {
     document.getElementById("counts").replaceChildren(countBadges(counts));
   }
   drawQuestions(found.questions);
-  run.drawMs = performance.now() - started;
+  run.drawnAt = performance.now();
+  run.drawMs = run.drawnAt - started;
 }
 
 function drawViewControls() {
