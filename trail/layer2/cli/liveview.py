@@ -40,7 +40,7 @@ from trail.layer2.stream import EventStream
 FIELDS = [StatusField.STATE, StatusField.UNREPLIED_PROMPT_MESSAGE, StatusField.STARTED_AT,
           StatusField.FINISHED_AT, StatusField.TAGS]
 SMALL = 40  # a run of at most this many steps (or that fits the terminal): a row per step
-CHROME = 10  # terminal lines the view needs besides the table's rows
+CHROME = 12  # terminal lines the view needs besides the table's rows
 MIN_ROWS = 12  # rows a grouped view shows, however small the terminal
 DRAIN_FOR = 0.1  # seconds of events applied before the view draws again
 
@@ -246,12 +246,15 @@ class RunView:
                 plan.append(("head", Text(f"… {len(layout.matched) - len(shown)} more match "
                                           "(narrow the filter)", style="dim")))
         else:
+            # The group lines keep their room (a third of the rows at most); what needs
+            # the operator gets half of the rest when steps are running too.
+            left -= min(len(layout.groups), budget // 3) + 2 if layout.groups else 0
             for steps, what, style, share in (
-                    (layout.attention, "need you", "bold red", 2),
-                    (layout.running, "running", "bold blue", 3)):
+                    (layout.attention, "need you", "bold red", 2 if layout.running else 1),
+                    (layout.running, "running", "bold blue", 1)):
                 if not steps:
                     continue
-                cap = max(left // share, 3)
+                cap = max((left - 2) // share, 3)
                 plan.append(("head", Text(f"{len(steps)} {what}", style=style)))
                 plan += [("step", n) for n in steps[:cap]]
                 if len(steps) > cap:
@@ -259,6 +262,7 @@ class RunView:
                                               "to see them)", style="dim")))
                 left -= min(len(steps), cap) + 2
             listed = {item for kind, item in plan if kind == "step"}
+            left += min(len(layout.groups), budget // 3) + 2 if layout.groups else 0
             if layout.groups:
                 plan.append(("head", Text(f"{len(layout.groups)} group(s) by {self.by}, "
                                           "not done", style="bold")))
