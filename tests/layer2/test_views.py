@@ -236,3 +236,28 @@ def test_the_live_view_of_a_fleet_groups_it_and_reaches_any_step(tmp_path):
         assert "1999 Succeeded" in screen and "2 Skipped" in screen
     finally:
         tmux.close()
+
+
+def test_the_live_view_reads_the_status_again_when_a_runs_last_events_were_lost(serve):
+    """The live view's events lost at the end of a busy run (no later event shows the gap):
+    when the server has sent more than arrived and a second later nothing came, it reads
+    the status again rather than show steps running that are done."""
+    from trail.layer2.cli.liveview import RunView, _drain
+
+    steps = [Step(lambda e, c: None, name=f"quick@web{i}", host=f"web{i}") for i in range(1500)]
+    client = serve(steps, executor="thread")
+    view = RunView(client, "flood")
+    with client.subscribe() as stream:
+        view.load()
+        client.start(dry_run=False)  # the view reads nothing while the run floods
+        client.wait(timeout=60)
+        while _drain(view, stream, 0.2):
+            pass
+        assert view.counts() != {"Succeeded": 1500}, "no event was lost"
+        view.checked = 0.0  # a second on: the server sent more than came; noted
+        _drain(view, stream, 0.0)
+        assert view.counts() != {"Succeeded": 1500}
+        view.checked = 0.0  # still nothing came: the status is read again
+        _drain(view, stream, 0.0)
+        assert view.counts() == {"Succeeded": 1500}
+        assert view.index.layout().done == {"Succeeded": 1500}  # the grouping follows
