@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -261,3 +262,18 @@ def test_the_live_view_reads_the_status_again_when_a_runs_last_events_were_lost(
         _drain(view, stream, 0.0)
         assert view.counts() == {"Succeeded": 1500}
         assert view.index.layout().done == {"Succeeded": 1500}  # the grouping follows
+
+
+def test_the_plain_view_of_a_fleet_starts_with_counts_not_a_line_per_step(tmp_path):
+    root = Path(__file__).parents[2]
+    book = root / "tests" / "e2e" / "fleet_runbook.py"
+    result = subprocess.run(
+        [sys.executable, "-m", "trail", "run", str(book), "--plain", "--fail-fast",
+         "--socket", str(tmp_path / "plain.sock")], capture_output=True, text=True,
+        timeout=120, stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(root), "FLEET_HOSTS": "30"})
+    assert result.returncode == 1, result.stdout + result.stderr  # drain@web17 failed
+    lines = result.stdout.splitlines()
+    assert lines[1].endswith("61 steps: 61 Ready (a line for each change from here on)")
+    assert not any(line.endswith(" Ready") for line in lines)
+    assert any("drain@web17" in line and "Paused due to failure" in line for line in lines)

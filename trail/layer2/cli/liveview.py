@@ -653,8 +653,14 @@ def _plain_loop(view: RunView, stream: EventStream, console: Console,
         console.print(visible(f"{stamp}  {n:>3} {view.rows[n]['Name']:<24} {text}"),
                       markup=False, highlight=False, soft_wrap=True)
 
-    for n, row in sorted(view.rows.items()):
-        line(n, row[StatusField.STATE])
+    if len(view.rows) <= SMALL:
+        for n, row in sorted(view.rows.items()):
+            line(n, row[StatusField.STATE])
+    else:  # a fleet's thousands of "Ready" say less than one line of counts
+        counts = ", ".join(f"{c} {s}" for s, c in view.counts().items())
+        console.print(f"{time.strftime('%H:%M:%S')}  {len(view.rows)} steps: {counts} (a line "
+                      f"for each change from here on)", markup=False, highlight=False,
+                      soft_wrap=True)
     if on_ready is not None:
         on_ready()
     told = ""  # what the run waits on, as last said
