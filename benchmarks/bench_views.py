@@ -38,7 +38,7 @@ from rich.table import Table  # noqa: E402
 from trail import Step, TrailClient, TrailServer  # noqa: E402
 from trail.layer1.events import Prompt, StateChanged  # noqa: E402
 from trail.layer1.wire import StatusField as F  # noqa: E402
-from trail.layer2.cli.liveview import RunView  # noqa: E402
+from trail.layer2.cli.liveview import Frame, RunView  # noqa: E402
 
 PHASES = ("drain", "upgrade", "restart", "verify")
 
@@ -101,7 +101,7 @@ def live_view(steps: int, repeat: int) -> None:
     batch = timed(lambda: [view.apply(event) for event in events])
     print(f"live view, 1,000 events applied: {batch:.1f} ms ({batch:.1f} µs an event)")
     out = console()
-    flat = timed(lambda: out.print(view._table(sorted(view.rows), time.time())))
+    flat = timed(lambda: out.print(Frame(view, time.time()).table(sorted(view.rows))))
     print(f"for scale, the row-per-step table at {steps:,} rows: {flat:.0f} ms "
           f"({flat / floor:.0f}x the floor)")
 

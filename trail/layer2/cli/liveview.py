@@ -181,7 +181,8 @@ class RunView:
         counts = self.counts()
         budget = max((height or 0) - CHROME, MIN_ROWS)
         grouped = bool(self.where) or len(self.rows) > max(SMALL, budget)
-        table = self._grouped(now, budget) if grouped else self._table(sorted(self.rows), now)
+        frame = Frame(self, now)
+        table = frame.grouped(budget) if grouped else frame.table(sorted(self.rows))
         summary = Text()
         for state in State:
             count = counts.get(state.value)
@@ -200,120 +201,6 @@ class RunView:
         if keys:
             parts.append(Text.from_markup(HELP + (VIEW_HELP if grouped else ""), style="dim"))
         return Group(*parts)
-
-    def _table(self, shown: list[int], now: float) -> Table:
-        """A table with a row per step in ``shown`` (today's view of a small run)."""
-        table = self._empty_table(shown)
-        for n in shown:
-            self._step_row(table, n, now)
-        return table
-
-    def _empty_table(self, shown: Iterable[int]) -> Table:
-        title = Text(self.title, style="bold")
-        if self.by != BY_NAME:
-            title.append(f"  (grouped by {self.by})", style="dim")
-        table = Table(expand=True, title=title, title_justify="left")
-        table.add_column("n", justify="right", width=max(3, len(str(max(self.rows,
-                                                                             default=0)))))
-        widest = max((len(str(self.rows[n]["Name"])) for n in shown), default=4)
-        table.add_column("step", no_wrap=True, min_width=min(widest, 40), overflow="ellipsis")
-        table.add_column("state", width=21, no_wrap=True, overflow="ellipsis")
-        table.add_column("time", justify="right", width=10, no_wrap=True)
-        table.add_column("last output / question", ratio=1, overflow="ellipsis", no_wrap=True)
-        return table
-
-    def _step_row(self, table: Table, n: int, now: float) -> None:
-        row = self.rows[n]
-        question = row[StatusField.UNREPLIED_PROMPT_MESSAGE]
-        detail = (Text(f"? {question}", style="bold yellow") if question is not None
-                  else Text(short_line(self.mirror.last(n))))
-        table.add_row(str(n), row["Name"], state_text(row[StatusField.STATE]),
-                      elapsed(row.get(StatusField.STARTED_AT),
-                              row.get(StatusField.FINISHED_AT), now), detail)
-
-    def _grouped(self, now: float, budget: int) -> Table:
-        """What needs the operator, what runs, then a line per group, within ``budget``
-        rows; or the steps the filter matches."""
-        layout = self.index.layout(self.mirror.asking(), self.where)
-        plan: list[tuple[str, Any]] = []  # ("step", n) | ("head", Text) | ("group", Group)
-        left = budget
-        if layout.matched is not None:
-            shown = layout.matched[:max(left - 2, 1)]
-            plan.append(("head", Text(f"{len(layout.matched)} step(s) match "
-                                      f"{self.where.text!r}", style="bold")))
-            plan += [("step", n) for n in shown]
-            if len(layout.matched) > len(shown):
-                plan.append(("head", Text(f"… {len(layout.matched) - len(shown)} more match "
-                                          "(narrow the filter)", style="dim")))
-        else:
-            # The group lines keep their room (a third of the rows at most); what needs
-            # the operator gets half of the rest when steps are running too.
-            left -= min(len(layout.groups), budget // 3) + 2 if layout.groups else 0
-            for steps, what, style, share in (
-                    (layout.attention, "need you", "bold red", 2 if layout.running else 1),
-                    (layout.running, "running", "bold blue", 1)):
-                if not steps:
-                    continue
-                cap = max((left - 2) // share, 3)
-                plan.append(("head", Text(f"{len(steps)} {what}", style=style)))
-                plan += [("step", n) for n in steps[:cap]]
-                if len(steps) > cap:
-                    plan.append(("head", Text(f"… {len(steps) - cap} more {what} (: filter "
-                                              "to see them)", style="dim")))
-                left -= min(len(steps), cap) + 2
-            listed = {item for kind, item in plan if kind == "step"}
-            left += min(len(layout.groups), budget // 3) + 2 if layout.groups else 0
-            if layout.groups:
-                plan.append(("head", Text(f"{len(layout.groups)} group(s) by {self.by}, "
-                                          "not done", style="bold")))
-                left -= 1
-            for index, group in enumerate(layout.groups):
-                if left <= 1 and index < len(layout.groups) - 1:
-                    plan.append(("head", Text(f"… {len(layout.groups) - index} more groups "
-                                              "(: filter, or : group TAG)", style="dim")))
-                    break
-                if len(group.steps) == 1:  # a step of its own: its row (once)
-                    if group.steps[0] not in listed:
-                        plan.append(("step", group.steps[0]))
-                        left -= 1
-                    continue
-                plan.append(("group", group))
-                left -= 1
-                if group.key in self.expanded:
-                    cap = max(left - 1, 3)
-                    plan += [("step", n) for n in group.steps[:cap]]
-                    if len(group.steps) > cap:
-                        plan.append(("head", Text(f"… {len(group.steps) - cap} more in "
-                                                  f"{group.key} (: filter)", style="dim")))
-                    left -= min(len(group.steps), cap) + 1
-        table = self._empty_table([item for kind, item in plan if kind == "step"])
-        for kind, item in plan:
-            if kind == "step":
-                self._step_row(table, item, now)
-            elif kind == "head":
-                table.add_row("", item, "", "", "")
-            else:
-                self._group_row(table, item)
-        if layout.matched is None and (layout.done or layout.done_groups):
-            done = Text("done: ", style="green")
-            done.append("  ".join(f"{count} {state}" for state, count in layout.done.items()),
-                        style="green")
-            if layout.done_groups:
-                names = ", ".join(g.key for g in layout.done_groups[:5])
-                more = f" and {len(layout.done_groups) - 5} more" \
-                    if len(layout.done_groups) > 5 else ""
-                done.append(f"  · every step done in {names}{more}", style="dim green")
-            table.caption, table.caption_justify = done, "left"
-        return table
-
-    def _group_row(self, table: Table, group: GroupOfSteps) -> None:
-        counts = Text()
-        for state, count in group.ordered_counts():
-            counts.append(f"{count} {state}", style=STATE_STYLES.get(state, ""))
-            counts.append("  ")
-        mark = "▾" if group.key in self.expanded else "▸"
-        table.add_row(mark, Text(group.key, style="bold"),
-                      Text(f"{len(group.steps)} steps", style="bold"), "", counts)
 
     def view_command(self, line: str) -> str | None:
         """A command that changes what the view shows (``filter``, ``group``, ``expand``,
@@ -342,6 +229,129 @@ class RunView:
             self.index.reset(self.rows, BY_NAME)
             return "showing the whole run"
         return None
+
+
+class Frame:
+    """One frame of a RunView: a row per step (a small run, or the steps a filter found),
+    or grouped (``groups.Index.layout``) within the rows the terminal has."""
+
+    def __init__(self, view: RunView, now: float) -> None:
+        self.view = view
+        self.now = now
+
+    def table(self, shown: list[int]) -> Table:
+        """A table with a row per step in ``shown`` (today's view of a small run)."""
+        table = self._empty_table(shown)
+        for n in shown:
+            self._step_row(table, n)
+        return table
+
+    def _empty_table(self, shown: Iterable[int]) -> Table:
+        title = Text(self.view.title, style="bold")
+        if self.view.by != BY_NAME:
+            title.append(f"  (grouped by {self.view.by})", style="dim")
+        table = Table(expand=True, title=title, title_justify="left")
+        table.add_column("n", justify="right", width=max(3, len(str(max(self.view.rows,
+                                                                             default=0)))))
+        widest = max((len(str(self.view.rows[n]["Name"])) for n in shown), default=4)
+        table.add_column("step", no_wrap=True, min_width=min(widest, 40), overflow="ellipsis")
+        table.add_column("state", width=21, no_wrap=True, overflow="ellipsis")
+        table.add_column("time", justify="right", width=10, no_wrap=True)
+        table.add_column("last output / question", ratio=1, overflow="ellipsis", no_wrap=True)
+        return table
+
+    def _step_row(self, table: Table, n: int) -> None:
+        row = self.view.rows[n]
+        question = row[StatusField.UNREPLIED_PROMPT_MESSAGE]
+        detail = (Text(f"? {question}", style="bold yellow") if question is not None
+                  else Text(short_line(self.view.mirror.last(n))))
+        table.add_row(str(n), row["Name"], state_text(row[StatusField.STATE]),
+                      elapsed(row.get(StatusField.STARTED_AT),
+                              row.get(StatusField.FINISHED_AT), self.now), detail)
+
+    def grouped(self, budget: int) -> Table:
+        """What needs the operator, what runs, then a line per group, within ``budget``
+        rows; or the steps the filter matches."""
+        layout = self.view.index.layout(self.view.mirror.asking(), self.view.where)
+        plan: list[tuple[str, Any]] = []  # ("step", n) | ("head", Text) | ("group", Group)
+        left = budget
+        if layout.matched is not None:
+            shown = layout.matched[:max(left - 2, 1)]
+            plan.append(("head", Text(f"{len(layout.matched)} step(s) match "
+                                      f"{self.view.where.text!r}", style="bold")))
+            plan += [("step", n) for n in shown]
+            if len(layout.matched) > len(shown):
+                plan.append(("head", Text(f"… {len(layout.matched) - len(shown)} more match "
+                                          "(narrow the filter)", style="dim")))
+        else:
+            # The group lines keep their room (a third of the rows at most); what needs
+            # the operator gets half of the rest when steps are running too.
+            left -= min(len(layout.groups), budget // 3) + 2 if layout.groups else 0
+            for steps, what, style, share in (
+                    (layout.attention, "need you", "bold red", 2 if layout.running else 1),
+                    (layout.running, "running", "bold blue", 1)):
+                if not steps:
+                    continue
+                cap = max((left - 2) // share, 3)
+                plan.append(("head", Text(f"{len(steps)} {what}", style=style)))
+                plan += [("step", n) for n in steps[:cap]]
+                if len(steps) > cap:
+                    plan.append(("head", Text(f"… {len(steps) - cap} more {what} (: filter "
+                                              "to see them)", style="dim")))
+                left -= min(len(steps), cap) + 2
+            listed = {item for kind, item in plan if kind == "step"}
+            left += min(len(layout.groups), budget // 3) + 2 if layout.groups else 0
+            if layout.groups:
+                plan.append(("head", Text(f"{len(layout.groups)} group(s) by {self.view.by}, "
+                                          "not done", style="bold")))
+                left -= 1
+            for index, group in enumerate(layout.groups):
+                if left <= 1 and index < len(layout.groups) - 1:
+                    plan.append(("head", Text(f"… {len(layout.groups) - index} more groups "
+                                              "(: filter, or : group TAG)", style="dim")))
+                    break
+                if len(group.steps) == 1:  # a step of its own: its row (once)
+                    if group.steps[0] not in listed:
+                        plan.append(("step", group.steps[0]))
+                        left -= 1
+                    continue
+                plan.append(("group", group))
+                left -= 1
+                if group.key in self.view.expanded:
+                    cap = max(left - 1, 3)
+                    plan += [("step", n) for n in group.steps[:cap]]
+                    if len(group.steps) > cap:
+                        plan.append(("head", Text(f"… {len(group.steps) - cap} more in "
+                                                  f"{group.key} (: filter)", style="dim")))
+                    left -= min(len(group.steps), cap) + 1
+        table = self._empty_table([item for kind, item in plan if kind == "step"])
+        for kind, item in plan:
+            if kind == "step":
+                self._step_row(table, item)
+            elif kind == "head":
+                table.add_row("", item, "", "", "")
+            else:
+                self._group_row(table, item)
+        if layout.matched is None and (layout.done or layout.done_groups):
+            done = Text("done: ", style="green")
+            done.append("  ".join(f"{count} {state}" for state, count in layout.done.items()),
+                        style="green")
+            if layout.done_groups:
+                names = ", ".join(g.key for g in layout.done_groups[:5])
+                more = f" and {len(layout.done_groups) - 5} more" \
+                    if len(layout.done_groups) > 5 else ""
+                done.append(f"  · every step done in {names}{more}", style="dim green")
+            table.caption, table.caption_justify = done, "left"
+        return table
+
+    def _group_row(self, table: Table, group: GroupOfSteps) -> None:
+        counts = Text()
+        for state, count in group.ordered_counts():
+            counts.append(f"{count} {state}", style=STATE_STYLES.get(state, ""))
+            counts.append("  ")
+        mark = "▾" if group.key in self.view.expanded else "▸"
+        table.add_row(mark, Text(group.key, style="bold"),
+                      Text(f"{len(group.steps)} steps", style="bold"), "", counts)
 
 
 @contextlib.contextmanager
@@ -759,4 +769,4 @@ def _print_event(view: RunView, event: Event, line: Callable[[int, str], None]) 
         line(n, f"> {event.message!r}")
 
 
-__all__ = ["RunView", "Steering", "Terminated", "parse_reply", "stop_on_signals", "watch"]
+__all__ = ["Frame", "RunView", "Steering", "Terminated", "parse_reply", "stop_on_signals", "watch"]
