@@ -4,9 +4,10 @@ open pages cost the run.
     python benchmarks/bench_web.py [--steps 1000] [--changes 50] [--pages 20]
 
 Needs Debian's chromium and chromium-driver (scripts/setup installs them) and selenium.
-First paint: from asking for the run's page to its table holding every step's row and its
-diagram drawn. State change: from sending a ``pause`` call (wall clock) to the table row's
-``data-state`` changing (wall clock in the page, seen by a MutationObserver). Cost: a
+First paint: from asking for the run's page to its table holding every step's row (or, above
+200 steps, its groups) and its diagram drawn. State change: from sending a ``pause`` call
+(wall clock) to the table row's ``data-state`` changing, or (a grouped page, filtered to
+``state=to*``) the row appearing (wall clock in the page, seen by a MutationObserver). Cost: a
 chain of thread-executor steps run with no web process, then with one followed by
 ``--pages`` open event streams; steps per second each way (median of 3).
 """
@@ -128,19 +129,27 @@ def page_figures(runtime: Path, steps: int, changes: int) -> None:
         driver.get(f"{web.base}/?token={web.token}")  # the cookie; not timed
         started = time.perf_counter()
         driver.get(f"{web.base}/runs/{key}")
+        # A page of more than 200 steps is grouped (a line per group, not a row per step).
         while driver.execute_script(
-                "return document.querySelectorAll('#steps tbody tr').length < arguments[0]"
-                " || !document.querySelector('#diagram svg')", steps):
+                "return (document.querySelectorAll('#steps tbody tr').length < arguments[0]"
+                " && !document.querySelector('#steps tr.section'))"
+                " || !document.querySelector('#diagram svg, #diagram [data-no-diagram]')",
+                steps):
             time.sleep(0.005)
         paint = time.perf_counter() - started
+        grouped = driver.execute_script("return document.body.classList.contains('grouped')")
         print(f"first paint of a {steps}-step run's page: {paint:.2f} s "
-              f"(rows and diagram in the DOM)")
+              f"({'grouped' if grouped else 'rows'} and diagram in the DOM)")
+        if grouped:  # list the steps being paused, as an operator would find them
+            driver.find_element("css selector", "#filter").send_keys("state=to*")
         driver.execute_script("""
             window.seen = {};
+            const note = (tr) => { if (tr.getAttribute && tr.getAttribute('data-state') ===
+                'To Pause') window.seen[tr.getAttribute('data-n')] ??= Date.now(); };
             new MutationObserver((records) => { for (const r of records) {
-                window.seen[r.target.getAttribute('data-n')] = Date.now(); } })
-              .observe(document.querySelector('#steps tbody'),
-                       {subtree: true, attributes: true, attributeFilter: ['data-state']});""")
+                note(r.target); for (const node of r.addedNodes) note(node); } })
+              .observe(document.querySelector('#steps tbody'), {subtree: true,
+                       childList: true, attributes: true, attributeFilter: ['data-state']});""")
         latencies = []
         for n in range(1, changes + 1):
             sent = time.time() * 1000

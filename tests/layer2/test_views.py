@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -184,3 +187,93 @@ def test_a_conditional_step_is_drawn_as_one():
     nodes, _ = nodes_and_edges(dot_json(definition_dot(guard >> after).source))
     assert nodes["0"]["shape"] == "hexagon" and nodes["0"]["label"] == "if 0: guard"
     assert nodes["1"].get("shape", "box") == "box"
+
+
+def test_the_live_view_of_a_fleet_groups_it_and_reaches_any_step(tmp_path):
+    """`trail run` of 2,001 steps in a real terminal: what needs the operator on top (the
+    failed drain, the question), a line per phase with its counts, and one step found,
+    answered and steered from the view."""
+    from tests.support import Tmux
+
+    root = Path(__file__).parents[2]
+    book = root / "tests" / "e2e" / "fleet_runbook.py"
+    socket_file = str(tmp_path / "fleet.sock")
+    tmux = Tmux(f"{sys.executable} -m trail run {book} --socket {socket_file}",
+                env={"PYTHONPATH": str(root), "FLEET_HOSTS": "1000"})
+    try:
+        screen = tmux.wait_for("999 Succeeded  ", timeout=60)
+        lines = screen.splitlines()
+        top = next(i for i, line in enumerate(lines) if "2 need you" in line)
+        assert "approve" in lines[top + 1] and "? Upgrade the fleet now?" in lines[top + 1]
+        assert "drain@web17" in lines[top + 2] and "Paused due to failure" in lines[top + 2]
+        assert "web17 would not drain" in lines[top + 2]
+        drain = next(line for line in lines if "│ drain " in line)
+        assert "1000 steps" in drain and "1 Paused due to failure" in drain \
+            and "999 Succeeded" in drain
+        upgrade = next(line for line in lines if "│ upgrade " in line)
+        assert "1000 steps" in upgrade and "1000 Waiting" in upgrade
+        assert len([line for line in lines if line.startswith("│")]) < 40  # it fits
+
+        tmux.keys("/")
+        tmux.wait_for("filter> ")
+        tmux.keys("web123", "Enter")
+        tmux.wait_for("2 step(s) match 'web123'")
+        wait_until(lambda: "upgrade@web123" in tmux.screen() and "drain@web123" in
+                   tmux.screen(), "the two steps of web123")
+        tmux.keys("a")  # the question, answered from the view
+        tmux.wait_for("approve: Upgrade the fleet now?")
+        tmux.keys("yes", "Enter")
+        tmux.keys("/")
+        tmux.wait_for("filter> ")
+        tmux.keys("Enter")  # no filter: the whole run again
+        wait_until(lambda: any("│ upgrade " in line and "999 Succeeded" in line
+                               for line in tmux.screen().splitlines()),
+                   f"the upgrades done but web17's: {tmux.screen()}", timeout=30)
+        tmux.keys(":")
+        tmux.wait_for("trail> ")
+        tmux.keys("skip host=web17", "Enter")  # a tag: the failed drain (and its upgrade)
+        screen = tmux.wait_for("EXIT=", timeout=30)
+        assert "EXIT=0" in screen, screen
+        assert "1999 Succeeded" in screen and "2 Skipped" in screen
+    finally:
+        tmux.close()
+
+
+def test_the_live_view_reads_the_status_again_when_a_runs_last_events_were_lost(serve):
+    """The live view's events lost at the end of a busy run (no later event shows the gap):
+    when the server has sent more than arrived and a second later nothing came, it reads
+    the status again rather than show steps running that are done."""
+    from trail.layer2.cli.liveview import RunView, _drain
+
+    steps = [Step(lambda e, c: None, name=f"quick@web{i}", host=f"web{i}") for i in range(1500)]
+    client = serve(steps, executor="thread")
+    view = RunView(client, "flood")
+    with client.subscribe() as stream:
+        view.load()
+        client.start(dry_run=False)  # the view reads nothing while the run floods
+        client.wait(timeout=60)
+        while _drain(view, stream, 0.2):
+            pass
+        assert view.counts() != {"Succeeded": 1500}, "no event was lost"
+        view.checked = 0.0  # a second on: the server sent more than came; noted
+        _drain(view, stream, 0.0)
+        assert view.counts() != {"Succeeded": 1500}
+        view.checked = 0.0  # still nothing came: the status is read again
+        _drain(view, stream, 0.0)
+        assert view.counts() == {"Succeeded": 1500}
+        assert view.index.layout().done == {"Succeeded": 1500}  # the grouping follows
+
+
+def test_the_plain_view_of_a_fleet_starts_with_counts_not_a_line_per_step(tmp_path):
+    root = Path(__file__).parents[2]
+    book = root / "tests" / "e2e" / "fleet_runbook.py"
+    result = subprocess.run(
+        [sys.executable, "-m", "trail", "run", str(book), "--plain", "--fail-fast",
+         "--socket", str(tmp_path / "plain.sock")], capture_output=True, text=True,
+        timeout=120, stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(root), "FLEET_HOSTS": "30"})
+    assert result.returncode == 1, result.stdout + result.stderr  # drain@web17 failed
+    lines = result.stdout.splitlines()
+    assert lines[1].endswith("61 steps: 61 Ready (a line for each change from here on)")
+    assert not any(line.endswith(" Ready") for line in lines)
+    assert any("drain@web17" in line and "Paused due to failure" in line for line in lines)

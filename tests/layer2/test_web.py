@@ -296,3 +296,31 @@ def test_without_graphviz_the_page_still_shows_and_steers(runtime: Path, serve: 
         stream.close()
     finally:
         web.stop()
+
+
+def test_the_hub_reads_the_status_again_when_a_runs_last_events_were_lost(serve: Any,
+                                                                          tmp_path: Path):
+    """A page's follower that falls behind a busy run loses events (ZeroMQ drops them), the
+    last ones too, and then no later event tells of the gap: once the run is quiet and the
+    server says it sent more, the follower reads the status again."""
+    from trail.layer2.web.hub import Hub, Watched
+
+    steps = [Step(lambda e, c: None, name=f"quick@web{i}", host=f"web{i}") for i in range(1500)]
+    client = serve(steps, executor="thread")
+    hub = Hub(lambda: [], tmp_path / "journal.sqlite3")
+    watched = Watched(hub, client.socket_file)  # its stream is not read while the run floods
+    try:
+        client.start(dry_run=False)
+        client.wait(timeout=60)
+        while (event := watched.stream.next(0.2)) is not None:
+            watched.mirror.apply(event)
+        assert watched.stream.last_seq is not None
+        assert watched.mirror.counts() != {"Succeeded": 1500}, "no event was lost"
+        watched.catch_up()  # behind: noted
+        assert watched.mirror.counts() != {"Succeeded": 1500}
+        watched.catch_up()  # still behind, nothing came: read again
+        assert watched.mirror.counts() == {"Succeeded": 1500}
+        assert watched.behind == 0
+    finally:
+        watched.stream.close()
+        watched.client.close()

@@ -240,3 +240,74 @@ def test_a_past_run_from_the_journal(browser: Any, web: WebProcess, serve: Any,
         wait_css(browser, f'#past tr[data-run="{key}"] a', "the run among the past runs")
     finally:
         later.stop()
+
+
+def table(driver: Any) -> list[tuple[str, str, str]]:
+    """The steps table's rows at one moment (a grouped view redraws as events come): each
+    row's step, group or section, its state, and its text."""
+    return [tuple(row) for row in driver.execute_script(
+        "return [...document.querySelectorAll('#steps tbody tr')].map((tr) => ["
+        "tr.getAttribute('data-step') || tr.getAttribute('data-group') ||"
+        " tr.getAttribute('data-section') || '', tr.getAttribute('data-state') || '',"
+        " tr.innerText.replace(/\\s+/g, ' ').trim()])")]
+
+
+def texts(driver: Any, selector: str) -> list[str]:
+    return list(driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText)",
+        selector))
+
+
+def test_a_fleet_of_thousands_of_steps_is_grouped_with_what_needs_you_on_top(
+        browser: Any, web: WebProcess, serve: Any, runtime: Path) -> None:
+    """2,001 steps (a drain and an upgrade per host): the page lists the question and the
+    failed drain on top, a line per phase with its counts, the steps done counted; a few
+    dozen rows, not thousands; any step found by the filter, or in its expanded group."""
+    from tests.e2e.fleet_runbook import fleet
+
+    client = serve(fleet(1000), socket_file=str(runtime / "trail" / "fleet.sock"),
+                   executor="thread", name="fleet")
+    client.start(dry_run=False)
+    wait_until(lambda: client.steps_waiting_for_user_input(), "approve's question")
+    wait_until(lambda: sum(state == "Succeeded" for state in states(client).values()) == 999,
+               "the drains done but web17's", timeout=60)
+    key = web.key_of("fleet")
+    browser.get(f"{web.base}/runs/{key}?token={web.token}")
+    wait_until(lambda: ("drain", "", "▸ drain 1000 steps 1 Paused due to failure 999 "
+                        "Succeeded") in table(browser), f"the drain phase: {table(browser)}")
+    rows = table(browser)
+    assert len(rows) < 20  # not a row per step
+    assert rows[:3] == [
+        ("attention", "", "2 need you"),
+        ("approve", "Running", rows[1][2]), ("drain@web17", "Paused due to failure", rows[2][2])]
+    assert "web17 would not drain" in rows[2][2]
+    assert ("upgrade", "", "▸ upgrade 1000 steps 1000 Waiting") in rows
+    assert texts(browser, "#counts .count") == [
+        "1 Paused due to failure", "1 Running", "1000 Waiting", "999 Succeeded"]
+    assert texts(browser, "#done-line") == ["done: 999 Succeeded"]
+    wait_css(browser, '[data-answer-for="approve"]', "the question's answer field")
+    assert css(browser, "#diagram [data-no-diagram]")  # graphviz draws up to 1,000
+
+    # Any step: found by the filter, steered from its panel.
+    field = css(browser, "#filter")[0]
+    field.send_keys("host=web17")
+    wait_until(lambda: [r[0] for r in table(browser)] ==
+               ["matched", "drain@web17", "upgrade@web17"], "the filter's two steps")
+    css(browser, '#steps tr[data-step="drain@web17"]')[0].click()
+    wait_css(browser, '#step-panel[data-step="drain@web17"] [data-action="skip"]')
+    steer(browser, '#step-panel [data-action="skip"]', "drain@web17")
+    wait_css(browser, '#steps tr[data-step="drain@web17"][data-state="Skipped"]',
+             "the skip shown in the filtered list")
+    field.clear()
+    field.send_keys(" ")  # an input event: the filter is empty again
+    wait_until(lambda: css(browser, "#steps tr.group"), "the groups again")
+    wait_until(lambda: texts(browser, "#done-line") ==
+               ["done: 999 Succeeded · 1 Skipped (every step done in drain)"],
+               "the drains counted as done")
+    assert "drain" not in [r[0] for r in table(browser)]
+    css(browser, '#steps tr.group[data-group="upgrade"]')[0].click()
+    wait_until(lambda: "upgrade@web0" in [r[0] for r in table(browser)],
+               "the upgrade phase expanded")
+    rows = table(browser)
+    assert ("", "", "… 950 more in upgrade: filter to find one") in rows
+    assert len(rows) < 80

@@ -32,9 +32,10 @@ Row = dict[str, Any]
 PAUSE_ON_FAIL = "pause_on_fail"
 
 # Read at load besides the asked fields: whether a step waits for an answer is the count
-# of its questions against its answers, and a view shows its latest output line.
+# of its questions against its answers, and a view shows its latest output line (or the
+# value it failed with).
 _BOOKKEEPING = (StatusField.STATE, StatusField.OUTPUT_MESSAGES, StatusField.PROMPT_MESSAGES,
-                StatusField.INPUT_MESSAGES)
+                StatusField.INPUT_MESSAGES, StatusField.RETURN_VALUE)
 
 
 @dataclass
@@ -69,6 +70,9 @@ class StatusMirror:
         self.fields: tuple[str, ...] = tuple(dict.fromkeys([StatusField.STATE, *fields]))
         self.rows: dict[int, Row] = {}
         self._talk: dict[int, _Talk] = {}
+        # Kept as events come, so that a view of 10,000 steps need not count them per frame.
+        self._counts: dict[str, int] = {}
+        self._asking: set[int] = set()  # the steps waiting for an answer
 
     def load(self, client: TrailClient, **tags: Any) -> None:
         """Read the rows of the steps with ``tags`` from ``client.status()``: subscribe
@@ -80,15 +84,19 @@ class StatusMirror:
         """Take ``rows`` (from ``status()``) as the truth; fields missing from them stay
         missing, and the messages lists, when present, are what waiting is counted from."""
         keep = (StatusField.N, StatusField.NAME, *self.fields)
-        self.rows, self._talk = {}, {}
+        self.rows, self._talk, self._counts, self._asking = {}, {}, {}, set()
         for row in rows:
             n = row[StatusField.N]
             prompts = row.get(StatusField.PROMPT_MESSAGES) or []
             inputs = row.get(StatusField.INPUT_MESSAGES) or []
             output = row.get(StatusField.OUTPUT_MESSAGES) or [""]
+            value = row.get(StatusField.RETURN_VALUE)
+            failed = value is not None and row[StatusField.STATE] != State.SUCCEEDED.value
             self._talk[n] = _Talk(len(prompts), len(inputs), prompts[-1] if prompts else None,
-                                  str(output[-1]))
+                                  str(value) if failed else str(output[-1]))
             self.rows[n] = {key: row[key] for key in keep if key in row}
+            self._count(row[StatusField.STATE], 1)
+            self._ask(n)
 
     def apply(self, event: Event) -> Row | None:
         """Bring the row of the event's step up to date; return it, or None when the event
@@ -100,7 +108,9 @@ class StatusMirror:
             return None
         talk = self._talk[event.n]
         if isinstance(event, StateChanged):
+            self._count(row[StatusField.STATE], -1)
             self._state(row, talk, event)
+            self._count(event.state, 1)
         elif isinstance(event, Output):
             _append(row, StatusField.OUTPUT_MESSAGES, event.message)
             talk.last = str(event.message)
@@ -113,8 +123,23 @@ class StatusMirror:
             talk.told += 1
         elif isinstance(event, PauseOnFailChanged):
             _set(row, PAUSE_ON_FAIL, event.pause_on_fail)
-        _set(row, StatusField.UNREPLIED_PROMPT_MESSAGE, self.question(event.n))
+        _set(row, StatusField.UNREPLIED_PROMPT_MESSAGE, self._ask(event.n))
         return row
+
+    def _count(self, state: str, by: int) -> None:
+        left = self._counts.get(state, 0) + by
+        if left:
+            self._counts[state] = left
+        else:
+            self._counts.pop(state, None)
+
+    def _ask(self, n: int) -> Any:
+        question = self.question(n)
+        if question is None:
+            self._asking.discard(n)
+        else:
+            self._asking.add(n)
+        return question
 
     def _state(self, row: Row, talk: _Talk, event: StateChanged) -> None:
         was_running = State.RUNNING.value in (row[StatusField.STATE], event.previous)
@@ -143,7 +168,11 @@ class StatusMirror:
 
     def waiting(self) -> list[Row]:
         """The rows of the steps waiting for an answer, by n."""
-        return [self.rows[n] for n in sorted(self.rows) if self.question(n) is not None]
+        return [self.rows[n] for n in sorted(self._asking)]
+
+    def asking(self) -> set[int]:
+        """The n of every step waiting for an answer (a copy)."""
+        return set(self._asking)
 
     def last(self, n: int) -> str:
         """The line a view shows for step ``n``: its latest output, or the value it failed
@@ -151,11 +180,8 @@ class StatusMirror:
         return self._talk[n].last
 
     def counts(self) -> dict[str, int]:
-        """How many steps are in each state, in the order the rows first show each."""
-        counts: dict[str, int] = {}
-        for row in self.rows.values():
-            counts[row[StatusField.STATE]] = counts.get(row[StatusField.STATE], 0) + 1
-        return counts
+        """How many steps are in each state (states no step is in are left out)."""
+        return dict(self._counts)
 
 
 def _set(row: Row, key: str, value: Any) -> None:

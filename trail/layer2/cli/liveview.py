@@ -31,12 +31,18 @@ from trail.layer1.events import Event, Hello, Input, Output, Prompt, StateChange
 from trail.layer1.wire import StatusField
 from trail.layer2.cli.display import STATE_STYLES, elapsed, state_text, visible
 from trail.layer2.client import TrailClient
+from trail.layer2.groups import BY_NAME, Filter, Index
+from trail.layer2.groups import Group as GroupOfSteps
 from trail.layer2.mirror import StatusMirror
 from trail.layer2.stream import EventStream
 
 # The mirror keeps the latest output line of each step besides these.
 FIELDS = [StatusField.STATE, StatusField.UNREPLIED_PROMPT_MESSAGE, StatusField.STARTED_AT,
-          StatusField.FINISHED_AT]
+          StatusField.FINISHED_AT, StatusField.TAGS]
+SMALL = 40  # a run of at most this many steps (or that fits the terminal): a row per step
+CHROME = 12  # terminal lines the view needs besides the table's rows
+MIN_ROWS = 12  # rows a grouped view shows, however small the terminal
+DRAIN_FOR = 0.1  # seconds of events applied before the view draws again
 
 # One end state, one exit code (README "Exit codes"):
 EXIT_SUCCEEDED = 0  # every step succeeded or was skipped
@@ -50,6 +56,9 @@ HELP = ("keys: [bold]a[/] answer a question · [bold]:[/] command ("
                    if spec.mutating and spec.result is Result.STEPS)
         + "; help says what each takes) · [bold]q[/] quit")
 
+
+VIEW_HELP = (" · [bold]/[/] filter (name, tag=value, state) · [bold]:[/] group TAG, expand"
+             " GROUP, collapse GROUP, clear")
 
 parse_reply = json_or_text  # what the operator typed, as a reply
 
@@ -98,17 +107,31 @@ class RunView:
         self.mirror = StatusMirror(FIELDS)
         self.finished = False
         self.checked = 0.0  # monotonic time the status was last read
+        self.behind = 0  # the server's last event, when it was not seen here a second ago
         self.stopped = False  # the operator stopped it, or left before the end
         self.opened = time.time()
         self.notice: Text | None = None
+        self.where = Filter("")  # the steps the operator asked to see (none: every step)
+        self.index = Index()  # groups by the name before "@" (or a tag: `: group TAG`)
+        self.expanded: set[str] = set()  # groups listed step by step
 
     @property
     def rows(self) -> dict[int, dict[str, Any]]:
         return self.mirror.rows
 
+    @property
+    def by(self) -> str:
+        return self.index.by
+
+    def reset(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Take ``rows`` (status rows) as the run's status."""
+        self.mirror.reset(rows)
+        self.index.reset(self.rows)
+
     def load(self) -> None:
         """Read the whole status (after subscribing, so nothing is missed between)."""
         self.mirror.load(self.client)
+        self.index.reset(self.rows)
         info = self.client.info()
         self.finished = info["finished"]
         if info.get("started"):  # elapsed counts from the run's start, not the viewer's
@@ -120,7 +143,11 @@ class RunView:
                     break
 
     def apply(self, event: Event) -> None:
+        before = self.rows.get(event.n) if isinstance(event, StateChanged) else None
+        old = before[StatusField.STATE] if before is not None else None
         row = self.mirror.apply(event)
+        if old is not None and isinstance(event, StateChanged):
+            self.index.move(event.n, old, event.state)
         if self.fail_fast and self.failed_fast is None and isinstance(event, StateChanged) \
                 and event.state in FAILURES:
             self.failed_fast = event.name
@@ -147,41 +174,184 @@ class RunView:
             return EXIT_FAILED
         return EXIT_STOPPED
 
-    def render(self, keys: bool = True) -> Group:
+    def render(self, keys: bool = True, height: int | None = None) -> Group:
+        """The view as one renderable: a row per step when the run fits (``height``: the
+        terminal's lines), else grouped (``groups.arrange``); the counts; the keys."""
         now = time.time()
-        table = Table(expand=True, title=Text(self.title, style="bold"), title_justify="left")
-        table.add_column("n", justify="right", width=3)
-        widest = max((len(str(row["Name"])) for row in self.rows.values()), default=4)
-        table.add_column("step", no_wrap=True, min_width=min(widest, 40), overflow="ellipsis")
-        table.add_column("state", width=21)
-        table.add_column("time", justify="right", width=10)
-        table.add_column("last output / question", ratio=1, overflow="ellipsis", no_wrap=True)
-        for n in sorted(self.rows):
-            row = self.rows[n]
-            question = row[StatusField.UNREPLIED_PROMPT_MESSAGE]
-            detail = (Text(f"? {question}", style="bold yellow") if question is not None
-                      else Text(short_line(self.mirror.last(n))))
-            table.add_row(str(n), row["Name"], state_text(row[StatusField.STATE]),
-                          elapsed(row.get(StatusField.STARTED_AT),
-                                  row.get(StatusField.FINISHED_AT), now), detail)
+        counts = self.counts()
+        budget = max((height or 0) - CHROME, MIN_ROWS)
+        grouped = bool(self.where) or len(self.rows) > max(SMALL, budget)
+        frame = Frame(self, now)
+        table = frame.grouped(budget) if grouped else frame.table(sorted(self.rows))
         summary = Text()
         for state in State:
-            count = self.counts().get(state.value)
+            count = counts.get(state.value)
             if count:
                 summary.append(f"{count} {state.value}", style=STATE_STYLES[state.value])
                 summary.append("  ")
         summary.append(f"· elapsed {elapsed(self.opened, None, now)}")
-        waiting = self.waiting()
+        waiting = len(self.mirror.asking())
         if waiting:
-            summary.append(f"  · {len(waiting)} waiting for you", style="bold yellow")
+            summary.append(f"  · {waiting} waiting for you", style="bold yellow")
         if self.finished:
             summary.append("  · finished", style="bold")
         parts: list[Any] = [table, summary]
         if self.notice is not None:
             parts.append(self.notice)
         if keys:
-            parts.append(Text.from_markup(HELP, style="dim"))
+            parts.append(Text.from_markup(HELP + (VIEW_HELP if grouped else ""), style="dim"))
         return Group(*parts)
+
+    def view_command(self, line: str) -> str | None:
+        """A command that changes what the view shows (``filter``, ``group``, ``expand``,
+        ``collapse``, ``clear``), done; None when ``line`` is not one."""
+        verb, _, rest = line.strip().partition(" ")
+        rest = rest.strip()
+        if verb in ("filter", "f", "/"):
+            self.where = Filter(rest)
+            return f"showing the steps matching {rest!r}" if rest else "filter cleared"
+        if verb == "group":
+            self.index.reset(self.rows, rest or BY_NAME)
+            self.expanded = set()
+            return f"grouped by {self.by}"
+        if verb in ("expand", "collapse"):
+            if not rest:
+                return f"{verb} what? give a group's name"
+            if rest not in self.index.groups:
+                return f"no group {rest!r} (grouped by {self.by}; : group TAG groups otherwise)"
+            if verb == "expand":
+                self.expanded.add(rest)
+            else:
+                self.expanded.discard(rest)
+            return f"{verb}ed {rest}"
+        if verb == "clear":
+            self.where, self.expanded = Filter(""), set()
+            self.index.reset(self.rows, BY_NAME)
+            return "showing the whole run"
+        return None
+
+
+class Frame:
+    """One frame of a RunView: a row per step (a small run, or the steps a filter found),
+    or grouped (``groups.Index.layout``) within the rows the terminal has."""
+
+    def __init__(self, view: RunView, now: float) -> None:
+        self.view = view
+        self.now = now
+
+    def table(self, shown: list[int]) -> Table:
+        """A table with a row per step in ``shown`` (today's view of a small run)."""
+        table = self._empty_table(shown)
+        for n in shown:
+            self._step_row(table, n)
+        return table
+
+    def _empty_table(self, shown: Iterable[int]) -> Table:
+        title = Text(self.view.title, style="bold")
+        if self.view.by != BY_NAME:
+            title.append(f"  (grouped by {self.view.by})", style="dim")
+        table = Table(expand=True, title=title, title_justify="left")
+        table.add_column("n", justify="right", width=max(3, len(str(max(self.view.rows,
+                                                                             default=0)))))
+        widest = max((len(str(self.view.rows[n]["Name"])) for n in shown), default=4)
+        table.add_column("step", no_wrap=True, min_width=min(widest, 40), overflow="ellipsis")
+        table.add_column("state", width=21, no_wrap=True, overflow="ellipsis")
+        table.add_column("time", justify="right", width=10, no_wrap=True)
+        table.add_column("last output / question", ratio=1, overflow="ellipsis", no_wrap=True)
+        return table
+
+    def _step_row(self, table: Table, n: int) -> None:
+        row = self.view.rows[n]
+        question = row[StatusField.UNREPLIED_PROMPT_MESSAGE]
+        detail = (Text(f"? {question}", style="bold yellow") if question is not None
+                  else Text(short_line(self.view.mirror.last(n))))
+        table.add_row(str(n), row["Name"], state_text(row[StatusField.STATE]),
+                      elapsed(row.get(StatusField.STARTED_AT),
+                              row.get(StatusField.FINISHED_AT), self.now), detail)
+
+    def grouped(self, budget: int) -> Table:
+        """What needs the operator, what runs, then a line per group, within ``budget``
+        rows; or the steps the filter matches."""
+        layout = self.view.index.layout(self.view.mirror.asking(), self.view.where)
+        plan: list[tuple[str, Any]] = []  # ("step", n) | ("head", Text) | ("group", Group)
+        left = budget
+        if layout.matched is not None:
+            shown = layout.matched[:max(left - 2, 1)]
+            plan.append(("head", Text(f"{len(layout.matched)} step(s) match "
+                                      f"{self.view.where.text!r}", style="bold")))
+            plan += [("step", n) for n in shown]
+            if len(layout.matched) > len(shown):
+                plan.append(("head", Text(f"… {len(layout.matched) - len(shown)} more match "
+                                          "(narrow the filter)", style="dim")))
+        else:
+            # The group lines keep their room (a third of the rows at most); what needs
+            # the operator gets half of the rest when steps are running too.
+            left -= min(len(layout.groups), budget // 3) + 2 if layout.groups else 0
+            for steps, what, style, share in (
+                    (layout.attention, "need you", "bold red", 2 if layout.running else 1),
+                    (layout.running, "running", "bold blue", 1)):
+                if not steps:
+                    continue
+                cap = max((left - 2) // share, 3)
+                plan.append(("head", Text(f"{len(steps)} {what}", style=style)))
+                plan += [("step", n) for n in steps[:cap]]
+                if len(steps) > cap:
+                    plan.append(("head", Text(f"… {len(steps) - cap} more {what} (: filter "
+                                              "to see them)", style="dim")))
+                left -= min(len(steps), cap) + 2
+            listed = {item for kind, item in plan if kind == "step"}
+            left += min(len(layout.groups), budget // 3) + 2 if layout.groups else 0
+            if layout.groups:
+                plan.append(("head", Text(f"{len(layout.groups)} group(s) by {self.view.by}, "
+                                          "not done", style="bold")))
+                left -= 1
+            for index, group in enumerate(layout.groups):
+                if left <= 1 and index < len(layout.groups) - 1:
+                    plan.append(("head", Text(f"… {len(layout.groups) - index} more groups "
+                                              "(: filter, or : group TAG)", style="dim")))
+                    break
+                if len(group.steps) == 1:  # a step of its own: its row (once)
+                    if group.steps[0] not in listed:
+                        plan.append(("step", group.steps[0]))
+                        left -= 1
+                    continue
+                plan.append(("group", group))
+                left -= 1
+                if group.key in self.view.expanded:
+                    cap = max(left - 1, 3)
+                    plan += [("step", n) for n in group.steps[:cap]]
+                    if len(group.steps) > cap:
+                        plan.append(("head", Text(f"… {len(group.steps) - cap} more in "
+                                                  f"{group.key} (: filter)", style="dim")))
+                    left -= min(len(group.steps), cap) + 1
+        table = self._empty_table([item for kind, item in plan if kind == "step"])
+        for kind, item in plan:
+            if kind == "step":
+                self._step_row(table, item)
+            elif kind == "head":
+                table.add_row("", item, "", "", "")
+            else:
+                self._group_row(table, item)
+        if layout.matched is None and (layout.done or layout.done_groups):
+            done = Text("done: ", style="green")
+            done.append("  ".join(f"{count} {state}" for state, count in layout.done.items()),
+                        style="green")
+            if layout.done_groups:
+                names = ", ".join(g.key for g in layout.done_groups[:5])
+                more = f" and {len(layout.done_groups) - 5} more" \
+                    if len(layout.done_groups) > 5 else ""
+                done.append(f"  · every step done in {names}{more}", style="dim green")
+            table.caption, table.caption_justify = done, "left"
+        return table
+
+    def _group_row(self, table: Table, group: GroupOfSteps) -> None:
+        counts = Text()
+        for state, count in group.ordered_counts():
+            counts.append(f"{count} {state}", style=STATE_STYLES.get(state, ""))
+            counts.append("  ")
+        mark = "▾" if group.key in self.view.expanded else "▸"
+        table.add_row(mark, Text(group.key, style="bold"),
+                      Text(f"{len(group.steps)} steps", style="bold"), "", counts)
 
 
 @contextlib.contextmanager
@@ -251,7 +421,12 @@ class Steering:
         return " · ".join(usage(spec) for spec in self.specs)
 
     def select(self, word: str) -> dict[str, Any]:
+        """A step's n or name, or ``key=value`` for every step with that tag
+        (``host=web17``, ``phase=drain``)."""
         word = word.strip()
+        key, equals, value = word.partition("=")
+        if equals and key:
+            return {key: int(value) if key == "n" and value.isdigit() else value}
         return {"n": int(word)} if word.isdigit() else {"name": word}
 
 
@@ -288,20 +463,39 @@ def _drain(view: RunView, stream: EventStream, timeout: float) -> bool:
     missed = stream.missed
     event = stream.next(timeout)
     changed = False
+    # A busy run sends events faster than they come out: after a frame's worth of them
+    # the view draws and reads keys, then takes the rest.
+    until = time.monotonic() + DRAIN_FOR
     while event is not None:
         if not isinstance(event, Hello):
             view.apply(event)
             changed = True
+        if time.monotonic() > until:
+            break
         event = stream.next(0)
     if changed or stream.missed > missed or time.monotonic() - view.checked > 1.0:
         view.checked = time.monotonic()
         try:
             if stream.missed > missed:
                 view.load()  # the rows of what was missed
-            view.finished = view.client.info()["finished"]
+            info = view.client.info()
+            view.finished = info["finished"]
+            _caught_up(view, stream, changed, info.get("published", 0))
         except TrailError:
             view.gone = True
     return changed
+
+
+def _caught_up(view: RunView, stream: EventStream, changed: bool, published: int) -> None:
+    """The last events sent may be the ones lost, and then no later event tells of the
+    gap: when the server has sent more than arrived, and a second later still nothing
+    came, the view reads the status again."""
+    behind = not changed and stream.last_seq is not None and published > stream.last_seq
+    if behind and view.behind == published:
+        stream.settle(published)
+        view.load()
+        published = 0
+    view.behind = published if behind else 0
 
 
 def _live(view: RunView, stream: EventStream, console: Console, keys: bool,
@@ -314,7 +508,7 @@ def _live(view: RunView, stream: EventStream, console: Console, keys: bool,
         _on_ctrl_c(view, owner, lambda question: "y")
     _fail_fast(view, console, owner)
     _settle(view)
-    console.print(view.render(keys=False))
+    console.print(view.render(keys=False, height=console.height))
     return view.outcome()
 
 
@@ -351,7 +545,7 @@ def _live_loop(view: RunView, stream: EventStream, console: Console, keys: bool,
             stack.enter_context(cbreak(fd))
         # Transient: while the operator types an answer the table steps aside, and comes
         # back after; the final table is printed once, below.
-        live = stack.enter_context(Live(view.render(keys), console=console,
+        live = stack.enter_context(Live(view.render(keys, console.height), console=console,
                                         refresh_per_second=4, transient=True))
         while not (until_finished and view.over) and not view.gone:
             if not os.path.exists(view.client.socket_file):
@@ -383,8 +577,11 @@ def _live_loop(view: RunView, stream: EventStream, console: Console, keys: bool,
                     view.notice = _answer(view, steering, live, console, fd)
                 elif key == ":":
                     line = _ask(live, console, fd, "trail> ")
-                    view.notice = _say(steering, line)
-            live.update(view.render(keys))
+                    view.notice = _say(steering, line, view)
+                elif key == "/":
+                    line = _ask(live, console, fd, "filter> ")
+                    view.notice = _say(steering, "filter " + line, view)
+            live.update(view.render(keys, console.height))
 
 
 def _settle(view: RunView) -> None:
@@ -395,8 +592,14 @@ def _settle(view: RunView) -> None:
         view.finished = view.finished or finished
 
 
-def _say(steering: Steering, line: str) -> Text:
+def _say(steering: Steering, line: str, view: RunView | None = None) -> Text:
     try:
+        said = view.view_command(line) if view is not None else None
+        if said is not None:
+            return Text(said, style="bold")
+        if view is not None and line.strip() in ("help", "h", "?"):
+            return Text(steering.help() + " · filter TEXT · group TAG · expand GROUP · "
+                        "collapse GROUP · clear", style="bold")
         return Text(steering.command(line), style="bold")
     except (TrailError, ValueError) as exc:
         return Text(f"error: {exc}", style="bold red")
@@ -408,15 +611,16 @@ def _answer(view: RunView, steering: Steering, live: Live, console: Console, fd:
         return Text("no step is waiting for an answer", style="yellow")
     row = waiting[0]
     if len(waiting) > 1:
-        names = ", ".join(f"{r['n']} {r['Name']}" for r in waiting)
-        choice = _ask(live, console, fd, f"Which step? ({names}) n: ").strip()
+        names = ", ".join(f"{r['n']} {r['Name']}" for r in waiting[:10])
+        more = f" and {len(waiting) - 10} more" if len(waiting) > 10 else ""
+        choice = _ask(live, console, fd, f"Which step? ({names}{more}) n: ").strip()
         matches = [r for r in waiting if str(r["n"]) == choice]
         if not matches:
             return Text(f"no step {choice!r} is waiting", style="yellow")
         row = matches[0]
     question = row[StatusField.UNREPLIED_PROMPT_MESSAGE]
     text = _ask(live, console, fd, f"{row['Name']}: {question}\n> ")
-    return _say(steering, f"answer {row['n']} {text}")
+    return _say(steering, f"answer {row['n']} {text}")  # never a view command
 
 
 def _ask(live: Live, console: Console, fd: int, prompt: str) -> str:
@@ -459,8 +663,14 @@ def _plain_loop(view: RunView, stream: EventStream, console: Console,
         console.print(visible(f"{stamp}  {n:>3} {view.rows[n]['Name']:<24} {text}"),
                       markup=False, highlight=False, soft_wrap=True)
 
-    for n, row in sorted(view.rows.items()):
-        line(n, row[StatusField.STATE])
+    if len(view.rows) <= SMALL:
+        for n, row in sorted(view.rows.items()):
+            line(n, row[StatusField.STATE])
+    else:  # a fleet's thousands of "Ready" say less than one line of counts
+        counts = ", ".join(f"{c} {s}" for s, c in view.counts().items())
+        console.print(f"{time.strftime('%H:%M:%S')}  {len(view.rows)} steps: {counts} (a line "
+                      f"for each change from here on)", markup=False, highlight=False,
+                      soft_wrap=True)
     if on_ready is not None:
         on_ready()
     told = ""  # what the run waits on, as last said
@@ -559,4 +769,4 @@ def _print_event(view: RunView, event: Event, line: Callable[[int, str], None]) 
         line(n, f"> {event.message!r}")
 
 
-__all__ = ["RunView", "Steering", "Terminated", "parse_reply", "stop_on_signals", "watch"]
+__all__ = ["Frame", "RunView", "Steering", "Terminated", "parse_reply", "stop_on_signals", "watch"]

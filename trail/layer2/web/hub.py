@@ -43,6 +43,9 @@ HOLDING = frozenset({"pause", "pause_branch", "block", "interrupt", "stop"})
 QUEUE_SIZE = 2000  # messages a page may lag behind before it is sent a fresh snapshot
 LIST_EVERY = 0.25  # seconds between lists sent to the pages that show every trail
 FORGET_AFTER = 3600.0  # seconds an ended trail stays followed; then the journal shows it
+# graphviz lays out a few thousand nodes in minutes, and nobody reads such a drawing: a
+# bigger trail's page shows its steps grouped, without the diagram.
+DIAGRAM_MAX = 1000
 
 _NODE = re.compile(r'<g id="(node\d+)" class="node">\s*<title>(\d+)</title>')
 
@@ -64,6 +67,9 @@ def diagram_svg(steps: list[dict[str, Any]], edges: Iterable[Any],
     """The trail's diagram (as ``trail dot`` draws it) as inline SVG whose step nodes carry
     ``data-step``, ``data-n`` and ``data-state``: the page colours them by state with CSS,
     so a change recolours a node without drawing the graph again."""
+    if len(steps) > DIAGRAM_MAX:
+        return (f'<p class="muted" data-no-diagram>No diagram: {len(steps):,} steps (it is '
+                f'drawn up to {DIAGRAM_MAX:,}; <code>trail dot</code> draws any).</p>')
     names = {int(tags["n"]): str(tags["name"]) for tags in steps}
     try:
         svg = trail_dot(steps, [tuple(edge) for edge in edges]).pipe(format="svg").decode()
@@ -103,6 +109,7 @@ class Watched:
         self.live = True
         self.seen = time.time()
         self.ended_at: float | None = None
+        self.behind = 0  # the server's last event, when it had not arrived a moment ago
         stream = self.client.subscribe()  # before the status read: nothing falls between
         try:
             self.info = self.client.info()
@@ -165,6 +172,31 @@ class Watched:
                 "tags": {int(tags["n"]): tags for tags in self.steps},
                 "calls": call_table(), "journal_run": self.info.get("run")}
 
+    def catch_up(self) -> None:
+        """Events a busy run sent may be lost (ZeroMQ drops them for a lagging reader), the
+        last ones too, and then no later event tells of the gap: when the server has sent
+        more than arrived, and half a second later still nothing came, the status is read
+        again and the pages get it whole."""
+        try:
+            published = int(self.client.info().get("published", 0))
+        except TrailError as exc:  # busy, or going: the next quiet moment asks again
+            log.debug("no info from %s: %s", self.socket, exc)
+            return
+        last = self.stream.last_seq
+        behind = last is not None and published > last
+        if behind and self.behind == published:
+            with self.lock:
+                try:
+                    self.mirror.load(self.client)
+                except TrailError as exc:
+                    log.debug("no status from %s: %s", self.socket, exc)
+                    return
+                self.stream.settle(published)
+                self.hub.publish(self.key, self.snapshot())
+            self.hub.list_changed()
+            published = 0
+        self.behind = published if behind else 0
+
     def follow(self) -> None:
         """Apply the trail's events until its server goes away (the thread's body)."""
         try:
@@ -173,6 +205,7 @@ class Watched:
                 if event is None:
                     if not _alive(self.socket):
                         break
+                    self.catch_up()
                     continue
                 with self.lock:
                     row = self.mirror.apply(event)

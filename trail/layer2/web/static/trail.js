@@ -108,7 +108,27 @@ function indexPage() {
 const run = {
   key: decodeURIComponent(location.pathname.split("/").pop()),
   rows: new Map(), calls: [], selected: null, live: false, stream: null, journalRun: null,
+  tags: {},  // n -> the step's tags (a live run's)
+  view: { filter: "", by: "name", expanded: new Set() },  // the grouped view's choices
+  due: null, drawMs: 0, drawnAt: 0,  // a grouped view's next draw, the last one's cost and time
+  groupKeys: new Map(),  // n -> its group under run.view.by
 };
+
+// A run of more steps than this is shown grouped (as the live view does, trail.layer2.groups):
+// first the steps that need you (a question, a failure), then those running, then a line
+// per group (the name before "@", or a tag) with its counts by state, the steps done only
+// counted. Every list shows at most SHOW rows; the filter finds any step. Events are applied
+// as they come and drawn together, at most every DRAW_EVERY ms or four times a draw's cost:
+// 10,000 steps never mean 10,000 rows in the page.
+const GROUP_ABOVE = 200;
+const SHOW = 50;
+const DRAW_EVERY = 50;
+const FAILURES = new Set(["Failed", "Paused due to failure"]);
+const DONE = new Set(["Succeeded", "Skipped"]);
+const ORDER = ["Paused due to failure", "Failed", "Running", "Interrupted", "Blocked", "Paused",
+  "To Pause", "To Block", "To Skip", "Waiting", "Ready", "Succeeded", "Skipped"];
+
+function isGrouped() { return run.rows.size > GROUP_ABOVE; }
 
 function spec(name) { return run.calls.find((c) => c.name === name); }
 
@@ -126,27 +146,41 @@ function elapsedOf(row) {
   return end ? duration(end - start) : "";
 }
 
+function newRow(n) {
+  const tr = el("tr", { "data-n": n, tabindex: 0 });
+  tr.addEventListener("click", () => select(n));
+  for (const cls of ["n", "name", "state", "elapsed", "attempts"]) tr.append(el("td", { class: cls }));
+  tr.append(el("td", { class: "last" }, el("div")));  // one line; the whole of it on hover
+  rowElements.set(n, tr);
+  return tr;
+}
+
 function drawRow(row) {
   let tr = rowElement(row.n);
   if (!tr) {
-    tr = el("tr", { "data-n": row.n, tabindex: 0 });
-    tr.addEventListener("click", () => select(row.n));
-    for (const cls of ["n", "name", "state", "elapsed", "attempts"]) tr.append(el("td", { class: cls }));
-    tr.append(el("td", { class: "last" }, el("div")));  // one line; the whole of it on hover
+    tr = newRow(row.n);
     document.querySelector("#steps tbody").append(tr);
-    rowElements.set(row.n, tr);
   }
-  tr.setAttribute("data-step", row.Name);
-  tr.setAttribute("data-state", row.State);
+  fillRow(tr, row);
+}
+
+function setText(node, text) {  // a node redrawn with what it shows already is left alone
+  text = String(text);
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function fillRow(tr, row) {
+  if (tr.getAttribute("data-step") !== row.Name) tr.setAttribute("data-step", row.Name);
+  if (tr.getAttribute("data-state") !== row.State) tr.setAttribute("data-state", row.State);
   tr.classList.toggle("selected", run.selected === row.n);
   const cells = tr.children;
-  cells[0].textContent = row.n;
-  cells[1].textContent = row.Name;
-  cells[2].textContent = row.State;
-  cells[3].textContent = elapsedOf(row);
-  cells[4].textContent = row.Attempt || "";
-  cells[5].firstChild.textContent = row.last || "";
-  cells[5].title = row.last || "";
+  setText(cells[0], row.n);
+  setText(cells[1], row.Name);
+  setText(cells[2], row.State);
+  setText(cells[3], elapsedOf(row));
+  setText(cells[4], row.Attempt || "");
+  setText(cells[5].firstChild, row.last || "");
+  if (cells[5].title !== (row.last || "")) cells[5].title = row.last || "";
   const node = nodeElements.get(row.n);
   if (node) node.setAttribute("data-state", row.State);
 }
@@ -160,6 +194,7 @@ function drawHeader(data) {
   badge.textContent = run.live ? "live" : (data.history ? "past run" : "ended: its server is gone");
   badge.className = "badge " + (run.live ? "live" : "ended");
   document.body.classList.toggle("ended", !run.live);
+  if (isGrouped()) { later(); return; }  // the counts come with the next grouped draw
   const counts = {};
   for (const row of run.rows.values()) counts[row.State] = (counts[row.State] || 0) + 1;
   document.getElementById("counts").replaceChildren(countBadges(counts));
@@ -173,17 +208,21 @@ function tick() {
     if (row["Started at"] && (first === null || row["Started at"] < first)) first = row["Started at"];
     if (row["Finished at"] && (last === null || row["Finished at"] > last)) last = row["Finished at"];
     if (ACTIVE.has(row.State)) running = true;
-    if (row.State === "Running") rowElement(row.n).children[3].textContent = elapsedOf(row);
+    const tr = row.State === "Running" ? rowElement(row.n) : null;
+    if (tr) tr.children[3].textContent = elapsedOf(row);
   }
   const end = run.live && running ? Date.now() / 1000 : last;
   document.getElementById("elapsed").textContent = first && end ? "elapsed " + duration(end - first) : "";
 }
 
-function drawQuestions() {
+function asks(row) { return row.question !== null && row.question !== undefined; }
+
+function drawQuestions(all) {
   const box = document.getElementById("questions");
-  const waiting = [...run.rows.values()].filter((row) => row.question !== null && row.question !== undefined);
+  const found = all || [...run.rows.values()].filter(asks);
+  const waiting = found.slice(0, SHOW);
   const keep = new Map([...box.querySelectorAll("[data-question-for]")].map((q) => [q.getAttribute("data-question-for"), q]));
-  box.replaceChildren(...waiting.map((row) => {
+  const nodes = waiting.map((row) => {
     const old = keep.get(row.Name);
     if (old && old.getAttribute("data-question") === shown(row.question)) return old;  // keep what is typed
     const field = el("input", { type: "text", "data-answer-for": row.Name, placeholder: "your answer", "aria-label": "answer for " + row.Name });
@@ -196,7 +235,15 @@ function drawQuestions() {
       el("button", { type: "button", "data-action": "send_message_to_steps", onclick: () => send(field.value), text: "Answer" }),
       el("button", { type: "button", "data-reply": "true", onclick: () => send("true"), text: "Done" }),
       el("button", { type: "button", "data-reply": "false", onclick: () => send("false"), text: "Not done" }));
-  }));
+  });
+  if (found.length > waiting.length) {
+    const more = String(found.length - waiting.length);
+    const old = box.querySelector("[data-more-questions]");
+    nodes.push(old && old.getAttribute("data-more-questions") === more ? old : el("p", {
+      class: "muted", "data-more-questions": more, text: "… and " + more + " more questions (filter the steps to find one)" }));
+  }
+  // The same questions: the page is left as it is (a field being typed in keeps its focus).
+  if (box.children.length !== nodes.length || nodes.some((node, i) => box.children[i] !== node)) box.replaceChildren(...nodes);
 }
 
 function argumentFields(call) {
@@ -234,6 +281,186 @@ function drawTrailActions() {
   if (!run.live) { box.replaceChildren(); return; }
   const calls = run.calls.filter((c) => c.mutating && (!c.selects || c.whole_trail));
   box.replaceChildren(el("span", { class: "label", text: "Whole trail:" }), callControls(calls, {}));
+}
+
+// --- the grouped view of a big run ------------------------------------------------------
+
+function groupOf(row) {  // kept per step: names and tags do not change (emptied on a new grouping)
+  let key = run.groupKeys.get(row.n);
+  if (key !== undefined) return key;
+  if (run.view.by === "name") key = String(row.Name).split("@")[0];
+  else {
+    const value = (run.tags[row.n] || {})[run.view.by];
+    key = value === undefined || value === null ? "(no " + run.view.by + ")" : String(value);
+  }
+  run.groupKeys.set(row.n, key);
+  return key;
+}
+
+function wildcard(pattern) {  // shell-style * and ?, the whole value, any case
+  const text = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  return new RegExp("^" + text + "$", "i");
+}
+
+// The live view's filter (trail.layer2.groups.Filter): every word must match; key=value a tag
+// (state=, name= too), with * and ?; a plain word the name (a part of it) or the state.
+function matcher(text) {
+  const words = text.trim().split(/\s+/).filter(Boolean).map((word) => {
+    const at = word.indexOf("=");
+    if (at > 0) return { key: word.slice(0, at).toLowerCase(), value: wildcard(word.slice(at + 1)) };
+    return { key: null, value: word.toLowerCase() };
+  });
+  if (!words.length) return null;
+  return (row) => words.every(({ key, value }) => {
+    if (key === null) return String(row.Name).toLowerCase().includes(value) || row.State.toLowerCase() === value;
+    if (key === "state") return value.test(row.State);
+    if (key === "name") return value.test(String(row.Name));
+    const tags = run.tags[row.n] || {};
+    const found = Object.keys(tags).find((k) => k.toLowerCase() === key);
+    return found !== undefined && tags[found] !== null && value.test(String(tags[found]));
+  });
+}
+
+function rank(state) { const i = ORDER.indexOf(state); return i < 0 ? ORDER.length : i; }
+
+function layout() {  // one pass over the rows
+  const match = matcher(run.view.filter);
+  const out = { questions: [], failures: [], running: [], groups: new Map(), done: {}, counts: {}, matched: match ? [] : null };
+  for (const row of run.rows.values()) {  // in n order: the snapshot's, kept by Map.set
+    const state = row.State;
+    out.counts[state] = (out.counts[state] || 0) + 1;
+    if (asks(row)) out.questions.push(row);
+    else if (FAILURES.has(state)) out.failures.push(row);
+    else if (state === "Running") out.running.push(row);
+    if (DONE.has(state)) out.done[state] = (out.done[state] || 0) + 1;
+    const key = groupOf(row);
+    let group = out.groups.get(key);
+    if (!group) out.groups.set(key, group = { key: key, steps: [], counts: {} });
+    group.steps.push(row);
+    group.counts[state] = (group.counts[state] || 0) + 1;
+    if (match && match(row)) out.matched.push(row);
+  }
+  return out;
+}
+
+function later() {  // at once after a quiet spell; a busy run's changes are drawn together
+  if (run.due !== null) return;
+  const every = Math.max(DRAW_EVERY, 4 * run.drawMs);  // a fifth of the page's time at most
+  run.due = setTimeout(drawGrouped, Math.max(0, run.drawnAt + every - performance.now()));
+}
+
+// Rows drawn last time, used again when they would be drawn the same: a redraw changes in the
+// page only what changed, and the browser lays out only that.
+const drawn = { heads: new Map(), groups: new Map(), lastHeads: new Map(), lastGroups: new Map(), counts: "" };
+
+function headRow(text, attrs) {
+  const key = text + JSON.stringify(attrs || {});
+  const tr = drawn.heads.get(key) || drawn.lastHeads.get(key) ||
+    el("tr", Object.assign({ class: "section" }, attrs || {}), el("td", { colspan: 6, text: text }));
+  drawn.heads.set(key, tr);
+  return tr;
+}
+
+function groupRow(group, expanded) {
+  const states = Object.keys(group.counts).sort((a, b) => rank(a) - rank(b));
+  const key = group.key + "\n" + expanded + states.map((state) => state + group.counts[state]).join();
+  let tr = drawn.groups.get(key) || drawn.lastGroups.get(key);
+  if (tr) { drawn.groups.set(key, tr); return tr; }
+  const counts = el("span", { class: "counts" });
+  for (const state of states) {
+    counts.append(el("span", { class: "count", "data-state": state, text: group.counts[state] + " " + state }));
+  }
+  tr = el("tr", { class: "group", "data-group": group.key, "data-expanded": expanded, tabindex: 0 },
+    el("td", { class: "n", text: expanded ? "▾" : "▸" }), el("td", { class: "name", text: group.key }),
+    el("td", { text: group.steps.length + " steps" }), el("td", { colspan: 3 }, counts));
+  tr.addEventListener("click", () => {
+    if (run.view.expanded.has(group.key)) run.view.expanded.delete(group.key); else run.view.expanded.add(group.key);
+    drawGrouped();
+  });
+  drawn.groups.set(key, tr);
+  return tr;
+}
+
+function drawGrouped() {
+  const started = performance.now();
+  if (run.due !== null) { clearTimeout(run.due); run.due = null; }
+  const view = run.view;
+  const found = layout();
+  const body = [];
+  drawn.lastHeads = drawn.heads;  // what this draw uses is kept for the next
+  drawn.lastGroups = drawn.groups;
+  drawn.heads = new Map();
+  drawn.groups = new Map();
+  const before = new Map(rowElements);  // rows drawn last time are used again
+  rowElements.clear();
+  const stepRow = (row) => {
+    let tr = before.get(row.n);
+    if (tr) rowElements.set(row.n, tr); else tr = newRow(row.n);
+    fillRow(tr, row);
+    body.push(tr);
+  };
+  const list = (rows, what, attrs) => {
+    if (!rows.length) return;
+    body.push(headRow(rows.length + " " + what, attrs));
+    rows.slice(0, SHOW).forEach(stepRow);
+    if (rows.length > SHOW) body.push(headRow("… " + (rows.length - SHOW) + " more " + what + ": filter to find one", { class: "section more" }));
+  };
+  const listed = new Set();
+  if (found.matched) {
+    list(found.matched, "step(s) match " + JSON.stringify(view.filter), { "data-section": "matched" });
+  } else {
+    const attention = found.questions.concat(found.failures);
+    list(attention, "need you", { "data-section": "attention" });
+    list(found.running, "running", { "data-section": "running" });
+    for (const row of attention.slice(0, SHOW).concat(found.running.slice(0, SHOW))) listed.add(row.n);
+    const groups = [...found.groups.values()];
+    const open = groups.filter((g) => !g.steps.every((row) => DONE.has(row.State)));
+    const done = groups.filter((g) => !open.includes(g));
+    if (open.length) body.push(headRow(open.length + " group(s) by " + view.by + ", not done", { "data-section": "groups" }));
+    for (const group of open.slice(0, SHOW)) {
+      if (group.steps.length === 1) {
+        if (!listed.has(group.steps[0].n)) stepRow(group.steps[0]);
+        continue;
+      }
+      const expanded = view.expanded.has(group.key);
+      const tr = groupRow(group, expanded);
+      body.push(tr);
+      if (expanded) {
+        group.steps.slice(0, SHOW).forEach(stepRow);
+        if (group.steps.length > SHOW) body.push(headRow("… " + (group.steps.length - SHOW) + " more in " + group.key + ": filter to find one", { class: "section more" }));
+      }
+    }
+    if (open.length > SHOW) body.push(headRow("… " + (open.length - SHOW) + " more groups: filter, or group by another tag", { class: "section more" }));
+    const line = document.getElementById("done-line");
+    const parts = Object.keys(found.done).sort((a, b) => rank(a) - rank(b)).map((state) => found.done[state] + " " + state);
+    setText(line, parts.length ? "done: " + parts.join(" · ") +
+      (done.length ? " (every step done in " + done.slice(0, 5).map((g) => g.key).join(", ") + (done.length > 5 ? " and " + (done.length - 5) + " more" : "") + ")" : "") : "");
+  }
+  document.getElementById("done-line").hidden = !!found.matched || !document.getElementById("done-line").textContent;
+  const tbody = document.querySelector("#steps tbody");
+  const same = tbody.children.length === body.length && body.every((tr, i) => tbody.children[i] === tr);
+  if (!same) tbody.replaceChildren(...body);
+  for (const tr of body) if (tr.getAttribute("data-n") === String(run.selected)) tr.classList.add("selected");
+  const counts = Object.fromEntries(Object.entries(found.counts).sort((a, b) => rank(a[0]) - rank(b[0])));
+  if (JSON.stringify(counts) !== drawn.counts) {
+    drawn.counts = JSON.stringify(counts);
+    document.getElementById("counts").replaceChildren(countBadges(counts));
+  }
+  drawQuestions(found.questions);
+  run.drawnAt = performance.now();
+  run.drawMs = run.drawnAt - started;
+}
+
+function drawViewControls() {
+  const box = document.getElementById("view-controls");
+  box.hidden = !isGrouped();
+  if (box.hidden) return;
+  const keys = new Set();
+  for (const tags of Object.values(run.tags)) for (const key of Object.keys(tags)) if (key !== "n" && key !== "name") keys.add(key);
+  const by = document.getElementById("group-by");
+  by.replaceChildren(...["name", ...[...keys].sort()].map((key) => el("option", { value: key, text: key === "name" ? "name (before @)" : key })));
+  by.value = keys.has(run.view.by) ? run.view.by : "name";
+  run.view.by = by.value;
 }
 
 function select(n) {
@@ -279,10 +506,14 @@ function drawAll(data) {
   document.querySelector("#steps tbody").replaceChildren();
   rowElements.clear();
   run.rows = new Map(data.rows.map((row) => [row.n, row]));
-  for (const row of run.rows.values()) drawRow(row);
+  run.tags = data.tags || {};
+  run.groupKeys.clear();
+  document.body.classList.toggle("grouped", isGrouped());
+  drawViewControls();
+  if (isGrouped()) drawGrouped(); else for (const row of run.rows.values()) drawRow(row);
   drawHeader(data);
   drawTrailActions();
-  drawQuestions();
+  if (!isGrouped()) drawQuestions();
   drawStepPanel();
   if (run.journalRun !== null && run.journalRun !== undefined) loadTimeline();
 }
@@ -303,7 +534,11 @@ function onEvent(message) {
     return;
   }
   if (data.event && data.event.kind !== "output") laterTimeline();
-  if (data.row) {
+  if (data.row && isGrouped()) {  // applied now, drawn with the others soon
+    run.rows.set(data.row.n, data.row);
+    later();
+    if (data.row.n === run.selected) drawStepPanel();
+  } else if (data.row) {
     run.rows.set(data.row.n, data.row);
     drawRow(data.row);
     drawHeader({});
@@ -402,6 +637,14 @@ async function steer(name, tags, args) {
 
 async function runPage() {
   document.getElementById("timeline-refresh").addEventListener("click", loadTimeline);
+  const filter = document.getElementById("filter");
+  filter.addEventListener("input", () => { run.view.filter = filter.value; later(); });
+  document.getElementById("group-by").addEventListener("change", (e) => {
+    run.view.by = e.target.value;
+    run.view.expanded.clear();
+    run.groupKeys.clear();
+    drawGrouped();
+  });
   setInterval(tick, 1000);
   try {
     const data = await api("/api/runs/" + encodeURIComponent(run.key) + "?followed=1");
