@@ -5,6 +5,7 @@ from __future__ import annotations
 import copyreg
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
@@ -255,6 +256,34 @@ def test_a_write_to_a_closed_pipe_is_an_error_the_step_can_handle(serve, executo
     client.start()
     wait_states(client, {"pipe": "Succeeded"})
     assert client.status()[0]["Return value"] == "told: broken pipe"
+
+
+def test_a_step_process_holds_no_pipe_of_the_server(serve, tmp_path):
+    """A pipe another thread of the server's process has open when a step forks (such as
+    the one subprocess.run waits on until its child has exec'd) is not held open by the
+    step: that subprocess.run would hang until the step ended (seen: a test's pgrep hung
+    for two minutes beside a sleeping step)."""
+    started = tmp_path / "started"
+
+    def sleeper(trail_env, context):
+        started.write_text("yes")
+        time.sleep(60)
+
+    read_end, write_end = os.pipe()  # close-on-exec, as subprocess's own
+    try:
+        client = serve(Step(sleeper, name="sleeper"), executor="process")
+        client.start()
+        wait_until(started.exists, "the step to start")
+        os.close(write_end)
+        write_end = -1
+        ready, _, _ = select.select([read_end], [], [], 20)
+        assert ready and os.read(read_end, 1) == b"", "the step's process holds the pipe"
+        assert client.status(fields=["State"])[0]["State"] == "Running"
+        client.interrupt(dry_run=False)
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
 
 
 def test_interrupting_a_thread_step_that_waits_for_input(serve):

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import logging
 import os
 import signal
+import stat
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -124,6 +126,35 @@ def _blank_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_blank_in_child)
+
+
+def let_go_of_pipes(keep: Iterable[int]) -> None:
+    """In a step's forked process: point every close-on-exec pipe but ``keep`` at
+    /dev/null. Another thread of the server may have had one open at the fork (the pipe
+    ``subprocess`` waits on until its child has exec'd, a wake-up pipe); held here, it
+    would make that thread wait for this step to end. Numbers stay taken, as above."""
+    kept = set(keep)
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    null = -1
+    try:
+        for fd in fds:
+            if fd <= 2 or fd in kept:
+                continue
+            try:
+                if not (stat.S_ISFIFO(os.fstat(fd).st_mode)
+                        and fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC):
+                    continue
+                if null < 0:
+                    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+                os.dup2(null, fd, inheritable=False)
+            except OSError:  # closed meanwhile (the listing's own descriptor)
+                continue
+    finally:
+        if null >= 0:
+            os.close(null)
 
 
 # --- the warden ---------------------------------------------------------------------

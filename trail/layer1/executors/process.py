@@ -319,6 +319,7 @@ def _child(run: _Run, function: Callable[..., Any], args: Any, kwargs: dict[str,
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         os.close(run.out_r)
         os.close(run.in_w)
+        forks.let_go_of_pipes(keep=(run.out_w, run.in_r))
         durable.after_fork(context)
         before = durable.snapshot(context) if durable.tracked(context) else None
         try:
