@@ -1,23 +1,31 @@
 """The dask executor's cost per step, and many CPU-bound steps on a cluster vs one machine.
 
-    python benchmarks/bench_dask.py [--chain 100] [--steps 1000] [--cpu-ms 50] [--workers 4]
+    python benchmarks/bench_dask.py [--chain 100] [--rounds 5] [--steps 1000] [--cpu-ms 50]
+                                    [--workers 4] [--scheduler tcp://host:8786]
 
 Per-step overhead: a chain of steps that do nothing, run on a LocalCluster (processes), wall
-time per step, against a bare ``client.submit(f).result()`` floor measured in the same run.
-Throughput: ``--steps`` independent steps each burning ``--cpu-ms`` of CPU, on ``--workers``
-single-threaded workers, and under the process executor on this machine (``max_parallel``
-= the machine's CPUs). On one machine the cluster shares its cores: the throughput figure
-means something only with workers on other hosts (``--scheduler tcp://host:8786``).
+time per step, against a bare ``client.submit(f).result()`` floor measured in the same run
+(half the chain's length just before the chain and half just after, so a busy machine
+weighs on both alike); ``--rounds`` rounds, the medians and the median ratio reported.
+Throughput: ``--steps`` independent steps each burning ``--cpu-ms`` of
+CPU, on ``--workers`` single-threaded workers, and under the process executor on this
+machine (``max_parallel`` = the machine's CPUs). On one machine the cluster shares its
+cores: there the figure says what each executor costs per step besides the step's CPU;
+with workers on other hosts (``--scheduler``) it says what the cluster buys.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import sys
 import time
 from pathlib import Path
 
-from trail import Step, TrailClient, TrailServer
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from trail import Step, TrailClient, TrailServer  # noqa: E402
 
 
 def noop(trail_env: object, context: object) -> int:
@@ -52,10 +60,23 @@ def wall(definition: object, context: object = None, **options: object) -> float
     return elapsed
 
 
+def chain(count: int) -> list[tuple[Step, Step]]:
+    steps = [Step(noop, name=f"s{i}") for i in range(count)]
+    return list(zip(steps, steps[1:], strict=False))
+
+
+def floor(client: object, count: int) -> float:
+    started = time.monotonic()
+    for _ in range(count):
+        client.submit(bare, pure=False).result()  # type: ignore[attr-defined]
+    return (time.monotonic() - started) / count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chain", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=1000, help="0 to skip the throughput")
     parser.add_argument("--cpu-ms", type=float, default=50.0)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--scheduler", help="an existing cluster (default: a LocalCluster)")
@@ -72,23 +93,31 @@ def main() -> None:
                                host="127.0.0.1", dashboard_address=None)
         client = Client(cluster)
     try:
-        client.submit(bare, pure=False).result()
-        started = time.monotonic()
-        for _ in range(options.chain):
-            client.submit(bare, pure=False).result()
-        floor = (time.monotonic() - started) / options.chain
-        steps = [Step(noop, name=f"s{i}") for i in range(options.chain)]
-        per = wall(list(zip(steps, steps[1:], strict=False)), executor="dask",
-                   dask=client) / options.chain
-        print(f"per step: dask executor {per * 1000:.1f} ms, bare submit().result() "
-              f"{floor * 1000:.1f} ms, ratio {per / floor:.2f}x")
+        floor(client, 10)
+        wall(chain(2 * options.workers), executor="dask", dask=client)  # warm the workers
+        floors, pers, ratios = [], [], []
+        for _ in range(options.rounds):
+            before = floor(client, options.chain // 2)
+            per = wall(chain(options.chain), executor="dask", dask=client) / options.chain
+            bare_per = (before + floor(client, options.chain // 2)) / 2
+            floors.append(bare_per)
+            pers.append(per)
+            ratios.append(per / bare_per)
+            print(f"  round: dask executor {per * 1000:.1f} ms/step, bare submit "
+                  f"{bare_per * 1000:.1f} ms, {per / bare_per:.2f}x", flush=True)
+        print(f"per step (median of {options.rounds} rounds of {options.chain}): dask executor "
+              f"{statistics.median(pers) * 1000:.1f} ms, bare submit().result() "
+              f"{statistics.median(floors) * 1000:.1f} ms, median ratio "
+              f"{statistics.median(ratios):.2f}x")
 
-        fan = [Step(busy, name=f"b{i}") for i in range(options.steps)]
-        on_dask = wall(fan, options.cpu_ms, executor="dask", dask=client)
-        fan = [Step(busy, name=f"b{i}") for i in range(options.steps)]
-        local = wall(fan, options.cpu_ms, executor="process", max_parallel=os.cpu_count())
-        print(f"{options.steps} steps of {options.cpu_ms:.0f} ms CPU: dask {on_dask:.1f} s, "
-              f"process executor here {local:.1f} s")
+        if options.steps:
+            fan = [Step(busy, name=f"b{i}") for i in range(options.steps)]
+            on_dask = wall(fan, options.cpu_ms, executor="dask", dask=client)
+            fan = [Step(busy, name=f"b{i}") for i in range(options.steps)]
+            local = wall(fan, options.cpu_ms, executor="process", max_parallel=os.cpu_count())
+            print(f"{options.steps} steps of {options.cpu_ms:.0f} ms CPU: dask "
+                  f"({options.workers} workers) {on_dask:.1f} s, process executor here "
+                  f"({os.cpu_count()} at once) {local:.1f} s, ratio {on_dask / local:.2f}")
     finally:
         client.close()
         if cluster is not None:

@@ -287,25 +287,43 @@ def test_a_worker_killed_mid_step_fails_the_step_naming_the_worker(dask_serve, t
     pid_file = tmp_path / "pid"
 
     def doomed(trail_env, context):
-        from distributed import get_worker
-
-        pid_file.write_text(str(os.getppid()))
-        del get_worker
+        # The step's parent is its worker's agent, whose parent is the worker.
+        with open(f"/proc/{os.getppid()}/stat") as stat:
+            worker = stat.read().rsplit(")", 1)[1].split()[1]
+        pid_file.write_text(f"{os.getpid()} {worker}")
         time.sleep(100)
 
     client = dask_serve(Step(doomed))
     client.start()
-    (worker_pid,) = wait_pids(pid_file, "the step to start")
+    step_pid, worker_pid = wait_pids(pid_file, "the step to start")
     os.kill(worker_pid, signal.SIGKILL)
     wait_states(client, {"doomed": "Paused due to failure"})
     value = rows(client)["doomed"]["Return value"]
     assert "Dask worker tcp://127.0.0.1:" in value and "died" in value
+    wait_until(lambda: not pid_alive(step_pid), "the step gone with its worker", timeout=5)
     # Dask may start the task again on the other worker: the trail refuses it, and the
-    # step does not run a second time (it would write the other worker's pid).
+    # step does not run a second time (it would write other pids).
     time.sleep(2)
     assert states(client)["doomed"] == "Paused due to failure"
-    assert pid_file.read_text() == str(worker_pid)
+    assert pid_file.read_text() == f"{step_pid} {worker_pid}"
     wait_until(lambda: len(cluster.scheduler_info["workers"]) == 2, "the nanny's new worker")
+
+
+def test_a_step_holds_none_of_its_workers_connections(dask_serve):
+    def descriptors(trail_env, context):
+        held = []
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(FileNotFoundError):  # the listing's own, closed now
+                held.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return held
+
+    client = dask_serve(Step(descriptors))
+    client.start()
+    wait_states(client, {"descriptors": "Succeeded"})
+    held = rows(client)["descriptors"]["Return value"]
+    # Its stdio and its two pipes to the agent: no socket, nothing else of the worker's.
+    assert not [target for target in held if target.startswith("socket:")], held
+    assert len(held) <= 5, held
 
 
 RUNBOOK = '''
