@@ -207,7 +207,7 @@ class Agent:
         if link is not None:
             return link
         sock = socket.create_connection((host, port), timeout=wire.CONNECT_TIMEOUT)
-        wire.keep_alive(sock)
+        wire.tune(sock)
         opening = {"token": token, "worker": header["worker"], "host": socket.gethostname(),
                    "pid": os.getpid()}
         sock.sendall(frame(json.dumps(opening).encode()))

@@ -146,6 +146,7 @@ class Links:
             except (BlockingIOError, InterruptedError):
                 return
             sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             link = Link(sock)
             self._links.append(link)
             self._sel.register(sock, selectors.EVENT_READ, link)
