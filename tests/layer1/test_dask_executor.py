@@ -47,11 +47,12 @@ def local_cluster() -> Iterator[Any]:
     from distributed import LocalCluster
 
     # Workers (and the step processes they start) import this worktree's trail and tests.
-    # A step whose server died gets 60 s between SIGTERM and SIGKILL from its own task: the
-    # take-up test sees the take-up, not the task, end a step that ignores SIGTERM.
+    # A step whose server died gets 60 s between SIGTERM and SIGKILL from its agent: the
+    # take-up test sees the take-up, not the agent, end a step that ignores SIGTERM. The
+    # agents preload a module the steps find imported.
     env = {"PYTHONPATH": str(ROOT) + (os.pathsep + os.environ["PYTHONPATH"]
                                       if os.environ.get("PYTHONPATH") else ""),
-           "TRAIL_DASK_ORPHAN_GRACE": "60"}
+           "TRAIL_DASK_ORPHAN_GRACE": "60", "TRAIL_DASK_PRELOAD": "xml.dom.minidom"}
     old = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     cluster = LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
@@ -307,6 +308,18 @@ def test_a_worker_killed_mid_step_fails_the_step_naming_the_worker(dask_serve, t
     assert states(client)["doomed"] == "Paused due to failure"
     assert pid_file.read_text() == f"{step_pid} {worker_pid}"
     wait_until(lambda: len(cluster.scheduler_info["workers"]) == 2, "the nanny's new worker")
+
+
+def test_a_step_finds_the_modules_its_workers_preload(dask_serve):
+    def imported(trail_env, context):
+        import sys
+
+        return "xml.dom.minidom" in sys.modules
+
+    client = dask_serve(Step(imported))
+    client.start()
+    wait_states(client, {"imported": "Succeeded"})
+    assert rows(client)["imported"]["Return value"] is True
 
 
 def test_a_step_holds_none_of_its_workers_connections(dask_serve):

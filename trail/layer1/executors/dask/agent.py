@@ -25,6 +25,7 @@ tasks' steps. The link's promises:
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import multiprocessing
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 # Seconds from SIGTERM to SIGKILL when the trail's server is gone.
 SERVER_LOST_GRACE = float(os.environ.get("TRAIL_DASK_ORPHAN_GRACE", "2"))
 SPARE_AFTER = 0.005
+# Modules (comma-separated) the agent imports once, so its steps' processes have them.
+PRELOAD_VARIABLE = "TRAIL_DASK_PRELOAD"
 _STRAGGLERS_EVERY = 0.2  # seconds between looks at an ended step's groups
 
 
@@ -358,6 +361,13 @@ def _alive(groups: list[int]) -> bool:
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="trail dask agent: %(message)s")
     import cloudpickle  # noqa: F401 - loaded once here, not in every step's process
+
+    for name in os.environ.get(PRELOAD_VARIABLE, "").split(","):
+        if name.strip():
+            try:
+                importlib.import_module(name.strip())
+            except Exception as exc:  # the steps import it themselves, as without it
+                log.warning("cannot preload %s for the steps: %s", name.strip(), exc)
 
     authkey = sys.stdin.buffer.readline().strip()
     multiprocessing.current_process().authkey = bytes.fromhex(authkey.decode())

@@ -229,7 +229,8 @@ class Links:
         for run in list(self._runs.values()):
             if run.link is link:
                 self._end(run, f"was lost with Dask worker {run.worker} (its connection to "
-                               f"the trail closed: the worker died or was killed)")
+                               f"the trail closed: the worker or its trail agent died or "
+                               f"was killed)")
 
     def _settle(self) -> None:
         """Runs whose task ended without their go: cancelled, refused or failed on Dask."""
