@@ -4,9 +4,10 @@
 
 Started by the worker (``worker.py``) and alive as long as it is: its stdin is a pipe from
 the worker, so end-of-file says the worker is gone, and its steps are killed with it. Why a
-process of its own: forking the big, many-threaded worker costs a step about 9 ms and holds
-the worker's GIL meanwhile. This one is single-threaded, small, and keeps a child forked
-ahead of time, so a step starts as soon as the trail says go.
+process of its own: forking the big, many-threaded worker cost each step about 9 ms (this
+small, single-threaded process forks in about 4) and held the worker's GIL meanwhile; and
+the agent keeps a step's process forked ahead of time, so a step starts as soon as the
+trail says go.
 
 It keeps one link (one TCP connection, wire.py) to each trail server it runs steps for,
 opened at that server's first step here. Tasks reach it on a Unix socket the worker made:
@@ -98,8 +99,22 @@ class _Step:
     child: Spare
     groups: list[int]
     out_buffer: bytearray = field(default_factory=bytearray)
-    status: int | None = None
-    kill_at: float | None = None
+    status: int | None = None  # its process's, once it ended
+    kill_at: float | None = None  # when its groups get SIGKILL, if they are still there
+
+    def term(self, grace: float) -> None:
+        signal_groups(self.groups, signal.SIGTERM)
+        if self.kill_at is None:
+            self.kill_at = time.monotonic() + grace
+
+    def kill(self) -> None:
+        signal_groups(self.groups, signal.SIGKILL)
+        self.kill_at = None
+
+    @property
+    def over(self) -> bool:
+        """Its process ended, and its groups are gone or were killed."""
+        return self.status is not None and (self.kill_at is None or not _alive(self.groups))
 
 
 class Agent:
@@ -143,8 +158,7 @@ class Agent:
         now = time.monotonic()
         for step in list(self.steps):
             if step.kill_at is not None and now >= step.kill_at:
-                signal_groups(step.groups, signal.SIGKILL)
-                step.kill_at = None
+                step.kill()
             self._finish(step)
 
     # --- tasks ---
@@ -199,7 +213,7 @@ class Agent:
         found = []
         for step in self.steps:
             if step.key in keys:
-                signal_groups(step.groups, signal.SIGKILL)
+                step.kill()
                 found.append(step.key)
         return found
 
@@ -236,10 +250,9 @@ class Agent:
                 except OSError:
                     pass  # the step is gone
             elif message.get("signal") == "term":
-                self._term(step, SERVER_LOST_GRACE * 5)  # the trail's kill comes after its grace
+                step.term(SERVER_LOST_GRACE * 5)  # the trail's kill comes after its grace
             elif message.get("signal") == "kill":
-                signal_groups(step.groups, signal.SIGKILL)
-                step.kill_at = None
+                step.kill()
         if closed:
             self._link_lost(link)
 
@@ -251,14 +264,27 @@ class Agent:
         if not go:
             task.answer(refused=why)
             return
-        child, self.spare = self.spare or fork_spare(), None
+        child = self._take_spare()
         step = _Step(run_id, key, link, task, child, [child.pid])
-        _write_all(child.in_w, job(payload, capture))
+        try:
+            _write_all(child.in_w, job(payload, capture))
+        except OSError:
+            pass  # it died meanwhile: its end is read and reported as any step's
         link.steps[run_id] = step
         self.steps.append(step)
         self.sel.register(child.out_r, selectors.EVENT_READ, lambda _fd: self._from_step(step))
         self.sel.register(child.print_r, selectors.EVENT_READ,
                           lambda _fd: self._printed(step))
+
+    def _take_spare(self) -> Spare:
+        """The process forked ahead of time, if it is still there; else one forked now."""
+        spare, self.spare = self.spare, None
+        if spare is not None and os.waitpid(spare.pid, os.WNOHANG)[0] == 0:
+            return spare
+        if spare is not None:  # someone killed it
+            for fd in (spare.in_w, spare.out_r, spare.print_r):
+                os.close(fd)
+        return fork_spare()
 
     def _link_lost(self, link: _Link) -> None:
         """The trail's server is gone: its steps are stopped, its waiting tasks refused."""
@@ -275,7 +301,7 @@ class Agent:
         link.waiting.clear()
         for step in link.steps.values():
             step.link = None
-            self._term(step, SERVER_LOST_GRACE)
+            step.term(SERVER_LOST_GRACE)
         link.steps.clear()
 
     def _up(self, step: _Step, tag: bytes, body: bytes) -> None:
@@ -317,14 +343,9 @@ class Agent:
             os.close(fd)
             step.child.print_r = -1
 
-    def _term(self, step: _Step, grace: float) -> None:
-        signal_groups(step.groups, signal.SIGTERM)
-        if step.kill_at is None:
-            step.kill_at = time.monotonic() + grace
-
     def _finish(self, step: _Step) -> None:
-        """A step whose process has ended is done once its groups are gone or killed."""
-        if step.status is None or (step.kill_at is not None and _alive(step.groups)):
+        """Answer a step's task once it is over."""
+        if not step.over or step.status is None:
             return
         if step.child.print_r >= 0:  # a straggler may hold it open: read what is there
             self._printed(step)
@@ -342,7 +363,7 @@ class Agent:
         if os.read(0, 4096):
             return
         for step in self.steps:
-            signal_groups(step.groups, signal.SIGKILL)
+            step.kill()
         if self.spare is not None:
             os.kill(self.spare.pid, signal.SIGKILL)
         raise SystemExit(0)

@@ -99,7 +99,7 @@ class DaskExecutor(Executor):
         try:
             from distributed import Client
 
-            from trail.layer1.executors.dask.worker import ensure_agent
+            from trail.layer1.executors.dask.worker import start_agent
 
             if isinstance(self._address, str):
                 self._client = Client(self._address, timeout=CONNECT_TIMEOUT,
@@ -118,8 +118,11 @@ class DaskExecutor(Executor):
                                    f"{type(exc).__name__}: {exc}")
             log.error("dask executor: %s", self._connect_error)
         else:
-            try:  # ahead of the first step (a worker that joins later starts its own)
-                self._client.run(ensure_agent)
+            try:
+                # Ahead of the first step, so that none waits for its worker's agent to
+                # start (a second or so) while another's is up (a worker that joins later
+                # starts its agent at its first step).
+                self._client.run(start_agent)
             except Exception as exc:
                 log.warning("dask executor: could not start the workers' agents: %s", exc)
         with self._ready_lock:

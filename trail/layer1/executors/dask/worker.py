@@ -7,6 +7,7 @@ to run it, and waits for its answer, which comes when the step's processes are g
 
 from __future__ import annotations
 
+import asyncio
 import json
 import multiprocessing
 import os
@@ -21,6 +22,7 @@ from typing import Any
 from trail.layer1.executors.dask import wire
 from trail.layer1.executors.process import frame
 
+AGENT_TIMEOUT = 60.0  # seconds an agent may take to start, or to answer a take-up's stop
 _lock = threading.Lock()
 _agent: subprocess.Popen[bytes] | None = None
 _agent_socket = ""
@@ -54,6 +56,13 @@ def ensure_agent() -> str:
         return path
 
 
+async def start_agent() -> None:
+    """Start this worker's agent and wait until it serves (``client.run`` runs it on the
+    worker's event loop; the wait is on a thread, so the loop goes on meanwhile)."""
+    await asyncio.get_running_loop().run_in_executor(None, _ask, {"stop": []}, b"",
+                                                     AGENT_TIMEOUT)
+
+
 def work(endpoint: tuple[str, int], token: str, run_id: int, payload: bytes, capture: bool,
          key: str) -> str:
     """The Dask task: the worker's agent asks the trail for the go, runs the step and
@@ -78,12 +87,15 @@ def stop_steps(keys: list[str]) -> list[str]:
     """On a worker: SIGKILL the steps of these tasks still running here; the keys found."""
     if _agent is None or _agent.poll() is not None:
         return []
-    answer = _ask({"stop": keys}, b"")
+    answer = _ask({"stop": keys}, b"", AGENT_TIMEOUT)
     return list(answer["found"]) if answer else []
 
 
-def _ask(header: dict[str, Any], payload: bytes) -> dict[str, Any] | None:
+def _ask(header: dict[str, Any], payload: bytes,
+         timeout: float | None = None) -> dict[str, Any] | None:
+    """The agent's answer to a request; None if it died first."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
         sock.connect(ensure_agent())
         sock.sendall(frame(json.dumps(header).encode()) + frame(payload))
         answer = wire.recv_answer(sock)
