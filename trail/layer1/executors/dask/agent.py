@@ -59,6 +59,7 @@ SERVER_LOST_GRACE = float(os.environ.get("TRAIL_DASK_ORPHAN_GRACE", "2"))
 SPARE_AFTER = 0.005
 # Modules (comma-separated) the agent imports once, so its steps' processes have them.
 PRELOAD_VARIABLE = "TRAIL_DASK_PRELOAD"
+STOP_WAIT = 5.0  # seconds a take-up's stop waits for the killed steps to be gone
 _STRAGGLERS_EVERY = 0.2  # seconds between looks at an ended step's groups
 
 
@@ -210,12 +211,15 @@ class Agent:
             self._link_lost(link)
 
     def _stop(self, keys: list[str]) -> list[str]:
-        found = []
-        for step in self.steps:
-            if step.key in keys:
-                step.kill()
-                found.append(step.key)
-        return found
+        """SIGKILL these tasks' steps and answer once their processes are gone (a take-up
+        serves the run right after)."""
+        found = [step for step in self.steps if step.key in keys]
+        for step in found:
+            step.kill()
+        deadline = time.monotonic() + STOP_WAIT
+        while time.monotonic() < deadline and any(_running(s.child.pid) for s in found):
+            time.sleep(0.01)
+        return [step.key for step in found]
 
     # --- links to trail servers ---
 
@@ -367,6 +371,15 @@ class Agent:
         if self.spare is not None:
             os.kill(self.spare.pid, signal.SIGKILL)
         raise SystemExit(0)
+
+
+def _running(pid: int) -> bool:
+    """The process is there and not a zombie (one the agent has yet to reap is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # gone (or no /proc here: nothing to wait on)
+        return False
 
 
 def _alive(groups: list[int]) -> bool:
