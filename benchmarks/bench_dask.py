@@ -7,11 +7,14 @@ Per-step overhead: a chain of steps that do nothing, run on a LocalCluster (proc
 time per step, against a bare ``client.submit(f).result()`` floor measured in the same run
 (half the chain's length just before the chain and half just after, so a busy machine
 weighs on both alike); ``--rounds`` rounds, the medians and the median ratio reported.
-Throughput: ``--steps`` independent steps each burning ``--cpu-ms`` of
-CPU, on ``--workers`` single-threaded workers, and under the process executor on this
-machine (``max_parallel`` = the machine's CPUs). On one machine the cluster shares its
-cores: there the figure says what each executor costs per step besides the step's CPU;
-with workers on other hosts (``--scheduler``) it says what the cluster buys.
+Throughput: ``--steps`` independent steps each burning ``--cpu-ms`` of CPU, on ``--workers``
+single-threaded workers, and under the process executor on this machine (``max_parallel``
+= the machine's CPUs), alternating for ``--fan-rounds``. Wall times, and the CPU each run
+cost beyond the steps' own (this process and its descendants: the trail, the scheduler,
+the workers, their agents, the steps): on a machine other work shares, the wall times
+follow its load, the CPU does not. On one machine the cluster shares its cores: there the
+figures say what each executor costs per step; with workers on other hosts
+(``--scheduler``, whose workers this process cannot count) what the cluster buys.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1000, help="0 to skip the throughput")
     parser.add_argument("--cpu-ms", type=float, default=50.0)
+    parser.add_argument("--fan-rounds", type=int, default=1)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--scheduler", help="an existing cluster (default: a LocalCluster)")
     parser.add_argument("--process-executor", action="store_true", help=argparse.SUPPRESS)
@@ -115,30 +119,62 @@ def main() -> None:
               f"{statistics.median(floors) * 1000:.1f} ms, median ratio "
               f"{statistics.median(ratios):.2f}x")
 
-        on_dask = 0.0
-        if options.steps:
+        fans = []
+        for _ in range(options.fan_rounds if options.steps else 0):
             fan = [Step(busy, name=f"b{i}") for i in range(options.steps)]
+            cpu = tree_cpu()
             on_dask = wall(fan, options.cpu_ms, executor="dask", dask=client)
+            dask_cpu = tree_cpu() - cpu
+            # In a process of its own, as a trail server using it runs: not one that holds
+            # a Dask client and scheduler (forking a bigger process costs each step more).
+            local, local_cpu = map(float, subprocess.run(
+                [sys.executable, __file__, "--process-executor", "--steps",
+                 str(options.steps), "--cpu-ms", str(options.cpu_ms)], check=True,
+                capture_output=True, text=True).stdout.split())
+            fans.append((on_dask, local, dask_cpu, local_cpu))
+            print(f"  round: dask {on_dask:.1f} s ({beyond(dask_cpu, options)}), process "
+                  f"executor {local:.1f} s ({beyond(local_cpu, options)})", flush=True)
+        if fans:
+            on_dask, local, dask_cpu, local_cpu = (statistics.median(f[i] for f in fans)
+                                                   for i in range(4))
+            print(f"{options.steps} steps of {options.cpu_ms:.0f} ms CPU (median of "
+                  f"{len(fans)}): dask ({options.workers} workers) {on_dask:.1f} s, process "
+                  f"executor here ({os.cpu_count()} at once) {local:.1f} s, ratio "
+                  f"{statistics.median(f[0] / f[1] for f in fans):.2f}; CPU beyond the "
+                  f"steps' own: dask {beyond(dask_cpu, options)}, process executor "
+                  f"{beyond(local_cpu, options)}")
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-    if options.steps:
-        # In a process of its own, as a trail server using it runs: not one that holds a
-        # Dask client and scheduler (forking a bigger process costs each step more).
-        local = float(subprocess.run(
-            [sys.executable, __file__, "--process-executor", "--steps", str(options.steps),
-             "--cpu-ms", str(options.cpu_ms)], check=True, capture_output=True,
-            text=True).stdout)
-        print(f"{options.steps} steps of {options.cpu_ms:.0f} ms CPU: dask "
-              f"({options.workers} workers) {on_dask:.1f} s, process executor here "
-              f"({os.cpu_count()} at once) {local:.1f} s, ratio {on_dask / local:.2f}")
+
+
+def tree_cpu() -> float:
+    """CPU seconds this process and its descendants used so far (those that ended, through
+    the parents that reaped them): on a shared machine, what a run cost, whatever the load."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def beyond(cpu: float, options: argparse.Namespace) -> str:
+    extra = cpu - options.steps * options.cpu_ms / 1000
+    return f"{cpu:.1f} s CPU, {extra / options.steps * 1000:.1f} ms a step beyond its own"
 
 
 def process_executor(steps: int, cpu_ms: float) -> None:
     fan = [Step(busy, name=f"b{i}") for i in range(steps)]
-    print(wall(fan, cpu_ms, executor="process", max_parallel=os.cpu_count()))
-
+    cpu = tree_cpu()
+    elapsed = wall(fan, cpu_ms, executor="process", max_parallel=os.cpu_count())
+    print(elapsed, tree_cpu() - cpu)
 
 if __name__ == "__main__":
     main()
