@@ -50,14 +50,17 @@ def busy(trail_env: object, context: float) -> None:
     burn(context)
 
 
-def wall(definition: object, context: object = None, **options: object) -> float:
+def wall(definition: object, context: object = None, every: float = 0.005,
+         **options: object) -> float:
+    """Seconds from start() to the run's end, looking every ``every`` seconds (each look
+    costs the server CPU: long runs look less often)."""
     server = TrailServer(definition, context=context, journal=False, **options)  # type: ignore[arg-type]
     server.serve(threaded=True)
     client = TrailClient(server.socket_file, timeout=30)
     started = time.monotonic()
     client.start()
     while not client.info()["finished"]:
-        time.sleep(0.005)
+        time.sleep(every)
     elapsed = time.monotonic() - started
     client.shutdown(dry_run=False)
     server.join(30)
@@ -114,16 +117,17 @@ def main() -> None:
             ratios.append(per / bare_per)
             print(f"  round: dask executor {per * 1000:.1f} ms/step, bare submit "
                   f"{bare_per * 1000:.1f} ms, {per / bare_per:.2f}x", flush=True)
-        print(f"per step (median of {options.rounds} rounds of {options.chain}): dask executor "
-              f"{statistics.median(pers) * 1000:.1f} ms, bare submit().result() "
-              f"{statistics.median(floors) * 1000:.1f} ms, median ratio "
-              f"{statistics.median(ratios):.2f}x")
+        if pers:
+            print(f"per step (median of {options.rounds} rounds of {options.chain}): dask "
+                  f"executor {statistics.median(pers) * 1000:.1f} ms, bare submit().result() "
+                  f"{statistics.median(floors) * 1000:.1f} ms, median ratio "
+                  f"{statistics.median(ratios):.2f}x")
 
         fans = []
         for _ in range(options.fan_rounds if options.steps else 0):
             fan = [Step(busy, name=f"b{i}") for i in range(options.steps)]
             cpu = tree_cpu()
-            on_dask = wall(fan, options.cpu_ms, executor="dask", dask=client)
+            on_dask = wall(fan, options.cpu_ms, 0.1, executor="dask", dask=client)
             dask_cpu = tree_cpu() - cpu
             # In a process of its own, as a trail server using it runs: not one that holds
             # a Dask client and scheduler (forking a bigger process costs each step more).
@@ -173,7 +177,7 @@ def beyond(cpu: float, options: argparse.Namespace) -> str:
 def process_executor(steps: int, cpu_ms: float) -> None:
     fan = [Step(busy, name=f"b{i}") for i in range(steps)]
     cpu = tree_cpu()
-    elapsed = wall(fan, cpu_ms, executor="process", max_parallel=os.cpu_count())
+    elapsed = wall(fan, cpu_ms, 0.1, executor="process", max_parallel=os.cpu_count())
     print(elapsed, tree_cpu() - cpu)
 
 if __name__ == "__main__":

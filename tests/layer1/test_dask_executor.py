@@ -366,7 +366,7 @@ def test_kill_9_of_the_server_stops_the_step_and_take_up_finds_it_interrupted(
         (pid,) = wait_pids(pid_file, "the step to start on a worker")
         assert pid_alive(pid)
         server.kill()
-        # The step's task saw its server go and stopped the step on the worker.
+        # The worker's agent saw the server go and stopped the step.
         wait_until(lambda: not pid_alive(pid), "the orphaned step to be stopped", timeout=10)
         pid_file.unlink()
         client = server.start()
@@ -423,7 +423,7 @@ def test_a_straggler_of_an_interrupted_step_is_killed_after_the_steps_grace(dask
     time.sleep(0.3)  # the shell has set its trap
     client.interrupt(dry_run=False)
     wait_states(client, {"leaves_a_straggler": "Interrupted"})
-    # Gone after the step's grace (1 s), not the task's own fallback (10 s).
+    # Gone after the step's grace (1 s), not the agent's own fallback (5 x 60 s here).
     wait_until(lambda: not pid_alive(straggler), "the straggler killed", timeout=6)
 
 
@@ -454,7 +454,7 @@ def test_take_up_finds_a_step_still_running_on_a_worker_and_stops_it(tmp_path, c
         (pid,) = wait_pids(pid_file, "the step to start on a worker")
         server.kill()
         time.sleep(1)
-        # It ignores the SIGTERM its task sent when the server went (and its task would
+        # It ignores the SIGTERM its agent sent when the server went (and its agent would
         # wait 60 s before SIGKILL) ...
         assert pid_alive(pid)
         client = server.start()
