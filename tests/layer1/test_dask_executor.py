@@ -47,11 +47,12 @@ def local_cluster() -> Iterator[Any]:
     from distributed import LocalCluster
 
     # Workers (and the step processes they start) import this worktree's trail and tests.
-    # A step whose server died gets 60 s between SIGTERM and SIGKILL from its own task: the
-    # take-up test sees the take-up, not the task, end a step that ignores SIGTERM.
+    # A step whose server died gets 60 s between SIGTERM and SIGKILL from its agent: the
+    # take-up test sees the take-up, not the agent, end a step that ignores SIGTERM. The
+    # agents preload a module the steps find imported.
     env = {"PYTHONPATH": str(ROOT) + (os.pathsep + os.environ["PYTHONPATH"]
                                       if os.environ.get("PYTHONPATH") else ""),
-           "TRAIL_DASK_ORPHAN_GRACE": "60"}
+           "TRAIL_DASK_ORPHAN_GRACE": "60", "TRAIL_DASK_PRELOAD": "xml.dom.minidom"}
     old = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     cluster = LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
@@ -287,25 +288,55 @@ def test_a_worker_killed_mid_step_fails_the_step_naming_the_worker(dask_serve, t
     pid_file = tmp_path / "pid"
 
     def doomed(trail_env, context):
-        from distributed import get_worker
-
-        pid_file.write_text(str(os.getppid()))
-        del get_worker
+        # The step's parent is its worker's agent, whose parent is the worker.
+        with open(f"/proc/{os.getppid()}/stat") as stat:
+            worker = stat.read().rsplit(")", 1)[1].split()[1]
+        pid_file.write_text(f"{os.getpid()} {worker}")
         time.sleep(100)
 
     client = dask_serve(Step(doomed))
     client.start()
-    (worker_pid,) = wait_pids(pid_file, "the step to start")
+    step_pid, worker_pid = wait_pids(pid_file, "the step to start")
     os.kill(worker_pid, signal.SIGKILL)
     wait_states(client, {"doomed": "Paused due to failure"})
     value = rows(client)["doomed"]["Return value"]
     assert "Dask worker tcp://127.0.0.1:" in value and "died" in value
+    wait_until(lambda: not pid_alive(step_pid), "the step gone with its worker", timeout=5)
     # Dask may start the task again on the other worker: the trail refuses it, and the
-    # step does not run a second time (it would write the other worker's pid).
+    # step does not run a second time (it would write other pids).
     time.sleep(2)
     assert states(client)["doomed"] == "Paused due to failure"
-    assert pid_file.read_text() == str(worker_pid)
+    assert pid_file.read_text() == f"{step_pid} {worker_pid}"
     wait_until(lambda: len(cluster.scheduler_info["workers"]) == 2, "the nanny's new worker")
+
+
+def test_a_step_finds_the_modules_its_workers_preload(dask_serve):
+    def imported(trail_env, context):
+        import sys
+
+        return "xml.dom.minidom" in sys.modules
+
+    client = dask_serve(Step(imported))
+    client.start()
+    wait_states(client, {"imported": "Succeeded"})
+    assert rows(client)["imported"]["Return value"] is True
+
+
+def test_a_step_holds_none_of_its_workers_connections(dask_serve):
+    def descriptors(trail_env, context):
+        held = []
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(FileNotFoundError):  # the listing's own, closed now
+                held.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return held
+
+    client = dask_serve(Step(descriptors))
+    client.start()
+    wait_states(client, {"descriptors": "Succeeded"})
+    held = rows(client)["descriptors"]["Return value"]
+    # Its stdio and its two pipes to the agent: no socket, nothing else of the worker's.
+    assert not [target for target in held if target.startswith("socket:")], held
+    assert len(held) <= 5, held
 
 
 RUNBOOK = '''
@@ -335,7 +366,7 @@ def test_kill_9_of_the_server_stops_the_step_and_take_up_finds_it_interrupted(
         (pid,) = wait_pids(pid_file, "the step to start on a worker")
         assert pid_alive(pid)
         server.kill()
-        # The step's task saw its server go and stopped the step on the worker.
+        # The worker's agent saw the server go and stopped the step.
         wait_until(lambda: not pid_alive(pid), "the orphaned step to be stopped", timeout=10)
         pid_file.unlink()
         client = server.start()
@@ -392,7 +423,7 @@ def test_a_straggler_of_an_interrupted_step_is_killed_after_the_steps_grace(dask
     time.sleep(0.3)  # the shell has set its trap
     client.interrupt(dry_run=False)
     wait_states(client, {"leaves_a_straggler": "Interrupted"})
-    # Gone after the step's grace (1 s), not the task's own fallback (10 s).
+    # Gone after the step's grace (1 s), not the agent's own fallback (5 x 60 s here).
     wait_until(lambda: not pid_alive(straggler), "the straggler killed", timeout=6)
 
 
@@ -423,7 +454,7 @@ def test_take_up_finds_a_step_still_running_on_a_worker_and_stops_it(tmp_path, c
         (pid,) = wait_pids(pid_file, "the step to start on a worker")
         server.kill()
         time.sleep(1)
-        # It ignores the SIGTERM its task sent when the server went (and its task would
+        # It ignores the SIGTERM its agent sent when the server went (and its agent would
         # wait 60 s before SIGKILL) ...
         assert pid_alive(pid)
         client = server.start()

@@ -26,7 +26,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NoReturn
 
 from trail.errors import RemoteStepError
 from trail.layer1 import context as durable
@@ -298,37 +298,43 @@ def describe_exit(status: int) -> str:
     return f"exited with code {os.waitstatus_to_exitcode(status)}"
 
 
-def _child(run: _Run, function: Callable[..., Any], args: Any, kwargs: dict[str, Any],
-           step_output: str | None, context: Any = None) -> None:
+def redirect_output(fd: int) -> None:
+    """Send this (forked) process's stdout and stderr to ``fd``: the descriptors and, whatever
+    sys.stdout was in the parent (a REPL's, a test's capture), Python's streams too."""
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+
+
+def become_step_process(output_fd: int = -1) -> None:
+    """A forked child becomes a step's process: a session (process group) of its own, dead
+    with its parent, default signal handlers, its output to ``output_fd`` if one is given."""
+    os.setsid()
+    _die_with_parent()
+    if output_fd >= 0:
+        redirect_output(output_fd)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    # As in any Python program: a write to a closed pipe raises BrokenPipeError.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+
+def call_step(function: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> Outcome:
+    """Run the action function; its failure is reported, whatever it was."""
+    try:
+        return Outcome(True, function(*args, **kwargs))
+    except BaseException as exc:
+        return Outcome(False, exc, traceback.format_exc())
+
+
+def end_child(body: Callable[[], None]) -> NoReturn:
+    """Run ``body`` in a forked child and leave: ``os._exit`` always (0, or 70 with the
+    traceback on stderr), never back into the parent's code."""
     code = 0
     try:
-        os.setsid()
-        _die_with_parent()
-        if step_output is not None:
-            fd = os.open(step_output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            os.close(fd)
-            # Whatever sys.stdout was in the server (a REPL's, a test's capture), the
-            # step's prints go to the file too.
-            sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
-            sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-            signal.signal(signum, signal.SIG_DFL)
-        # As in any Python program: a write to a closed pipe raises BrokenPipeError.
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        os.close(run.out_r)
-        os.close(run.in_w)
-        forks.let_go_of_pipes(keep=(run.out_w, run.in_r))
-        durable.after_fork(context)
-        before = durable.snapshot(context) if durable.tracked(context) else None
-        try:
-            outcome = Outcome(True, function(*args, **kwargs))
-        except BaseException as exc:  # the step's failure is reported, whatever it was
-            outcome = Outcome(False, exc, traceback.format_exc())
-        if before is not None:  # what the step changed in its copy goes back with it
-            outcome = replace(outcome, context=durable.changed(before, durable.snapshot(context)))
-        _write_all(run.out_w, outcome_frame(outcome))
+        body()
     except BaseException:  # noqa: B036 - the child must reach os._exit, always
         code = 70
         traceback.print_exc()
@@ -338,3 +344,23 @@ def _child(run: _Run, function: Callable[..., Any], args: Any, kwargs: dict[str,
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def _child(run: _Run, function: Callable[..., Any], args: Any, kwargs: dict[str, Any],
+           step_output: str | None, context: Any = None) -> NoReturn:
+    def body() -> None:
+        output = -1
+        if step_output is not None:
+            output = os.open(step_output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        become_step_process(output)
+        os.close(run.out_r)
+        os.close(run.in_w)
+        forks.let_go_of_pipes(keep=(run.out_w, run.in_r))
+        durable.after_fork(context)
+        before = durable.snapshot(context) if durable.tracked(context) else None
+        outcome = call_step(function, args, kwargs)
+        if before is not None:  # what the step changed in its copy goes back with it
+            outcome = replace(outcome, context=durable.changed(before, durable.snapshot(context)))
+        _write_all(run.out_w, outcome_frame(outcome))
+
+    end_child(body)

@@ -1,0 +1,102 @@
+"""What runs inside a Dask worker: the task that hands a step to the worker's agent.
+
+The task never runs the step (Dask cannot stop a running task): it asks the worker's agent
+(agent.py, started here at the worker's first trail task and alive as long as the worker)
+to run it, and waits for its answer, which comes when the step's processes are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from trail.layer1.executors.dask import wire
+from trail.layer1.executors.process import frame
+
+AGENT_TIMEOUT = 60.0  # seconds an agent may take to start, or to answer a take-up's stop
+_lock = threading.Lock()
+_agent: subprocess.Popen[bytes] | None = None
+_agent_socket = ""
+
+
+def ensure_agent() -> str:
+    """The Unix socket of this worker's agent, started if it is not running."""
+    global _agent, _agent_socket
+    with _lock:
+        if _agent is not None and _agent.poll() is None:
+            return _agent_socket
+        # The listener is made here, so a task can connect before the agent is up.
+        path = str(Path(tempfile.mkdtemp(prefix="trail-dask-")) / "agent.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)  # in a directory of mode 0700: private to the user
+        listener.listen(128)
+        try:
+            # Its stdin is a pipe from here: end-of-file there means this worker is gone.
+            _agent = subprocess.Popen(
+                [sys.executable, "-m", "trail.layer1.executors.dask.agent",
+                 str(listener.fileno()), path],
+                stdin=subprocess.PIPE, pass_fds=(listener.fileno(),))
+        finally:
+            listener.close()
+        # The worker's multiprocessing key, as a process it spawned would get it: a shared
+        # context's proxy (trail.layer2's threadsafe_class) in a step authenticates with it.
+        assert _agent.stdin is not None
+        _agent.stdin.write(multiprocessing.current_process().authkey.hex().encode() + b"\n")
+        _agent.stdin.flush()
+        _agent_socket = path
+        return path
+
+
+async def start_agent() -> None:
+    """Start this worker's agent and wait until it serves (``client.run`` runs it on the
+    worker's event loop; the wait is on a thread, so the loop goes on meanwhile)."""
+    await asyncio.get_running_loop().run_in_executor(None, _ask, {"stop": []}, b"",
+                                                     AGENT_TIMEOUT)
+
+
+def work(endpoint: tuple[str, int], token: str, run_id: int, payload: bytes, capture: bool,
+         key: str) -> str:
+    """The Dask task: the worker's agent asks the trail for the go, runs the step and
+    answers when it is over; how it ended, or why it did not run."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker().address
+    except (ImportError, ValueError):
+        worker = "?"
+    header = {"endpoint": list(endpoint), "token": token, "run": run_id, "key": key,
+              "capture": capture, "worker": worker, "pid": os.getpid()}
+    answer = _ask(header, payload)
+    if answer is None:
+        return "lost: the worker's trail agent died"
+    if "refused" in answer:
+        return f"refused: {answer['refused']}"
+    return str(answer["end"])
+
+
+def stop_steps(keys: list[str]) -> list[str]:
+    """On a worker: SIGKILL the steps of these tasks still running here; the keys found."""
+    if _agent is None or _agent.poll() is not None:
+        return []
+    answer = _ask({"stop": keys}, b"", AGENT_TIMEOUT)
+    return list(answer["found"]) if answer else []
+
+
+def _ask(header: dict[str, Any], payload: bytes,
+         timeout: float | None = None) -> dict[str, Any] | None:
+    """The agent's answer to a request; None if it died first."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(ensure_agent())
+        sock.sendall(frame(json.dumps(header).encode()) + frame(payload))
+        answer = wire.recv_answer(sock)
+    return None if answer is None else dict(json.loads(answer))
