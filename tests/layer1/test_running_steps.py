@@ -77,14 +77,15 @@ def test_a_timeout_stops_the_step_and_fails_it(serve, tmp_path, executor):
 
     client = serve(Step(slow, timeout=2), executor=executor)
     client.start()
-    wait_pids(pid_file, "the step to start")
+    # No wait for the step's pid first: on a loaded machine a Dask worker may take the 2 s
+    # to start it, and the timeout counts from the start.
     wait_states(client, {"slow": "Paused due to failure"})
     row = client.status()[0]
     assert row["Return value"] == (
         "StepTimeoutError: step 'slow' timed out after 2 s and was stopped"
     )
     if executor == "process":
-        pid = int(pid_file.read_text())
+        [pid] = wait_pids(pid_file, "the step's pid")
         wait_until(lambda: not pid_alive(pid), "the timed-out process to be gone", timeout=5)
 
 
