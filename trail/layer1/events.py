@@ -38,10 +38,10 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind}
-        for field in fields(self):
-            value = getattr(self, field.name)
+        for name in _names(type(self)):
+            value = getattr(self, name)
             if value is not _MISSING:
-                data[field.name] = value
+                data[name] = value
         return data
 
     def to_json(self) -> bytes:
@@ -53,7 +53,7 @@ class Event:
     def __getitem__(self, key: object) -> Any:
         if key == "kind":
             return self.kind
-        names = {field.name for field in fields(self)}
+        names = _names(type(self))
         value = getattr(self, key) if isinstance(key, str) and key in names else _MISSING
         if value is _MISSING:  # a key the event lacks, or a state event's absent value
             raise KeyError(key)
@@ -91,6 +91,17 @@ class Event:
             return cls(**{key: value for key, value in data.items() if key in names})
         except TypeError as exc:
             raise ProtocolError(f"a {kind!r} event trail does not understand: {exc}") from None
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    """The field names of an event class (looked up once per class, not per event)."""
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(field.name for field in fields(cls))
+    return names
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,11 @@ import logging
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any
 
 import networkx as nx
 
-from trail.core.dag import n_of, progeny, steps_in_order, tags_of
+from trail.core.dag import progeny, steps_in_order
 from trail.core.states import Action, State, transition
 from trail.core.step import Step
 from trail.layer1 import context as durable
@@ -64,13 +63,17 @@ class Run:
         self.journal = journal
         self.timers = timers or Timers()
         self.info = dict(info or {})
-        self.records = [StepRecord(step, n_of(graph, step), step.name, step.pause_on_fail,
-                                   tags_of(graph, step))
-                        for step in steps_in_order(graph)]
+        self.records = [StepRecord(step, n, step.name, step.pause_on_fail)
+                        for n, step in enumerate(steps_in_order(graph))]
         self._record_of = {record.step: record for record in self.records}
-        self._touched: set[StepRecord] = set()  # changed since the last commit
+        self._touched: dict[StepRecord, None] = {}  # changed since the last commit, in order
+        touched = self._touched.setdefault
         for record in self.records:
-            record.on_change = self._touched.add
+            record.on_change = touched
+        # The records in each state, kept by ``apply``: counts, and whether the run has
+        # finished, without a look at every step.
+        self._in_state: dict[State, dict[StepRecord, None]] = {state: {} for state in State}
+        self._in_state[State.READY] = dict.fromkeys(self.records)
         self.index = TagIndex(self.records)
         self.scheduler = Scheduler(graph, self.records, self.settings.max_parallel,
                                    self.settings.pools)
@@ -118,6 +121,8 @@ class Run:
         if self.journal is not None:
             self.journal.transition(record.n, old.value, new.value, cause)
         record.set_state(new)
+        del self._in_state[old][record]
+        self._in_state[new][record] = None
         if new.done and not old.done:
             self.scheduler.mark_done(record.step)
         if new in PENDING:
@@ -169,6 +174,7 @@ class Run:
         for record in self.records:
             if record.n in saved:
                 record.restore(saved[record.n])
+        self._count_states()
         self.steps.number_from(max((r.attempt for r in self.records), default=0) + 1)
         for record in self.records:
             if record.state is State.RUNNING:
@@ -210,8 +216,12 @@ class Run:
 
     def advance(self) -> None:
         """Start or settle every step that can move now."""
-        self.scheduler.due(self.timers.clock(), self.steps.start,
-                           lambda record: self.apply(record, Action.ARRIVE, "reached"))
+        while True:
+            self.scheduler.due(self.timers.clock(), self.steps.start,
+                               lambda record: self.apply(record, Action.ARRIVE, "reached"))
+            self.steps.launch()
+            if not self.scheduler.marked:  # a step that could not start may mark others
+                return
 
     # --- what the API handlers call ------------------------------------------------------
 
@@ -258,53 +268,63 @@ class Run:
             log.info("shutting down (%s)", cause)
             self.publish(events.ShuttingDown(cause=cause))
 
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
+    def _count_states(self) -> None:
+        """Sort the records by state anew (after states were set other than by ``apply``)."""
+        self._in_state = {state: {} for state in State}
         for record in self.records:
-            counts[record.state.value] = counts.get(record.state.value, 0) + 1
-        return counts
+            self._in_state[record.state][record] = None
+
+    def in_state(self, *states: State) -> list[StepRecord]:
+        """The records in any of ``states``, by n."""
+        return by_n(record for state in states for record in self._in_state[state])
+
+    def counts(self) -> dict[str, int]:
+        """How many steps are in each state (the states some step is in, in table order)."""
+        return {state.value: len(records) for state, records in self._in_state.items()
+                if records}
 
     def finished(self) -> bool:
         """The run is over: every step succeeded, was skipped or failed for good, or is cut
         off below a step that failed for good. A Blocked, paused or interrupted step keeps
         the run open (the operator can still unblock, resume, rerun or skip it)."""
-        if any(r.state not in FINAL for r in self.records):
-            cut_off = progeny(self.graph, [r.step for r in self.records
-                                           if r.state is State.FAILED])
-            if any(r.state not in FINAL and r.step not in cut_off for r in self.records):
-                return False
-        return True
+        open_ = sum(len(records) for state, records in self._in_state.items()
+                    if state not in FINAL)
+        if not open_:
+            return True
+        if not self._in_state[State.FAILED]:
+            return False  # some step is not final, and no failure cuts it off
+        cut_off = progeny(self.graph, [r.step for r in self._in_state[State.FAILED]])
+        return all(r.state in FINAL or r.step in cut_off for r in self.records)
 
     def end_state(self) -> str | None:
         """How the run ended: "succeeded" (every step succeeded or was skipped), "failed",
         or None while it is not finished."""
         if not self.finished():
             return None
-        if all(r.state.done for r in self.records):
-            return "succeeded"
-        return "failed"
+        done = len(self._in_state[State.SUCCEEDED]) + len(self._in_state[State.SKIPPED])
+        return "succeeded" if done == len(self.records) else "failed"
 
     def idle(self) -> bool:
         """Nothing happens without an operator: nothing runs (but steps waiting for an
         answer) and nothing will start by itself (whatever waits is below a step that is
         not done: Ready, paused, blocked, interrupted or failed)."""
-        stuck = [r.step for r in self.records if r.state in STUCK]
+        if any(not _asks(record) for record in self._in_state[State.RUNNING]):
+            return False  # a step runs: the quick answer while a run is busy
+        moving = [record for state in PENDING for record in self._in_state[state]]
+        if not moving:
+            return True  # nothing runs (but questions) and nothing waits to move
+        stuck = [r.step for state in STUCK for r in self._in_state[state]]
         below = progeny(self.graph, stuck) if stuck else set()
-        for record in self.records:
-            if record.state.done or record.state in STUCK or record.step in below:
-                continue
-            if record.state is State.RUNNING and _asks(record):
-                continue
-            return False
-        return True
+        return all(record.step in below for record in moving)
 
     def waiting_for_operator(self) -> dict[str, list[tuple[int, str]]]:
         """Steps the run waits on, by what they wait for (n, name), while it is idle."""
         found: dict[str, list[tuple[int, str]]] = {}
-        for record in self.records:
-            if record.state is State.RUNNING and _asks(record):
-                found.setdefault("an answer", []).append((record.n, record.name))
-            elif record.state in STUCK and record.state is not State.FAILED:
+        for record in self.in_state(*(STUCK - {State.FAILED}), State.RUNNING):
+            if record.state is State.RUNNING:
+                if _asks(record):
+                    found.setdefault("an answer", []).append((record.n, record.name))
+            else:
                 found.setdefault(record.state.value, []).append((record.n, record.name))
         return found
 
@@ -340,13 +360,11 @@ class Run:
             self._dag_file_stale = True
             self._save_dag_file_soon()
         if self.journal is not None:
-            for record in self._touched:
-                self.journal.step(record.n, state=record.state.value, attempt=record.attempt,
-                                  pause_on_fail=record.pause_on_fail,
-                                  return_value=record.return_value,
-                                  started_at=record.started_at,
-                                  finished_at=record.finished_at, tries=record.tries,
-                                  retry_at=record.retry_at_wall if record.retrying else None)
+            self.journal.steps([
+                (record.n, record.state.value, record.attempt, record.pause_on_fail,
+                 record.return_value, record.started_at, record.finished_at, record.tries,
+                 record.retry_at_wall if record.retrying else None)
+                for record in self._touched])
             self.journal.commit()
         self._touched.clear()
 
@@ -374,9 +392,8 @@ class Run:
 
     def close(self) -> None:
         """Interrupt every running step and stop every executor (the server is going)."""
-        for record in self.records:
-            if record.state is State.RUNNING:
-                self.apply(record, Action.INTERRUPT, "shutdown")
+        for record in self.in_state(State.RUNNING):
+            self.apply(record, Action.INTERRUPT, "shutdown")
         self.steps.close(max((r.step.kill_grace for r in self.records), default=DEFAULT_GRACE))
         log.info("trail run stopped")
 
@@ -385,7 +402,11 @@ DAG_FILE_INTERVAL = 0.5  # seconds: how stale AutoTrail's DAG file may be while 
 
 
 def _stamped(event: events.Event, seq: int) -> events.Event:
-    return replace(event, seq=seq, time=time.time())
+    """``event`` with its number and time. Every event is made to be published, once, so
+    it is stamped in place (``dataclasses.replace`` costs more than the rest of a step)."""
+    object.__setattr__(event, "seq", seq)
+    object.__setattr__(event, "time", time.time())
+    return event
 
 
 def _asks(record: StepRecord) -> bool:

@@ -45,6 +45,11 @@ class Scheduler:
             self._marked_set.add(record.n)
             heapq.heappush(self._marked, (-record.step.priority, record.n))
 
+    @property
+    def marked(self) -> bool:
+        """Some step waits to be looked at by ``due``."""
+        return bool(self._marked)
+
     def mark_done(self, step: Step) -> None:
         """``step`` got done (Succeeded or Skipped): mark the children it lets through."""
         for child in self._frontier.mark_done(step):
