@@ -36,19 +36,17 @@ def make_trail_graph(definition: Any) -> nx.DiGraph:
     CycleError (naming the steps on the cycle) for a cycle.
     """
     graph = definition_graph(definition)
-    try:
-        cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
-        pass
-    else:
+    numbers = {step: n for n, step in enumerate(_breadth_first(graph))}
+    if len(numbers) < graph.number_of_nodes():  # the walk never reaches a step on a cycle
+        cycle = nx.find_cycle(graph)  # to name it
         raise CycleError(str(parent) for parent, _child in cycle)
-    graph.graph[_NUMBERS] = {step: n for n, step in enumerate(_breadth_first(graph))}
+    graph.graph[_NUMBERS] = numbers
     return graph
 
 
 def _breadth_first(graph: nx.DiGraph) -> Iterator[Step]:
     """AutoTrail's order: a FIFO walk that queues a child once all its parents are out."""
-    waiting_on = {node: graph.in_degree(node) for node in graph.nodes}
+    waiting_on = dict(graph.in_degree())
     queue = deque(node for node, count in waiting_on.items() if count == 0)
     while queue:
         node = queue.popleft()
@@ -103,20 +101,29 @@ def _add_items(graph: nx.DiGraph, items: Any) -> None:
             f"a trail definition is a list of (parent, child) pairs of Steps, a Step, "
             f"a >> chain or a networkx DiGraph, not {items!r}"
         )
+    pairs: list[tuple[Step, Step]] = []  # added in one go, before anything else is added
     for index, item in enumerate(items):
+        if type(item) is tuple and len(item) == 2 and isinstance(item[0], Step) \
+                and isinstance(item[1], Step):
+            pairs.append(item)  # the common case, checked at once
+            continue
         where = f"item {index} of the trail definition"
+        if isinstance(item, (tuple, list)) and len(item) == 2:
+            parent, child = item
+            _require_step(parent, f"the parent in {where}")
+            _require_step(child, f"the child in {where}")
+            pairs.append((parent, child))
+            continue
+        graph.add_edges_from(pairs)
+        pairs.clear()
         if isinstance(item, Step):
             graph.add_node(item)
         elif isinstance(item, Chain):
             graph.add_nodes_from(item.steps)
             graph.add_edges_from(item.pairs)
-        elif isinstance(item, (tuple, list)) and len(item) == 2:
-            parent, child = item
-            _require_step(parent, f"the parent in {where}")
-            _require_step(child, f"the child in {where}")
-            graph.add_edge(parent, child)
         else:
             raise DefinitionError(f"{where} is not a (parent, child) pair of Steps: {item!r}")
+    graph.add_edges_from(pairs)
 
 
 def _require_step(value: Any, where: str) -> None:
@@ -209,7 +216,7 @@ class Frontier:
 
     def __init__(self, graph: nx.DiGraph) -> None:
         self._graph = graph
-        self._waiting_on: dict[Any, int] = {v: graph.in_degree(v) for v in graph.nodes}
+        self._waiting_on: dict[Any, int] = dict(graph.in_degree())
         self._done: set[Any] = set()
 
     def reached(self, vertex: Any) -> bool:

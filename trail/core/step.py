@@ -59,6 +59,16 @@ class Step:
 
     _given: dict[str, Any]  # the options as the caller wrote them (see __new__)
     priority: float
+    timeout: float | None
+    kill_grace: float
+    retry_delay: float
+    backoff: float
+    max_delay: float
+    jitter: float
+    retries: int
+    pool_size: int | None
+    executor: str | None
+    retry_on: Callable[[BaseException], bool] | None
 
     def retry_wait(self, failures: int, random: Callable[[], float]) -> float:
         """Seconds to wait before the retry after ``failures`` failed attempts."""
@@ -83,7 +93,8 @@ class Step:
     def __new__(cls, *args: Any, **kwargs: Any) -> Step:
         step = super().__new__(cls)
         # The options the caller wrote, as written: they stay tags (``__init__``).
-        step._given = {key: kwargs[key] for key in OPTIONS if key in kwargs}
+        step._given = ({key: kwargs[key] for key in OPTIONS if key in kwargs}
+                       if not _OPTION_NAMES.isdisjoint(kwargs) else {})
         return step
 
     def __init__(
@@ -118,6 +129,32 @@ class Step:
         self.pre_processor = pre_processor
         self.post_processor = post_processor
         self.failure_handler = failure_handler
+        options = (pause_on_fail, skip_progeny_on_failure, timeout, kill_grace, idempotent,
+                   executor, conditional, retries, retry_delay, backoff, max_delay, jitter,
+                   retry_on, priority, pool_size)
+        if options == _DEFAULTS and tuple(map(type, options)) == _DEFAULT_TYPES:
+            # Every option as the signature has it (most steps of a big trail): nothing to
+            # read, and the checks below are most of the cost of making a Step.
+            (self.pause_on_fail, self.skip_progeny_on_failure, self.timeout, self.kill_grace,
+             self.idempotent, self.executor, self.conditional, self.retries, self.retry_delay,
+             self.backoff, self.max_delay, self.jitter, self.retry_on, self.priority,
+             self.pool_size) = _DEFAULTS
+        else:
+            self._read_options(*options, tags)
+        # An option is a tag too, with the value as written (AutoTrail's tags are free-form):
+        # Step(f, priority='high') is found by list(priority='high').
+        given = getattr(self, "_given", None)
+        self.tags: dict[str, Any] = tags if not given else {
+            **{key: value for key, value in given.items() if not callable(value)}, **tags}
+        if "name" not in tags:
+            self.tags["name"] = _name_of(action_function)
+
+    def _read_options(self, pause_on_fail: Any, skip_progeny_on_failure: Any, timeout: Any,
+                      kill_grace: Any, idempotent: Any, executor: Any, conditional: Any,
+                      retries: Any, retry_delay: Any, backoff: Any, max_delay: Any,
+                      jitter: Any, retry_on: Any, priority: Any, pool_size: Any,
+                      tags: dict[str, Any]) -> None:
+        """Check the options and keep them as trail reads them (DefinitionError if not)."""
         self.pause_on_fail = _flag("pause_on_fail", pause_on_fail)
         self.skip_progeny_on_failure = _flag("skip_progeny_on_failure", skip_progeny_on_failure)
         self.timeout = None if timeout is None else _seconds("timeout", timeout, positive=True)
@@ -144,12 +181,6 @@ class Step:
         if pool_size is not None and "pool" not in tags:
             raise DefinitionError("pool_size needs a pool tag to size: Step(..., pool='db', "
                                   "pool_size=2)")
-        # An option is a tag too, with the value as written (AutoTrail's tags are free-form):
-        # Step(f, priority='high') is found by list(priority='high').
-        given = getattr(self, "_given", {})
-        self.tags: dict[str, Any] = {
-            **{key: value for key, value in given.items() if not callable(value)}, **tags}
-        self.tags.setdefault("name", _name_of(action_function))
 
     @property
     def name(self) -> str:
@@ -263,6 +294,11 @@ def _priority(value: Any) -> float:
 OPTIONS = ("pause_on_fail", "skip_progeny_on_failure", "timeout", "kill_grace", "idempotent",
            "executor", "conditional", "retries", "retry_delay", "backoff", "max_delay",
            "jitter", "retry_on", "priority", "pool_size")
+_OPTION_NAMES = frozenset(OPTIONS)
+# Their defaults, in that order, as Step's signature has them and as trail reads them; the
+# types too, so that 0 is not taken for False.
+_DEFAULTS = (True, False, None, 2.0, False, None, False, 0, 1.0, 2.0, 60.0, 0.1, None, 0, None)
+_DEFAULT_TYPES = tuple(map(type, _DEFAULTS))
 
 
 def _steps_of(value: Any) -> list[Step]:

@@ -323,6 +323,11 @@ class Journal:
             "WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else _run_row(row)
 
+    def started(self, run_id: int) -> float | None:
+        """When a run started (``run`` also reads its shape: slow for a big trail)."""
+        row = self.db.execute("SELECT started FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else float(row[0])
+
     def timeline(self, run_id: int, messages: bool = False) -> list[dict[str, Any]]:
         """One run in order: state changes (``kind`` "state": old, new, cause) and, with
         ``messages``, what steps said and were told ("output", "prompt", "input":

@@ -109,13 +109,14 @@ class StepRecord:
     def matches(self, tags: dict[str, Any]) -> bool:
         return all(self.tag(key, _NOT_A_TAG) == value for key, value in tags.items())
 
-    def encoded_row(self, fields: tuple[str, ...], make: Callable[[], Any]) -> bytes:
-        """The JSON of ``make()``, this step's status row for ``fields``, cached per version
-        (for the fields last asked for: views ask for the same ones again and again)."""
+    def encoded_row(self, fields: tuple[str, ...],
+                    make: Callable[[StepRecord], Any]) -> bytes:
+        """The JSON of ``make(self)``, this step's status row for ``fields``, cached per
+        version (for the fields last asked for: views ask for the same ones again)."""
         cached = self._rows
         if cached is not None and cached[1] == self.version and cached[0] == fields:
             return cached[2]
-        data = values.dumps(make()).encode()
+        data = values.dumps(make(self)).encode()
         self._rows = (fields, self.version, data)
         return data
 

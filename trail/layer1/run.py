@@ -90,6 +90,7 @@ class Run:
         self._dag_file_stale = False  # steps changed since it was last written
         self._dag_file_at = -math.inf  # when it was last written (the timers' clock)
         self._dag_file_timer = False
+        self._dag_file_took = 0.0  # seconds the last write took
         self.by: str | None = None  # who sent the request being served (api.handle sets it)
         # The durable context (layer1/context.py): saved when a step has ended.
         self._context_dirty = False
@@ -371,10 +372,13 @@ class Run:
     def _save_dag_file_soon(self) -> None:
         """Write the DAG file at the next wake-up, or DAG_FILE_INTERVAL after the last write:
         it is the whole trail, too big to write at every wake-up of a busy run (AutoTrail
-        did), and a commit that precedes a step's start must not wait for it."""
+        did), and a commit that precedes a step's start must not wait for it. A trail so
+        big that a write takes longer than a tenth of that waits ten writes' time instead,
+        so the file never takes more than a tenth of the loop's time."""
         if not self._dag_file_timer:  # a timer even when due: never delay a step's start
             self._dag_file_timer = True
-            wait = self._dag_file_at + DAG_FILE_INTERVAL - self.timers.clock()
+            interval = max(DAG_FILE_INTERVAL, 10 * self._dag_file_took)
+            wait = self._dag_file_at + interval - self.timers.clock()
             self.timers.call_later(max(0.0, wait), self._dag_file_due)
 
     def _dag_file_due(self) -> None:
@@ -386,7 +390,9 @@ class Run:
         """Write AutoTrail's DAG file (if the run has one) with every step as it is now."""
         if self.dag_file is None:
             return
+        began = time.perf_counter()
         write_dag_file(self.dag_file, self.records, self.graph)
+        self._dag_file_took = time.perf_counter() - began
         self._dag_file_stale = False
         self._dag_file_at = self.timers.clock()
 
