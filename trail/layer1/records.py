@@ -150,6 +150,7 @@ class StepRecord:
 
     def end_run(self) -> None:
         self.finished_at = time.time()
+        self.environment = None
         self._changed()
 
     def set_return_value(self, value: Any) -> None:

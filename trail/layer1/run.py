@@ -22,7 +22,7 @@ from typing import Any
 
 import networkx as nx
 
-from trail.core.dag import progeny, steps_in_order
+from trail.core.dag import numbers_of, progeny, steps_in_order
 from trail.core.states import Action, State, transition
 from trail.core.step import Step
 from trail.layer1 import context as durable
@@ -65,7 +65,7 @@ class Run:
         self.info = dict(info or {})
         self.records = [StepRecord(step, n, step.name, step.pause_on_fail)
                         for n, step in enumerate(steps_in_order(graph))]
-        self._record_of = {record.step: record for record in self.records}
+        self._numbers = numbers_of(graph)  # a step's record is records[n]
         self._touched: dict[StepRecord, None] = {}  # changed since the last commit, in order
         touched = self._touched.setdefault
         for record in self.records:
@@ -115,14 +115,17 @@ class Run:
         cause = self.who(cause)
         if old is State.RUNNING:  # leaving Running: the run no longer holds a slot
             self.scheduler.free_slot(record.run_id)
-            record.end_run()
+            record.end_run()  # (and lets go of its environment: nothing talks to it now)
             if self.step_logs is not None:
                 self.step_logs.ended(record.n)
             self._context_dirty = True  # the step may have changed the context
         if self.journal is not None:
             self.journal.transition(record.n, old.value, new.value, cause)
         record.set_state(new)
-        del self._in_state[old][record]
+        left = self._in_state[old]
+        del left[record]
+        if not left:  # a dict keeps its size when emptied: 100,000 Ready steps, say
+            self._in_state[old] = {}
         self._in_state[new][record] = None
         if new.done and not old.done:
             self.scheduler.mark_done(record.step)
@@ -217,12 +220,20 @@ class Run:
 
     def advance(self) -> None:
         """Start or settle every step that can move now."""
-        while True:
-            self.scheduler.due(self.timers.clock(), self.steps.start,
-                               lambda record: self.apply(record, Action.ARRIVE, "reached"))
+        moved = 0
+        while moved < MOVES_PER_WAKE_UP:
+            moved += self.scheduler.due(
+                self.timers.clock(), self.steps.start,
+                lambda record: self.apply(record, Action.ARRIVE, "reached"),
+                budget=MOVES_PER_WAKE_UP - moved)
             self.steps.launch()
             if not self.scheduler.marked:  # a step that could not start may mark others
                 return
+
+    @property
+    def busy(self) -> bool:
+        """Steps wait to be looked at: the loop should not sleep before the next wake-up."""
+        return self.scheduler.marked
 
     # --- what the API handlers call ------------------------------------------------------
 
@@ -231,10 +242,10 @@ class Run:
         return self.index.select(tags)
 
     def record_of(self, step: Step) -> StepRecord:
-        return self._record_of[step]
+        return self.records[self._numbers[step]]
 
     def records_of(self, steps: Iterable[Step]) -> list[StepRecord]:
-        return by_n(self._record_of[step] for step in steps)
+        return by_n(self.records[self._numbers[step]] for step in steps)
 
     def interrupt(self, record: StepRecord, cause: str) -> None:
         """Stop a running step now; it becomes Interrupted (resume or rerun runs it again)."""
@@ -404,6 +415,10 @@ class Run:
         log.info("trail run stopped")
 
 
+# Steps started or settled in one wake-up at most: the rest wait for the next, which comes
+# at once. A wake-up of 100,000 starts would hold every request, event and journal commit
+# until all were done, and all their events and transitions in memory at once.
+MOVES_PER_WAKE_UP = 500
 DAG_FILE_INTERVAL = 0.5  # seconds: how stale AutoTrail's DAG file may be while a run is busy
 
 

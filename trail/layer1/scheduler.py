@@ -9,11 +9,11 @@ the run decides what moving means.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import networkx as nx
 
-from trail.core.dag import Frontier, pool_sizes
+from trail.core.dag import Frontier, numbers_of, pool_sizes
 from trail.core.states import State
 from trail.core.step import Step
 from trail.layer1.records import StepRecord
@@ -32,17 +32,17 @@ class Scheduler:
         self.pools = {**pool_sizes(graph), **(pools or {})}
         self._in_pool: dict[str, int] = dict.fromkeys(self.pools, 0)
         self._records = records
-        self._record_of = {record.step: record for record in records}
+        self._numbers = numbers_of(graph)  # a record is records[n]
         self._frontier = Frontier(graph)
         self._marked: list[tuple[float, int]] = []  # (-priority, n): a heap
-        self._marked_set: set[int] = set()
+        self._is_marked = bytearray(len(records))  # by n: in the heap already
         self._held: set[StepRecord] = set()  # reached and Waiting, but no slot free
         self.live: dict[int, StepRecord] = {}  # run id -> record, while the run holds a slot
 
     def mark(self, record: StepRecord) -> None:
         """Look at ``record`` again in the next ``due``."""
-        if record.n not in self._marked_set:
-            self._marked_set.add(record.n)
+        if not self._is_marked[record.n]:
+            self._is_marked[record.n] = 1
             heapq.heappush(self._marked, (-record.step.priority, record.n))
 
     @property
@@ -53,17 +53,22 @@ class Scheduler:
     def mark_done(self, step: Step) -> None:
         """``step`` got done (Succeeded or Skipped): mark the children it lets through."""
         for child in self._frontier.mark_done(step):
-            self.mark(self._record_of[child])
+            self.mark(self._records[self._numbers[child]])
 
     def due(self, now: float, start: Callable[[StepRecord], None],
-            arrive: Callable[[StepRecord], None]) -> None:
+            arrive: Callable[[StepRecord], None], budget: int | None = None) -> int:
         """Call ``start`` for each marked Waiting step that may run now and ``arrive`` for
-        each marked To-state step whose parents are done, highest priority first.
+        each marked To-state step whose parents are done, highest priority first; return
+        how many that was. With a ``budget``, stop after that many: the rest stay marked.
 
         ``start`` and ``arrive`` may mark more steps (a failure at once, a skip); those are
         handled in the same call.
         """
-        for record in self._pop_marked():
+        moved = 0
+        while self._marked and (budget is None or moved < budget):
+            _, n = heapq.heappop(self._marked)
+            self._is_marked[n] = 0
+            record = self._records[n]
             if not self._frontier.reached(record.step):
                 continue
             if record.state is State.WAITING:
@@ -73,14 +78,11 @@ class Scheduler:
                     self._held.add(record)
                     continue
                 start(record)
+                moved += 1
             elif record.state in PENDING:
                 arrive(record)
-
-    def _pop_marked(self) -> Iterator[StepRecord]:
-        while self._marked:
-            _, n = heapq.heappop(self._marked)
-            self._marked_set.discard(n)
-            yield self._records[n]
+                moved += 1
+        return moved
 
     def _slot_free(self, record: StepRecord) -> bool:
         if self.max_parallel is not None and len(self.live) >= self.max_parallel:

@@ -35,6 +35,7 @@ from trail.layer1.executors.base import (
 log = logging.getLogger(__name__)
 
 _INTERRUPTED = object()
+COLLECT_AT_ONCE = 1000  # messages delivered per wake-up of the manager
 
 
 class QueueChannel(StepChannel):
@@ -186,12 +187,14 @@ class ThreadExecutor(Executor):
                        Message(job.run_id, Kind.EXIT, "finished"))
 
     def collect(self, fd: int) -> bool:
+        """Deliver what the steps reported, at most COLLECT_AT_ONCE messages: the rest wake
+        the manager again at once (one wake-up must not hold a hundred thousand)."""
         try:
             while os.read(fd, 1 << 16):
                 pass
         except BlockingIOError:
             pass
-        while True:
+        for _ in range(COLLECT_AT_ONCE):
             try:
                 message = self._inbox.get_nowait()
             except queue.Empty:
@@ -199,6 +202,9 @@ class ThreadExecutor(Executor):
             if message.kind == Kind.EXIT:
                 self._jobs.pop(message.run_id, None)
             self._deliver(message)
+        if not self._inbox.empty():
+            self._post()  # more to collect: wake the manager's poll
+        return False
 
     def reply(self, run_id: int, message: Any) -> None:
         job = self._jobs.get(run_id)
