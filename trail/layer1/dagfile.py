@@ -31,11 +31,7 @@ def write_dag_file(path: str, records: Iterable[StepRecord], graph: nx.DiGraph) 
     # Written piece by piece (the same JSON as json.dump of the whole dict, ten times
     # faster for a trail of 100,000 steps): most steps have no messages to encode.
     text = "{" + ", ".join([
-        f'{_text(record.name)}: {{"State": {_text(record.state.value)}, '
-        f'"Return value": {_text(str(record.shown_return_value))}, '
-        f'"Prompt messages": {_messages(record.prompt_messages)}, '
-        f'"Output messages": {_messages(record.output_messages)}, '
-        f'"Input messages": {_messages(record.input_messages)}, '
+        f'{_text(record.name)}: {_UNTOUCHED if record.version == 0 else _entry(record)}'
         f'"parents": [{", ".join(map(_text, parents.get(record.step, ())))}]}}'
         for record in records]) + "}"
     temporary = f"{path}.tmp"
@@ -51,6 +47,21 @@ _text = json.encoder.encode_basestring_ascii  # a str as JSON, as json.dumps wri
 
 def _messages(messages: Sequence[Any]) -> str:
     return json.dumps(messages, default=str) if messages else "[]"
+
+
+def _entry(record: StepRecord) -> str:
+    """A step's entry in the DAG file but its parents (and the closing brace)."""
+    return (f'{{"State": {_text(record.state.value)}, '
+            f'"Return value": {_text(str(record.shown_return_value))}, '
+            f'"Prompt messages": {_messages(record.prompt_messages)}, '
+            f'"Output messages": {_messages(record.output_messages)}, '
+            f'"Input messages": {_messages(record.input_messages)}, ')
+
+
+# The entry of a step that nothing has happened to (its record's version 0): most steps
+# when a big trail is served, when the file is first written.
+_UNTOUCHED = ('{"State": "Ready", "Return value": "None", "Prompt messages": [], '
+              '"Output messages": [], "Input messages": [], ')
 
 
 def read_dag_file(path: str, graph: nx.DiGraph,

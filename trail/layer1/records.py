@@ -233,7 +233,7 @@ class TagIndex:
 
     def __init__(self, records: list[StepRecord]) -> None:
         self.records = records
-        self._by_key: dict[str, dict[Any, list[StepRecord]] | None] = {}
+        self._by_key: dict[str, dict[Any, StepRecord | list[StepRecord]] | None] = {}
 
     def select(self, tags: dict[str, Any]) -> list[StepRecord]:
         if not tags:
@@ -253,22 +253,36 @@ class TagIndex:
                 return None  # 1.0 or True: equal to a number, found by a scan
             return [self.records[value]] if 0 <= value < len(self.records) else []
         if key not in self._by_key:
-            index: dict[Any, list[StepRecord]] | None = {}
-            try:
-                for record in self.records:
-                    found = record.tag(key, _NOT_A_TAG)
-                    if found is not _NOT_A_TAG:
-                        index.setdefault(found, []).append(record)  # type: ignore[union-attr]
-            except TypeError:  # an unhashable tag value: this key is searched by scan
-                index = None
-            self._by_key[key] = index
+            self._by_key[key] = self._index(key)
         index = self._by_key[key]
         if index is None:
             return None
         try:
-            return index.get(value, [])
+            found = index.get(value)
         except TypeError:
             return None
+        if found is None:
+            return []
+        return found if isinstance(found, list) else [found]
+
+    def _index(self, key: str) -> dict[Any, StepRecord | list[StepRecord]] | None:
+        """The records by their value of tag ``key``: a record where the value is its alone
+        (a name, mostly: no list per step), else a list; None for an unhashable value."""
+        index: dict[Any, StepRecord | list[StepRecord]] = {}
+        try:
+            for record in self.records:
+                found = record.tag(key, _NOT_A_TAG)
+                if found is _NOT_A_TAG:
+                    continue
+                seen = index.setdefault(found, record)
+                if seen is not record:
+                    if isinstance(seen, list):
+                        seen.append(record)
+                    else:
+                        index[found] = [seen, record]
+        except TypeError:  # an unhashable tag value: this key is searched by scan
+            return None
+        return index
 
 
 def by_n(records: Iterable[StepRecord]) -> list[StepRecord]:

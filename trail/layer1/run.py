@@ -23,7 +23,7 @@ from typing import Any
 import networkx as nx
 
 from trail.core.dag import numbers_of, progeny, steps_in_order
-from trail.core.states import Action, State, transition
+from trail.core.states import DONE_STATES, Action, State, transition
 from trail.core.step import Step
 from trail.layer1 import context as durable
 from trail.layer1 import events
@@ -119,24 +119,31 @@ class Run:
             if self.step_logs is not None:
                 self.step_logs.ended(record.n)
             self._context_dirty = True  # the step may have changed the context
+        # (``_value_``: ``value`` is a property, and this runs a few times for every step.)
         if self.journal is not None:
-            self.journal.transition(record.n, old.value, new.value, cause)
+            self.journal.transition(record.n, old._value_, new._value_, cause)
         record.set_state(new)
         left = self._in_state[old]
         del left[record]
         if not left:  # a dict keeps its size when emptied: 100,000 Ready steps, say
             self._in_state[old] = {}
         self._in_state[new][record] = None
-        if new.done and not old.done:
+        if new in DONE_STATES and old not in DONE_STATES:
             self.scheduler.mark_done(record.step)
         if new in PENDING:
             self.scheduler.mark(record)
-        log.info("step %s %s: %s -> %s (%s)", record.n, record.name, old, new, cause)
+        if log.isEnabledFor(logging.INFO):
+            log.info("step %s %s: %s -> %s (%s)", record.n, record.name, old, new, cause)
         if self.listening:
             # Leaving Running (an end, a retry, an interrupt) sets the value status shows.
-            extra = {"return_value": record.shown_return_value} if old is State.RUNNING else {}
-            self.publish(events.StateChanged(n=record.n, name=record.name, state=new.value,
-                                             previous=old.value, cause=cause, **extra))
+            if old is State.RUNNING:
+                event = events.StateChanged(n=record.n, name=record.name, state=new._value_,
+                                            previous=old._value_, cause=cause,
+                                            return_value=record.shown_return_value)
+            else:
+                event = events.StateChanged(n=record.n, name=record.name, state=new._value_,
+                                            previous=old._value_, cause=cause)
+            self.publish(event)
 
     def who(self, cause: str) -> str:
         """``cause`` with who asked, when a request that said so causes it."""

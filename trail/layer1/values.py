@@ -121,6 +121,8 @@ def dumps(value: Any) -> str:
     numbers and null), and hands every other value to ``shown``; only what it refuses (a
     NaN, a tuple as a key, a cycle, a huge int, deep nesting) takes the slower full walk.
     """
+    if value is None:  # most return values
+        return "null"
     try:
         return _ENCODER.encode(value)
     except (TypeError, ValueError, RecursionError):

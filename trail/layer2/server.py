@@ -82,7 +82,9 @@ class TrailServer:
     ``dag_file`` is AutoTrail's DAG file, a JSON snapshot of every step for
     ``restore_trail``: by default a new file in the temporary directory (``trail.*.json``,
     private to the user), whose path is ``server.dag_file``; ``dag_file=False`` for none.
-    It is kept at most half a second behind the run, and written once more at shutdown;
+    It is kept at most half a second behind the run (a trail so big that writing it takes
+    longer than 50 ms: ten times that, so the file never takes over the run), and written
+    once more at shutdown;
     the default file is removed when the server shuts down cleanly (the journal keeps the
     run), one given by path stays. ``step_output`` names a file that
     steps write their own stdout and stderr to, under either executor (``trail run`` uses
