@@ -92,9 +92,10 @@ class Step:
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Step:
         step = super().__new__(cls)
-        # The options the caller wrote, as written: they stay tags (``__init__``).
-        step._given = ({key: kwargs[key] for key in OPTIONS if key in kwargs}
-                       if not _OPTION_NAMES.isdisjoint(kwargs) else {})
+        # The options the caller wrote, as written: they stay tags (``__init__``). Most
+        # steps give none (and a big trail has 100,000 steps): then nothing is kept.
+        if not _OPTION_NAMES.isdisjoint(kwargs):
+            step._given = {key: kwargs[key] for key in OPTIONS if key in kwargs}
         return step
 
     def __init__(

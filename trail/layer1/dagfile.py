@@ -15,7 +15,6 @@ from trail.errors import DagFileMismatchError
 from trail.layer1.journal import SavedStep
 
 if TYPE_CHECKING:
-    from trail.core.step import Step
     from trail.layer1.records import StepRecord
 
 # What AutoTrail's restore_trail does with these states unless told otherwise.
@@ -25,20 +24,22 @@ DEFAULT_MAPPING = {State.BLOCKED.value: State.PAUSED.value,
 
 def write_dag_file(path: str, records: Iterable[StepRecord], graph: nx.DiGraph) -> None:
     """Write the trail's state as AutoTrail did (atomically: a crash leaves the old file)."""
-    parents: dict[Step, list[str]] = {}
-    for parent, child in graph.edges:
-        parents.setdefault(child, []).append(parent.name)
-    # Written piece by piece (the same JSON as json.dump of the whole dict, ten times
-    # faster for a trail of 100,000 steps): most steps have no messages to encode.
-    text = "{" + ", ".join([
-        f'{_text(record.name)}: {_UNTOUCHED if record.version == 0 else _entry(record)}'
-        f'"parents": [{", ".join(map(_text, parents.get(record.step, ())))}]}}'
-        for record in records]) + "}"
+    parents = graph.predecessors
+    # Written step by step (the same JSON as json.dump of the whole dict, ten times faster
+    # for a trail of 100,000 steps, and never the whole text in memory at once): most
+    # steps have no messages to encode.
+    pieces = (
+        f'{", " if i else ""}{_text(record.name)}: '
+        f'{_UNTOUCHED if record.version == 0 else _entry(record)}'
+        f'"parents": [{", ".join([_text(parent.name) for parent in parents(record.step)])}]}}'
+        for i, record in enumerate(records))
     temporary = f"{path}.tmp"
     # 0600: return values and messages are the user's business only.
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(descriptor, "w") as out:
-        out.write(text)
+    with open(descriptor, "w", buffering=1 << 16) as out:
+        out.write("{")
+        out.writelines(pieces)
+        out.write("}")
     os.replace(temporary, path)
 
 
