@@ -11,7 +11,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from trail.core.states import State
 from trail.errors import DefinitionError
@@ -30,6 +30,50 @@ def default_post_processor(trail_env: Any, context: Any, return_value: Any) -> A
 def default_failure_handler(trail_env: Any, context: Any, exception: BaseException) -> Any:
     """Keep the exception as the step's return value."""
     return exception
+
+
+T = TypeVar("T")
+
+
+class _Options:
+    """A step's options as trail reads them. Every step that keeps the defaults shares one
+    (a trail may have 100,000 steps); a step's own is made when one of them is set."""
+
+    __slots__ = ("pause_on_fail", "skip_progeny_on_failure", "timeout", "kill_grace",
+                 "idempotent", "executor", "conditional", "retries", "retry_delay", "backoff",
+                 "max_delay", "jitter", "retry_on", "priority", "pool_size", "owner")
+
+    def __init__(self, values: tuple[Any, ...], owner: Any = None) -> None:
+        for name, value in zip(self.__slots__, (*values, owner), strict=True):
+            setattr(self, name, value)
+
+    def values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__[:-1])
+
+
+class _Option(Generic[T]):
+    """A Step option: read from the step's options, set on options of the step's own."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, step: None, owner: type | None = None) -> _Option[T]: ...
+
+    @overload
+    def __get__(self, step: Step, owner: type | None = None) -> T: ...
+
+    def __get__(self, step: Step | None, owner: type | None = None) -> T | _Option[T]:
+        if step is None:
+            return self
+        return getattr(step._options, self.name)  # type: ignore[no-any-return]
+
+    def __set__(self, step: Step, value: T) -> None:
+        options = step.__dict__.get("_options")
+        if options is None or options.owner is not step:  # shared (or a copy's): copy it
+            options = step._options = _Options(
+                options.values() if options is not None else _DEFAULTS, step)
+        setattr(options, self.name, value)
 
 
 class Step:
@@ -58,17 +102,23 @@ class Step:
     """
 
     _given: dict[str, Any]  # the options as the caller wrote them (see __new__)
-    priority: float
-    timeout: float | None
-    kill_grace: float
-    retry_delay: float
-    backoff: float
-    max_delay: float
-    jitter: float
-    retries: int
-    pool_size: int | None
-    executor: str | None
-    retry_on: Callable[[BaseException], bool] | None
+    _options: _Options  # the options as trail reads them; see _Option
+
+    pause_on_fail: _Option[bool] = _Option()
+    skip_progeny_on_failure: _Option[bool] = _Option()
+    timeout: _Option[float | None] = _Option()
+    kill_grace: _Option[float] = _Option()
+    idempotent: _Option[bool] = _Option()
+    executor: _Option[str | None] = _Option()
+    conditional: _Option[bool] = _Option()
+    retries: _Option[int] = _Option()
+    retry_delay: _Option[float] = _Option()
+    backoff: _Option[float] = _Option()
+    max_delay: _Option[float] = _Option()
+    jitter: _Option[float] = _Option()
+    retry_on: _Option[Callable[[BaseException], bool] | None] = _Option()
+    priority: _Option[float] = _Option()
+    pool_size: _Option[int | None] = _Option()
 
     def retry_wait(self, failures: int, random: Callable[[], float]) -> float:
         """Seconds to wait before the retry after ``failures`` failed attempts."""
@@ -135,12 +185,11 @@ class Step:
                    retry_on, priority, pool_size)
         if options == _DEFAULTS and tuple(map(type, options)) == _DEFAULT_TYPES:
             # Every option as the signature has it (most steps of a big trail): nothing to
-            # read, and the checks below are most of the cost of making a Step.
-            (self.pause_on_fail, self.skip_progeny_on_failure, self.timeout, self.kill_grace,
-             self.idempotent, self.executor, self.conditional, self.retries, self.retry_delay,
-             self.backoff, self.max_delay, self.jitter, self.retry_on, self.priority,
-             self.pool_size) = _DEFAULTS
+            # read (the checks below are most of the cost of making a Step), and nothing to
+            # keep but the options every such step shares.
+            self._options = _DEFAULT_OPTIONS
         else:
+            self._options = _DEFAULT_OPTIONS
             self._read_options(*options, tags)
         # An option is a tag too, with the value as written (AutoTrail's tags are free-form):
         # Step(f, priority='high') is found by list(priority='high').
@@ -300,6 +349,7 @@ _OPTION_NAMES = frozenset(OPTIONS)
 # types too, so that 0 is not taken for False.
 _DEFAULTS = (True, False, None, 2.0, False, None, False, 0, 1.0, 2.0, 60.0, 0.1, None, 0, None)
 _DEFAULT_TYPES = tuple(map(type, _DEFAULTS))
+_DEFAULT_OPTIONS = _Options(_DEFAULTS)
 
 
 def _steps_of(value: Any) -> list[Step]:
