@@ -19,7 +19,6 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from trail.errors import StepInterruptedError
@@ -89,13 +88,17 @@ class _StepStream:
         return getattr(self.original, name)
 
 
-@dataclass
 class _Job:
-    run_id: int
-    channel: QueueChannel
-    function: Callable[..., Any] | None = None
-    args: Any = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    """One step's run on a worker: what to call, and its channel."""
+
+    __slots__ = ("run_id", "channel", "function", "args", "kwargs")
+
+    def __init__(self, run_id: int, channel: QueueChannel) -> None:
+        self.run_id = run_id
+        self.channel = channel
+        self.function: Callable[..., Any] | None = None
+        self.args: Any = ()
+        self.kwargs: dict[str, Any] = {}
 
 
 class ThreadExecutor(Executor):
