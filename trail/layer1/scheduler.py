@@ -36,7 +36,9 @@ class Scheduler:
         self._frontier = Frontier(graph)
         self._marked: list[tuple[float, int]] = []  # (-priority, n): a heap
         self._is_marked = bytearray(len(records))  # by n: in the heap already
-        self._held: set[StepRecord] = set()  # reached and Waiting, but no slot free
+        # Reached and Waiting, but no slot was free: (-priority, n), a heap, and by n.
+        self._held: list[tuple[float, int]] = []
+        self._is_held = bytearray(len(records))
         self.live: dict[int, StepRecord] = {}  # run id -> record, while the run holds a slot
 
     def mark(self, record: StepRecord) -> None:
@@ -75,7 +77,7 @@ class Scheduler:
                 if record.retry_at is not None and record.retry_at > now:
                     continue  # its timer marks it again
                 if not self._slot_free(record):
-                    self._held.add(record)
+                    self._hold(record)
                     continue
                 start(record)
                 moved += 1
@@ -104,7 +106,29 @@ class Scheduler:
         pool = record.step.tags.get("pool")
         if pool in self._in_pool:
             self._in_pool[pool] -= 1
-        for held in self._held:
-            self.mark(held)
-        self._held.clear()
+        self._unhold()
         return record
+
+    def _hold(self, record: StepRecord) -> None:
+        if not self._is_held[record.n]:
+            self._is_held[record.n] = 1
+            heapq.heappush(self._held, (-record.step.priority, record.n))
+
+    def _unhold(self) -> None:
+        """A slot came free: mark the held step that goes first and now fits (one run
+        ended, so one more may start); not every held step, which costs as much per step
+        as steps wait (100,000 behind ``max_parallel=10``)."""
+        passed = []
+        while self._held:
+            item = heapq.heappop(self._held)
+            self._is_held[item[1]] = 0
+            record = self._records[item[1]]
+            if record.state is not State.WAITING:
+                continue  # it moved on meanwhile (paused, skipped): marked when it waits again
+            if self._slot_free(record):
+                self.mark(record)
+                break
+            passed.append(item)  # its pool is still full
+        for item in passed:
+            self._is_held[item[1]] = 1
+            heapq.heappush(self._held, item)
