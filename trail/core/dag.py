@@ -116,6 +116,11 @@ def n_of(graph: nx.DiGraph, step: Step) -> int:
     return int(graph.graph[_NUMBERS][step])
 
 
+def first_step(graph: nx.DiGraph) -> Step:
+    """The step numbered 0 in a trail graph made by ``make_trail_graph``."""
+    return next(iter(graph.graph[_NUMBERS]))  # numbered in order: the first is 0
+
+
 def numbers_of(graph: nx.DiGraph) -> dict[Step, int]:
     """Every step's n in a trail graph made by ``make_trail_graph`` (do not change it)."""
     return graph.graph[_NUMBERS]  # type: ignore[no-any-return]
@@ -170,7 +175,7 @@ def _require_step(value: Any, where: str) -> None:
 
 def steps_in_order(graph: nx.DiGraph) -> list[Step]:
     """The steps of a numbered trail graph, by ``n``."""
-    return sorted(graph.nodes, key=graph.graph[_NUMBERS].__getitem__)
+    return list(graph.graph[_NUMBERS])  # numbered in order
 
 
 def pool_sizes(graph: nx.DiGraph) -> dict[str, int]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from trail.core.dag import make_trail_graph, steps_in_order
+from trail.core.dag import first_step, make_trail_graph
 from trail.layer1.dagfile import read_dag_file
 from trail.layer1.engine import open_engine
 from trail.layer1.settings import Settings
@@ -144,7 +144,7 @@ class TrailServer:
         self._temporary_dag_file = dag_file is None or dag_file is True
         self.dag_file: str | None = (_temporary_dag_file() if self._temporary_dag_file
                                      else str(dag_file) if dag_file else None)
-        self.name = name or steps_in_order(self.graph)[0].name
+        self.name = name or first_step(self.graph).name
         settings = Settings(executor=executor, max_parallel=max_parallel, pools=dict(pools or {}),
                             step_output=step_output, dask=dask,
                             step_log_bytes=step_log_bytes)
