@@ -68,8 +68,10 @@ class InProcessTrail:
         return reply.to_json()
 
     def pump(self, wait: float = 0.0) -> None:
-        """One wake-up of the loop, waiting up to ``wait`` real seconds for a step's word."""
-        self.loop.turn(int(wait * 1000))
+        """One wake-up of the loop, waiting up to ``wait`` real seconds for a step's word
+        (not at all while steps wait to be started: a wake-up starts at most a few
+        hundred)."""
+        self.loop.turn(0 if self.run.busy else int(wait * 1000))
 
     def advance(self, seconds: float) -> None:
         """Move the clock on and let due timers fire."""

@@ -36,7 +36,7 @@ AUTOTRAIL_SIGNATURES = {
     "stop": "(dry_run=True, **tags)",
     "shutdown": "(dry_run=True)",
     "list": "(**tags)",
-    "status": "(fields=None, states=None, **tags)",
+    "status": "(fields=None, states=None, offset=0, limit=None, **tags)",
     "steps_waiting_for_user_input": "(**tags)",
     "send_message_to_steps": "(message, dry_run=True, **tags)",
     "next_step": "(step_count=1, dry_run=True)",
@@ -204,3 +204,48 @@ def test_the_client_works_the_same_over_every_transport(client):
         client.call("explode")
     with pytest.raises(TypeError, match="message"):
         client.send_message_to_steps()
+
+
+@pytest.fixture(params=["zmq", "in-process"])
+def five(request: pytest.FixtureRequest, serve: Any) -> Iterator[TrailClient]:
+    """A client of a five-step trail (s0 .. s4, s1 and s3 tagged odd), Ready."""
+    steps = [Step(lambda e, c: None, name=f"s{i}", **({"odd": True} if i % 2 else {}))
+             for i in range(5)]
+    definition = [(steps[0], step) for step in steps[1:]]
+    if request.param == "zmq":
+        yield serve(definition, journal=False)
+        return
+    with InProcessTrail(definition) as trail:
+        yield trail.client
+
+
+def test_status_pages_through_the_steps_by_n(five):
+    """A view of a big trail reads its status a page at a time: offset and limit count the
+    steps selected (by tags and states), in n order; without them every row comes."""
+    names = [row["Name"] for row in five.status()]
+    assert names == ["s0", "s1", "s2", "s3", "s4"]
+    pages = [[row["Name"] for row in five.status(offset=offset, limit=2)]
+             for offset in (0, 2, 4, 6)]
+    assert pages == [["s0", "s1"], ["s2", "s3"], ["s4"], []]
+    assert [row["n"] for row in five.status(offset=3)] == [3, 4]
+    assert five.status(limit=0) == []
+    assert [row["Name"] for row in five.status(limit=1, odd=True)] == ["s1"]
+    assert [row["Name"] for row in five.status(offset=1, odd=True)] == ["s3"]
+    assert [row["Name"] for row in five.status(states=["Ready"], offset=4, limit=9)] == ["s4"]
+    assert five.status(states=["Running"], limit=1) == []
+    assert five.status(fields=["State"], offset=1, limit=1) == [
+        {"n": 1, "Name": "s1", "State": "Ready"}]
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"offset": -1}, "argument 'offset' must be a whole number >= 0, not -1"),
+    ({"offset": "2"}, "argument 'offset' must be a whole number >= 0, not '2'"),
+    ({"offset": None}, "argument 'offset' must be a whole number >= 0, not None"),
+    ({"limit": -5}, "argument 'limit' must be a whole number >= 0, not -5"),
+    ({"limit": 1.5}, "argument 'limit' must be a whole number >= 0, not 1.5"),
+    ({"limit": True}, "argument 'limit' must be a whole number >= 0, not True"),
+])
+def test_a_bad_page_is_refused_saying_which_argument(five, args, message):
+    with pytest.raises(TrailClientError, match=re.escape(message)):
+        five.status(**args)
+    assert len(five.status()) == 5  # and the server goes on serving

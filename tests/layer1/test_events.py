@@ -34,3 +34,25 @@ def test_a_greeting_has_no_step():
     assert Hello().get("n") is None and "n" not in Hello() and Hello()["kind"] == "hello"
     assert Output(n=0, name="x", message="hi")["message"] == "hi"
     assert [] not in Output()  # an unhashable key is simply absent
+
+
+@pytest.mark.parametrize("event", [
+    StateChanged(seq=7, time=1700000000.123456, n=3, name="déploy \"x\"\n", state="Succeeded",
+                 previous="Running", cause="returned", return_value={"a": [1, 2.5, None]}),
+    StateChanged(seq=1, time=2.0, n=0, name="a", state="Running", previous="Waiting",
+                 cause="started"),
+    StateChanged(seq=2, time=3.5, n=1, name="b", state="Failed", previous="Running",
+                 cause="raised: ☃", return_value=ValueError("no ☃")),
+    StateChanged(n=2, name=5, state="Ready"),  # type: ignore[arg-type]  # as from_json may
+    StateChanged(seq=3, time=float("nan"), n=1, name="b"),
+])
+def test_a_state_event_travels_as_every_event_does(event):
+    """A state event (three per step) is written by a quicker path: the same bytes."""
+    try:
+        generic = Event.to_json(event)
+    except ValueError:  # a time JSON cannot hold is refused either way
+        with pytest.raises(ValueError):
+            event.to_json()
+        return
+    assert event.to_json() == generic
+    assert Event.from_json(event.to_json()) == Event.from_json(generic)

@@ -122,3 +122,42 @@ def test_steps_that_disagree_on_a_pool_size_are_refused_by_name(serve):
         serve(steps)
     with pytest.raises(ValueError, match="pool_size needs a pool tag"):
         Step(lambda e, c: 1, pool_size=2)
+
+
+def test_a_wide_trail_runs_every_step_once_within_its_caps():
+    """More steps than one wake-up moves (a fleet's fan): every step runs exactly once,
+    max_parallel and the pool hold at every moment, and the higher priority goes first."""
+    from trail.layer1.events import StateChanged
+    from trail.layer1.settings import Settings
+    from trail.testing import InProcessTrail
+
+    ran: list[str] = []
+
+    def work(name: str):
+        return lambda trail_env, context: ran.append(name)
+
+    root = Step(work("root"), name="root")
+    hosts = [Step(work(f"host{i}"), name=f"host{i}", priority=1 if i >= 1190 else 0,
+                  **({"pool": "db"} if i % 2 else {})) for i in range(1200)]
+    settings = Settings(executor="thread", max_parallel=4, pools={"db": 1})
+    with InProcessTrail([(root, host) for host in hosts], settings=settings) as trail:
+        trail.client.start()
+        trail.run_until(lambda: trail.run.counts().get("Succeeded") == 1201,
+                        "every step's success", timeout=120)
+    running: set[str] = set()
+    most = most_db = 0
+    started: list[str] = []
+    for event in trail.events:
+        if not isinstance(event, StateChanged):
+            continue
+        if event.state == "Running":
+            running.add(event.name)
+            started.append(event.name)
+        elif event.previous == "Running":
+            running.discard(event.name)
+        most = max(most, len(running))
+        most_db = max(most_db, sum(1 for name in running if int(name[4:] or 0) % 2))
+    assert len(ran) == len(set(ran)) == 1201 and len(started) == 1201
+    assert most == 4 and most_db == 1
+    # The first to start after the root, four at once, are four of the ten that go first.
+    assert set(started[1:5]) <= {f"host{i}" for i in range(1190, 1200)}

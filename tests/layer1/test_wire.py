@@ -18,7 +18,8 @@ def test_a_request_gets_its_defaults():
 
 
 def test_round_trip():
-    request = Request(Call.STATUS, {"fields": ["State"], "states": None, "tags": {"n": 1}}, 9)
+    request = Request(Call.STATUS, {"fields": ["State"], "states": None, "tags": {"n": 1},
+                                    "offset": 0, "limit": None}, 9)
     assert parse_request(request.to_json()) == request
     reply = Reply(9, False, error_type="ProtocolError", error_message="bad")
     assert Reply.from_json(reply.to_json()) == reply

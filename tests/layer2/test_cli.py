@@ -60,6 +60,9 @@ def test_control_commands_dry_run_then_yes(serve):
         ("alpha", "Succeeded", "A"), ("beta", "Succeeded", "fine"), ("gamma", "Skipped", None)]
     text = trail("status", "--socket", s, "tier=web").stdout
     assert "beta" in text and "gamma" in text and "alpha" not in text
+    page = json.loads(trail("status", "--socket", s, "--offset", "1", "--limit", "1",
+                            "--json").stdout)
+    assert [row["Name"] for row in page] == ["beta"]
     listed = json.loads(trail("list", "--socket", s, "--json").stdout)
     assert listed[0] == {"name": "alpha", "tier": "db", "n": 0}
     assert "would stop the server" in trail("shutdown", "--socket", s).stdout
@@ -75,6 +78,8 @@ def test_bad_input_is_one_clear_line_and_a_nonzero_exit(serve, tmp_path):
         (["pause", "--socket", s, "name=delta"], "no step has name=delta"),
         (["pause", "--socket", s, "oops"], "is not TAG=VALUE"),
         (["status", "--socket", str(tmp_path / "none.sock")], "the socket file does not exist"),
+        (["status", "--socket", s, "--limit", "-1"],
+         "argument 'limit' must be a whole number >= 0, not -1"),
     ]
     stale = tmp_path / "stale.sock"
     dead = socket.socket(socket.AF_UNIX)

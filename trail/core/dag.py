@@ -36,19 +36,17 @@ def make_trail_graph(definition: Any) -> nx.DiGraph:
     CycleError (naming the steps on the cycle) for a cycle.
     """
     graph = definition_graph(definition)
-    try:
-        cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
-        pass
-    else:
+    numbers = {step: n for n, step in enumerate(_breadth_first(graph))}
+    if len(numbers) < graph.number_of_nodes():  # the walk never reaches a step on a cycle
+        cycle = nx.find_cycle(graph)  # to name it
         raise CycleError(str(parent) for parent, _child in cycle)
-    graph.graph[_NUMBERS] = {step: n for n, step in enumerate(_breadth_first(graph))}
+    graph.graph[_NUMBERS] = numbers
     return graph
 
 
 def _breadth_first(graph: nx.DiGraph) -> Iterator[Step]:
     """AutoTrail's order: a FIFO walk that queues a child once all its parents are out."""
-    waiting_on = {node: graph.in_degree(node) for node in graph.nodes}
+    waiting_on = dict(graph.in_degree())
     queue = deque(node for node, count in waiting_on.items() if count == 0)
     while queue:
         node = queue.popleft()
@@ -65,7 +63,7 @@ def definition_graph(definition: Any) -> nx.DiGraph:
 
     Raises DefinitionError for an empty definition or one holding anything but Steps.
     """
-    graph = nx.DiGraph()
+    graph = TrailGraph()
     if isinstance(definition, nx.DiGraph):
         for node in definition.nodes:
             _require_step(node, "a node of the trail graph")
@@ -78,12 +76,54 @@ def definition_graph(definition: Any) -> nx.DiGraph:
     return graph
 
 
+class _NoAttributes(dict):  # type: ignore[type-arg]
+    """The attributes of every node and edge of a trail graph: one empty dict, shared (a
+    trail keeps none, and 200,000 empty dicts of a 100,000-step trail take 13 MB)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a trail graph keeps no node or edge attributes (copy it into a "
+                        "networkx.DiGraph of your own to add some)")
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs or any(args):  # networkx updates with nothing when it adds an edge
+            self._refuse()
+
+    __setitem__ = __delitem__ = setdefault = pop = popitem = clear = __ior__ = _refuse  # type: ignore[assignment]
+
+
+class _Shared:
+    """A factory networkx calls for a new attribute dict: the shared empty one."""
+
+    def __init__(self) -> None:
+        self.attributes = _NoAttributes()
+
+    def __call__(self) -> dict[str, Any]:
+        return self.attributes
+
+
+class TrailGraph(nx.DiGraph):
+    """The graph of a trail: a networkx DiGraph whose nodes and edges carry no attributes."""
+
+    node_attr_dict_factory = _Shared()
+    edge_attr_dict_factory = node_attr_dict_factory
+
+
 _NUMBERS = "trail numbering"  # the graph attribute: Step -> n
 
 
 def n_of(graph: nx.DiGraph, step: Step) -> int:
     """The number of ``step`` in a trail graph made by ``make_trail_graph``."""
     return int(graph.graph[_NUMBERS][step])
+
+
+def first_step(graph: nx.DiGraph) -> Step:
+    """The step numbered 0 in a trail graph made by ``make_trail_graph``."""
+    return next(iter(graph.graph[_NUMBERS]))  # numbered in order: the first is 0
+
+
+def numbers_of(graph: nx.DiGraph) -> dict[Step, int]:
+    """Every step's n in a trail graph made by ``make_trail_graph`` (do not change it)."""
+    return graph.graph[_NUMBERS]  # type: ignore[no-any-return]
 
 
 def tags_of(graph: nx.DiGraph, step: Step) -> dict[str, Any]:
@@ -103,20 +143,29 @@ def _add_items(graph: nx.DiGraph, items: Any) -> None:
             f"a trail definition is a list of (parent, child) pairs of Steps, a Step, "
             f"a >> chain or a networkx DiGraph, not {items!r}"
         )
+    pairs: list[tuple[Step, Step]] = []  # added in one go, before anything else is added
     for index, item in enumerate(items):
+        if type(item) is tuple and len(item) == 2 and isinstance(item[0], Step) \
+                and isinstance(item[1], Step):
+            pairs.append(item)  # the common case, checked at once
+            continue
         where = f"item {index} of the trail definition"
+        if isinstance(item, (tuple, list)) and len(item) == 2:
+            parent, child = item
+            _require_step(parent, f"the parent in {where}")
+            _require_step(child, f"the child in {where}")
+            pairs.append((parent, child))
+            continue
+        graph.add_edges_from(pairs)
+        pairs.clear()
         if isinstance(item, Step):
             graph.add_node(item)
         elif isinstance(item, Chain):
             graph.add_nodes_from(item.steps)
             graph.add_edges_from(item.pairs)
-        elif isinstance(item, (tuple, list)) and len(item) == 2:
-            parent, child = item
-            _require_step(parent, f"the parent in {where}")
-            _require_step(child, f"the child in {where}")
-            graph.add_edge(parent, child)
         else:
             raise DefinitionError(f"{where} is not a (parent, child) pair of Steps: {item!r}")
+    graph.add_edges_from(pairs)
 
 
 def _require_step(value: Any, where: str) -> None:
@@ -126,7 +175,7 @@ def _require_step(value: Any, where: str) -> None:
 
 def steps_in_order(graph: nx.DiGraph) -> list[Step]:
     """The steps of a numbered trail graph, by ``n``."""
-    return sorted(graph.nodes, key=graph.graph[_NUMBERS].__getitem__)
+    return list(graph.graph[_NUMBERS])  # numbered in order
 
 
 def pool_sizes(graph: nx.DiGraph) -> dict[str, int]:
@@ -238,26 +287,35 @@ class Frontier:
     """Which vertices have every parent done, kept up to date as vertices get done.
 
     ``done`` is monotone in a trail (nothing leaves Succeeded or Skipped), so a count of
-    parents not yet done per vertex is all it takes: ``mark_done`` is O(children).
+    parents not yet done per vertex is all it takes: ``mark_done`` is O(children). The
+    counts are kept by the trail's numbering when the graph has one (a list and a byte
+    per vertex rather than two hash tables: a trail may have 100,000 steps).
     """
 
     def __init__(self, graph: nx.DiGraph) -> None:
         self._graph = graph
-        self._waiting_on: dict[Any, int] = {v: graph.in_degree(v) for v in graph.nodes}
-        self._done: set[Any] = set()
+        self._index: dict[Any, int] = graph.graph.get(_NUMBERS) or {
+            vertex: i for i, vertex in enumerate(graph)}
+        self._waiting_on = [0] * len(self._index)
+        for vertex, degree in graph.in_degree():
+            self._waiting_on[self._index[vertex]] = degree
+        self._done = bytearray(len(self._index))
 
     def reached(self, vertex: Any) -> bool:
         """Every parent of ``vertex`` is done."""
-        return self._waiting_on[vertex] == 0
+        return self._waiting_on[self._index[vertex]] == 0
 
     def mark_done(self, vertex: Any) -> list[Any]:
         """Record ``vertex`` as done; return the children this leaves with every parent done."""
-        if vertex in self._done:
+        i = self._index[vertex]
+        if self._done[i]:
             return []
-        self._done.add(vertex)
+        self._done[i] = 1
         reached = []
+        index, waiting_on = self._index, self._waiting_on
         for child in self._graph.successors(vertex):
-            self._waiting_on[child] -= 1
-            if self._waiting_on[child] == 0:
+            c = index[child]
+            waiting_on[c] -= 1
+            if waiting_on[c] == 0:
                 reached.append(child)
         return reached

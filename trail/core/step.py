@@ -11,7 +11,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from trail.core.states import State
 from trail.errors import DefinitionError
@@ -30,6 +30,50 @@ def default_post_processor(trail_env: Any, context: Any, return_value: Any) -> A
 def default_failure_handler(trail_env: Any, context: Any, exception: BaseException) -> Any:
     """Keep the exception as the step's return value."""
     return exception
+
+
+T = TypeVar("T")
+
+
+class _Options:
+    """A step's options as trail reads them. Every step that keeps the defaults shares one
+    (a trail may have 100,000 steps); a step's own is made when one of them is set."""
+
+    __slots__ = ("pause_on_fail", "skip_progeny_on_failure", "timeout", "kill_grace",
+                 "idempotent", "executor", "conditional", "retries", "retry_delay", "backoff",
+                 "max_delay", "jitter", "retry_on", "priority", "pool_size", "gate", "owner")
+
+    def __init__(self, values: tuple[Any, ...], owner: Any = None) -> None:
+        for name, value in zip(self.__slots__, (*values, owner), strict=True):
+            setattr(self, name, value)
+
+    def values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__[:-1])
+
+
+class _Option(Generic[T]):
+    """A Step option: read from the step's options, set on options of the step's own."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, step: None, owner: type | None = None) -> _Option[T]: ...
+
+    @overload
+    def __get__(self, step: Step, owner: type | None = None) -> T: ...
+
+    def __get__(self, step: Step | None, owner: type | None = None) -> T | _Option[T]:
+        if step is None:
+            return self
+        return getattr(step._options, self.name)  # type: ignore[no-any-return]
+
+    def __set__(self, step: Step, value: T) -> None:
+        options = step.__dict__.get("_options")
+        if options is None or options.owner is not step:  # shared (or a copy's): copy it
+            options = step._options = _Options(
+                options.values() if options is not None else _DEFAULTS, step)
+        setattr(options, self.name, value)
 
 
 class Step:
@@ -63,7 +107,24 @@ class Step:
     """
 
     _given: dict[str, Any]  # the options as the caller wrote them (see __new__)
-    priority: float
+    _options: _Options  # the options as trail reads them; see _Option
+
+    pause_on_fail: _Option[bool] = _Option()
+    skip_progeny_on_failure: _Option[bool] = _Option()
+    timeout: _Option[float | None] = _Option()
+    kill_grace: _Option[float] = _Option()
+    idempotent: _Option[bool] = _Option()
+    executor: _Option[str | None] = _Option()
+    conditional: _Option[bool] = _Option()
+    retries: _Option[int] = _Option()
+    retry_delay: _Option[float] = _Option()
+    backoff: _Option[float] = _Option()
+    max_delay: _Option[float] = _Option()
+    jitter: _Option[float] = _Option()
+    retry_on: _Option[Callable[[BaseException], bool] | None] = _Option()
+    priority: _Option[float] = _Option()
+    pool_size: _Option[int | None] = _Option()
+    gate: _Option[bool] = _Option()
 
     def retry_wait(self, failures: int, random: Callable[[], float]) -> float:
         """Seconds to wait before the retry after ``failures`` failed attempts."""
@@ -87,8 +148,10 @@ class Step:
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Step:
         step = super().__new__(cls)
-        # The options the caller wrote, as written: they stay tags (``__init__``).
-        step._given = {key: kwargs[key] for key in OPTIONS if key in kwargs}
+        # The options the caller wrote, as written: they stay tags (``__init__``). Most
+        # steps give none (and a big trail has 100,000 steps): then nothing is kept.
+        if not _OPTION_NAMES.isdisjoint(kwargs):
+            step._given = {key: kwargs[key] for key in OPTIONS if key in kwargs}
         return step
 
     def __init__(
@@ -124,6 +187,31 @@ class Step:
         self.pre_processor = pre_processor
         self.post_processor = post_processor
         self.failure_handler = failure_handler
+        options = (pause_on_fail, skip_progeny_on_failure, timeout, kill_grace, idempotent,
+                   executor, conditional, retries, retry_delay, backoff, max_delay, jitter,
+                   retry_on, priority, pool_size, gate)
+        if options == _DEFAULTS and tuple(map(type, options)) == _DEFAULT_TYPES:
+            # Every option as the signature has it (most steps of a big trail): nothing to
+            # read (the checks below are most of the cost of making a Step), and nothing to
+            # keep but the options every such step shares.
+            self._options = _DEFAULT_OPTIONS
+        else:
+            self._options = _DEFAULT_OPTIONS
+            self._read_options(*options, tags)
+        # An option is a tag too, with the value as written (AutoTrail's tags are free-form):
+        # Step(f, priority='high') is found by list(priority='high').
+        given = getattr(self, "_given", None)
+        self.tags: dict[str, Any] = tags if not given else {
+            **{key: value for key, value in given.items() if not callable(value)}, **tags}
+        if "name" not in tags:
+            self.tags["name"] = _name_of(action_function)
+
+    def _read_options(self, pause_on_fail: Any, skip_progeny_on_failure: Any, timeout: Any,
+                      kill_grace: Any, idempotent: Any, executor: Any, conditional: Any,
+                      retries: Any, retry_delay: Any, backoff: Any, max_delay: Any,
+                      jitter: Any, retry_on: Any, priority: Any, pool_size: Any,
+                      gate: Any, tags: dict[str, Any]) -> None:
+        """Check the options and keep them as trail reads them (DefinitionError if not)."""
         self.pause_on_fail = _flag("pause_on_fail", pause_on_fail)
         self.skip_progeny_on_failure = _flag("skip_progeny_on_failure", skip_progeny_on_failure)
         self.timeout = None if timeout is None else _seconds("timeout", timeout, positive=True)
@@ -151,12 +239,6 @@ class Step:
         if pool_size is not None and "pool" not in tags:
             raise DefinitionError("pool_size needs a pool tag to size: Step(..., pool='db', "
                                   "pool_size=2)")
-        # An option is a tag too, with the value as written (AutoTrail's tags are free-form):
-        # Step(f, priority='high') is found by list(priority='high').
-        given = getattr(self, "_given", {})
-        self.tags: dict[str, Any] = {
-            **{key: value for key, value in given.items() if not callable(value)}, **tags}
-        self.tags.setdefault("name", _name_of(action_function))
 
     @property
     def name(self) -> str:
@@ -270,6 +352,13 @@ def _priority(value: Any) -> float:
 OPTIONS = ("pause_on_fail", "skip_progeny_on_failure", "timeout", "kill_grace", "idempotent",
            "executor", "conditional", "retries", "retry_delay", "backoff", "max_delay",
            "jitter", "retry_on", "priority", "pool_size", "gate")
+_OPTION_NAMES = frozenset(OPTIONS)
+# Their defaults, in that order, as Step's signature has them and as trail reads them; the
+# types too, so that 0 is not taken for False.
+_DEFAULTS = (True, False, None, 2.0, False, None, False, 0, 1.0, 2.0, 60.0, 0.1, None, 0, None,
+             False)
+_DEFAULT_TYPES = tuple(map(type, _DEFAULTS))
+_DEFAULT_OPTIONS = _Options(_DEFAULTS)
 
 
 def _steps_of(value: Any) -> list[Step]:

@@ -63,8 +63,6 @@ def status_row(record: StepRecord, fields: Iterable[str]) -> dict[str, Any]:
     return row
 
 
-def _encoded(record: StepRecord, fields: tuple[str, ...]) -> bytes:
-    return record.encoded_row(fields, lambda: status_row(record, fields))
 
 
 def briefs(records: Iterable[StepRecord]) -> list[dict[str, Any]]:
@@ -159,15 +157,26 @@ def list_steps(run: Run, args: Args) -> list[dict[str, Any]]:
 
 
 def status(run: Run, args: Args) -> Encoded:
-    """A status row per selected step; rows of steps unchanged since the last call with the
-    same fields are reused as encoded, so an idle trail of thousands answers at once."""
+    """A status row per selected step, by n, from ``offset`` on and at most ``limit`` of
+    them; rows of steps unchanged since the last call with the same fields are reused as
+    encoded, so an idle trail of thousands answers at once."""
     fields = tuple(DEFAULT_STATUS_FIELDS if args["fields"] is None else args["fields"])
-    records = run.select(args["tags"])
-    if args["states"]:
-        states = {State(value) for value in args["states"]}
-        records = [record for record in records if record.state in states]
-    rows = [_encoded(record, fields) for record in records]
-    return Encoded(b"[" + b",".join(rows) + b"]")
+    states = {State(value) for value in args["states"] or ()}
+    if states and not args["tags"]:
+        records = run.in_state(*states)  # no look at the steps in other states
+    else:
+        records = run.select(args["tags"])
+        if states:
+            records = [record for record in records if record.state in states]
+    offset, limit = args["offset"], args["limit"]
+    if offset or limit is not None:
+        records = records[offset:None if limit is None else offset + limit]
+
+    def row(record: StepRecord) -> dict[str, Any]:
+        return status_row(record, fields)
+
+    return Encoded(b"[" + b",".join([record.encoded_row(fields, row) for record in records])
+                   + b"]")
 
 
 def steps_waiting_for_user_input(run: Run, args: Args) -> list[dict[str, Any]]:

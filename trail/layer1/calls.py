@@ -109,6 +109,11 @@ def count(name: str, value: Any) -> int:
     return value
 
 
+def optional_count(name: str, value: Any) -> int | None:
+    """A whole number >= 0, or None (no limit)."""
+    return None if value is None else count(name, value)
+
+
 def choices(allowed: frozenset[str]) -> Check:
     """A check for a list of names out of ``allowed``, or None."""
 
@@ -154,7 +159,8 @@ class Argument:
 
     ``cli`` says how the ``trail`` command takes it: a word (``COUNT``, ``MESSAGE``) is a
     positional argument read by ``from_text``; ``--field`` is a repeatable option whose
-    values make a list (none given: the default).
+    values make a list (none given: the default), or with ``many=False`` an option that
+    takes one value, read by ``from_text`` (``--limit 100``).
     """
 
     name: str
@@ -163,6 +169,7 @@ class Argument:
     help: str = ""
     cli: str = ""
     from_text: Callable[[str], Any] = str
+    many: bool = True
 
     @property
     def required(self) -> bool:
@@ -266,7 +273,8 @@ SPECS: tuple[CallSpec, ...] = (
              done="the server is shutting down", would="would stop the server"),
     CallSpec(Call.LIST, "The steps and their tags, in order.", "trail list tier=web",
              selects=True, result=Result.ROWS),
-    CallSpec(Call.STATUS, "Status of the steps (all, or those with the given tags).",
+    CallSpec(Call.STATUS, "Status of the steps (all, or those with the given tags), by n; "
+             "offset and limit give a page of them.",
              "trail status phase=switch --state Running", selects=True, result=Result.ROWS,
              arguments=(
                  Argument("fields", choices(STATUS_FIELDS), None, cli="--field",
@@ -275,6 +283,11 @@ SPECS: tuple[CallSpec, ...] = (
                  Argument("states", choices(STATE_NAMES), None, cli="--state",
                           help="Only steps in this state (repeatable): "
                                + ", ".join(sorted(STATE_NAMES)) + "."),
+                 Argument("offset", count, 0, cli="--offset", from_text=int, many=False,
+                          help="Leave out the first OFFSET of the steps selected (by n): "
+                               "with --limit, a page of a big trail."),
+                 Argument("limit", optional_count, None, cli="--limit", from_text=int,
+                          many=False, help="At most this many rows (default: every row)."),
              )),
     CallSpec(Call.STEPS_WAITING_FOR_USER_INPUT, "The steps with an unanswered question.",
              "trail status --field 'Waiting for response'", selects=True, result=Result.ROWS,

@@ -13,7 +13,7 @@ from typing import Any
 
 import networkx as nx
 
-from trail.core.dag import n_of, numbered_edges, steps_in_order
+from trail.core.dag import numbered_edges, steps_in_order
 from trail.core.states import State
 from trail.layer1.journal import Journal, JournalRun, default_journal_path, open_run, shape_of
 from trail.layer1.loop import Loop
@@ -109,15 +109,15 @@ def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
         except OSError as exc:  # tidying up must never stop a run from starting
             log.warning("could not remove stale socket files: %s", exc)
         if book is not None:
-            steps = steps_in_order(graph)
-            shape = shape_of([(n_of(graph, s), s.name) for s in steps], numbered_edges(graph))
-            initial = [(n_of(graph, s), s.name, State.READY.value, s.pause_on_fail)
-                       for s in steps]
+            steps = steps_in_order(graph)  # a step's n is its place here
+            shape = shape_of([(n, s.name) for n, s in enumerate(steps)], numbered_edges(graph))
+            ready = State.READY.value
+            initial = [(n, s.name, ready, s.pause_on_fail) for n, s in enumerate(steps)]
             run_id, restored = open_run(book, name, shape, initial, socket_file, resume,
                                         origin)
         started = time.time()
         if book is not None and run_id is not None:
-            started = (book.run(run_id) or {}).get("started") or started
+            started = book.started(run_id) or started
         info = {"name": name, "socket": socket_file, "events": sockets.events_file,
                 "started": started,
                 "run": run_id, "resumed": restored is not None, "origin": origin,

@@ -172,6 +172,8 @@ class Journal:
             if os.path.exists(name) and os.stat(name).st_uid == os.getuid():
                 os.chmod(name, 0o600)
         self._open = False
+        # Transitions wait here for the commit, which writes them in one statement.
+        self._transitions: list[tuple[int, int, float, str, str, str]] = []
         # Never a forked child's (a step's): see trail.layer1.forks.
         forks.server_files(self._files(), keep=self.db)
 
@@ -195,6 +197,11 @@ class Journal:
             self._open = True
 
     def commit(self) -> None:
+        if self._transitions:
+            self._begin()
+            self.db.executemany("INSERT INTO transitions (run_id, n, time, old, new, cause) "
+                                "VALUES (?, ?, ?, ?, ?, ?)", self._transitions)
+            self._transitions = []
         if self._open:
             self.db.execute("COMMIT")
             self._open = False
@@ -221,22 +228,31 @@ class Journal:
         self.commit()
 
     def transition(self, run_id: int, n: int, old: str, new: str, cause: str) -> None:
-        self._begin()
-        now = time.time()
-        self.db.execute("INSERT INTO transitions (run_id, n, time, old, new, cause) "
-                        "VALUES (?, ?, ?, ?, ?, ?)", (run_id, n, now, old, new, cause))
+        """A state change, written with the wake-up's commit (in the order they came)."""
+        self._transitions.append((run_id, n, time.time(), old, new, cause))
 
     def step(self, run_id: int, n: int, *, state: str, attempt: int, pause_on_fail: bool,
              return_value: Any, started_at: float | None, finished_at: float | None,
              tries: int = 0, retry_at: float | None = None) -> None:
         """A step's latest state (the manager writes each changed step once per commit)."""
+        self.steps(run_id, [(n, state, attempt, pause_on_fail, return_value, started_at,
+                             finished_at, tries, retry_at)])
+
+    def steps(self, run_id: int, rows: Iterable[tuple[int, str, int, bool, Any, float | None,
+                                                       float | None, int, float | None]]
+              ) -> None:
+        """The latest state of changed steps, one statement for all: (n, state, attempt,
+        pause_on_fail, return_value, started_at, finished_at, tries, retry_at) each."""
         self._begin()
-        self.db.execute(
+        self.db.executemany(
             "UPDATE steps SET state = ?, attempt = ?, pause_on_fail = ?, return_value = ?, "
-            "return_kind = ?, started_at = ?, finished_at = ?, tries = ?, retry_at = ? "
+            "return_kind = 'shown', started_at = ?, finished_at = ?, tries = ?, retry_at = ? "
             "WHERE run_id = ? AND n = ?",
-            (state, attempt, int(pause_on_fail), values.encode(return_value), "shown",
-             started_at, finished_at, tries, retry_at, run_id, n))
+            [(state, attempt, int(pause_on_fail),
+              values.encode(return_value),
+              started_at, finished_at, tries, retry_at, run_id, n)
+             for n, state, attempt, pause_on_fail, return_value, started_at, finished_at,
+             tries, retry_at in rows])
 
     def message(self, run_id: int, n: int, attempt: int, kind: str, message: Any) -> int:
         """Journal a message; return its row (``drop_messages`` takes rows)."""
@@ -306,6 +322,11 @@ class Journal:
             "SELECT id, name, shape, started, ended, outcome, pid, socket FROM runs "
             "WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else _run_row(row)
+
+    def started(self, run_id: int) -> float | None:
+        """When a run started (``run`` also reads its shape: slow for a big trail)."""
+        row = self.db.execute("SELECT started FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else float(row[0])
 
     def timeline(self, run_id: int, messages: bool = False) -> list[dict[str, Any]]:
         """One run in order: state changes (``kind`` "state": old, new, cause) and, with
@@ -447,6 +468,10 @@ class JournalRun:
 
     def step(self, n: int, **fields: Any) -> None:
         self.journal.step(self.run_id, n, **fields)
+
+    def steps(self, rows: Iterable[tuple[int, str, int, bool, Any, float | None,
+                                         float | None, int, float | None]]) -> None:
+        self.journal.steps(self.run_id, rows)
 
     def save_context(self, parts: dict[str, bytes]) -> None:
         self.journal.save_context(self.run_id, parts)

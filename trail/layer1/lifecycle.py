@@ -3,6 +3,7 @@ timeouts and stops. Every state change it makes goes through ``Run.apply``."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import time
@@ -69,6 +70,9 @@ class StepRuns:
                                    run.timers.call_later)
         self.groups = ProcessGroups(run.timers.call_later)
         self._ids = iter(range(1, 1 << 62))
+        # Steps made Running in this pass, waiting for the commit before they start:
+        # (record, run id, executor, args, kwargs).
+        self._launches: list[tuple[StepRecord, int, Executor, Any, Any]] = []
 
     def _make_executor(self, name: str) -> Executor:
         executor = make_executor(name, self.run.settings.step_output, self.run.settings.dask)
@@ -80,7 +84,8 @@ class StepRuns:
         self._ids = iter(range(first, 1 << 62))
 
     def start(self, record: StepRecord) -> None:
-        """Start a Waiting step's run on its executor (its Running is journaled first)."""
+        """Make a Waiting step Running and queue its run; ``launch`` hands it to its
+        executor once every step started in this pass is journaled as Running."""
         step = record.step
         executor = self.executors.get(step.executor or self.run.settings.executor)
         run_id = next(self._ids)
@@ -97,20 +102,36 @@ class StepRuns:
             executor.discard(run_id)
             self._fail(record, exc, traceback.format_exc(), "pre_processor raised")
             return
-        # Write ahead: a step's side effects may begin the moment it starts, so its Running
-        # is on disk before; a crash then brings it back Interrupted, never Waiting (which
-        # would run it a second time without anyone deciding so).
-        self.run.commit()
-        try:
-            fd = executor.start(run_id, step.action_function, args, kwargs)
-        except OSError as exc:  # fork failed: no memory, too many processes
-            executor.discard(run_id)
-            self._fail(record, exc, traceback.format_exc(), "could not start")
+        self._launches.append((record, run_id, executor, args, kwargs))
+
+    def launch(self) -> None:
+        """Hand the steps ``start`` queued to their executors.
+
+        Write ahead: a step's side effects may begin the moment it starts, so its Running
+        is on disk before; a crash then brings it back Interrupted, never Waiting (which
+        would run it a second time without anyone deciding so). One commit covers every
+        step started in the same pass, however many.
+        """
+        if not self._launches:
             return
-        if fd is not None:
-            self.executors.watch(fd, executor)
-        if step.timeout is not None:
-            self.run.timers.call_later(step.timeout, lambda: self._time_out(record, run_id))
+        self.run.commit()
+        launches, self._launches = self._launches, []
+        for record, run_id, executor, args, kwargs in launches:
+            if self.run.scheduler.live.get(run_id) is not record:
+                executor.discard(run_id)  # stopped before it could start
+                continue
+            step = record.step
+            try:
+                fd = executor.start(run_id, step.action_function, args, kwargs)
+            except OSError as exc:  # fork failed: no memory, too many processes
+                executor.discard(run_id)
+                self._fail(record, exc, traceback.format_exc(), "could not start")
+                continue
+            if fd is not None:
+                self.executors.watch(fd, executor)
+            if step.timeout is not None:
+                self.run.timers.call_later(step.timeout,
+                                           functools.partial(self._time_out, record, run_id))
 
     def _on_message(self, message: Message) -> None:
         if message.kind == Kind.GROUP:

@@ -51,7 +51,7 @@ class Loop:
             # This 'while' loop right here is the event loop: every state change of the run
             # happens inside it, on this thread.
             while not self.run.stopping:
-                wait = self.run.timers.wait_ms()
+                wait = 0 if self.run.busy else self.run.timers.wait_ms()
                 log.debug("polling for %s", "ever" if wait is None else f"{wait} ms (timer)")
                 self.turn(wait)
         finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from trail.core.states import State
@@ -30,44 +29,70 @@ def _size(message: Any) -> int:
     return len(message) if isinstance(message, str) else len(values.dumps(message))
 
 
-@dataclass(eq=False)
+_NONE: tuple[Any, ...] = ()  # an empty message list, shared until a step has messages
+
+
 class StepRecord:
     """The run's record of one step: its state and run-time data.
 
     ``tags`` are the step's tags with this run's ``n``. Change a record only through its
     methods: each bumps ``version``, which keys the cache of encoded status rows (a status
     call re-encodes only the steps that changed) and tells the run it must be journaled.
+
+    A run may hold a hundred thousand of these, so a record has slots, and what most steps
+    never have (messages, a cached status row, journaled output rows) costs nothing until
+    they do: the message lists are a shared empty tuple until the first message.
     """
 
-    step: Step
-    n: int
-    name: str
-    pause_on_fail: bool
-    tags: dict[str, Any] = field(default_factory=dict)
-    state: State = State.READY
-    return_value: Any = None
-    shown_return_value: Any = None  # values.shown(return_value), kept for status calls
-    output_messages: list[Any] = field(default_factory=list)
-    prompt_messages: list[Any] = field(default_factory=list)
-    input_messages: list[Any] = field(default_factory=list)
-    run_id: int | None = None  # the latest run
-    executor: Executor | None = None
-    environment: TrailEnvironment | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    attempt: int = 0  # the run id of the latest run, as the journal numbers messages
-    tries: int = 0  # runs since the operator (or the start) last let it run
-    retrying: bool = False  # the next start is a retry, not a fresh start
-    retry_at: float | None = None  # clock time before which a retry must not start
-    retry_at_wall: float | None = None  # the same, wall clock, for status and the journal
-    version: int = 0
-    on_change: Callable[[StepRecord], None] | None = field(default=None, repr=False)
-    _rows: dict[tuple[str, ...], tuple[int, bytes]] = field(default_factory=dict, repr=False)
-    _kept_chars: int = field(default=0, repr=False)  # about the size of output_messages
-    _dropped: int = field(default=0, repr=False)  # output messages dropped from the front
-    # The journal's rows of this step's latest output, oldest first: (row id, size).
-    journaled: deque[tuple[int, int]] = field(default_factory=deque, repr=False)
-    journaled_chars: int = field(default=0, repr=False)
+    __slots__ = ("step", "n", "name", "pause_on_fail", "state", "return_value",
+                 "shown_return_value", "output_messages", "prompt_messages",
+                 "input_messages", "run_id", "executor", "environment", "started_at",
+                 "finished_at", "attempt", "tries", "retrying", "retry_at", "retry_at_wall",
+                 "version", "on_change", "_rows", "_kept_chars", "_dropped", "journaled",
+                 "journaled_chars")
+
+    def __init__(self, step: Step, n: int, name: str, pause_on_fail: bool) -> None:
+        self.step = step
+        self.n = n
+        self.name = name
+        self.pause_on_fail = pause_on_fail
+        self.state = State.READY
+        self.return_value: Any = None
+        self.shown_return_value: Any = None  # values.shown(return_value), for status calls
+        self.output_messages: list[Any] | tuple[Any, ...] = _NONE
+        self.prompt_messages: list[Any] | tuple[Any, ...] = _NONE
+        self.input_messages: list[Any] | tuple[Any, ...] = _NONE
+        self.run_id: int | None = None  # the latest run
+        self.executor: Executor | None = None
+        self.environment: TrailEnvironment | None = None
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.attempt = 0  # the run id of the latest run, as the journal numbers messages
+        self.tries = 0  # runs since the operator (or the start) last let it run
+        self.retrying = False  # the next start is a retry, not a fresh start
+        self.retry_at: float | None = None  # clock time before which a retry must not start
+        self.retry_at_wall: float | None = None  # the same, wall clock, for status, journal
+        self.version = 0
+        self.on_change: Callable[[StepRecord], None] | None = None
+        # The encoded status row for one set of fields: (fields, version, JSON).
+        self._rows: tuple[tuple[str, ...], int, bytes] | None = None
+        self._kept_chars = 0  # about the size of output_messages
+        self._dropped = 0  # output messages dropped from the front
+        # The journal's rows of this step's latest output, oldest first: (row id, size).
+        self.journaled: deque[tuple[int, int]] | None = None
+        self.journaled_chars = 0
+
+    def __repr__(self) -> str:
+        return f"StepRecord(n={self.n}, name={self.name!r}, state={self.state.value!r})"
+
+    @property
+    def tags(self) -> dict[str, Any]:
+        """The step's tags with this run's ``n`` (a new dict: changing it changes nothing)."""
+        return {**self.step.tags, "n": self.n}
+
+    def tag(self, key: str, default: Any = None) -> Any:
+        """One of ``tags`` without building them all."""
+        return self.n if key == "n" else self.step.tags.get(key, default)
 
     @property
     def brief(self) -> dict[str, Any]:
@@ -82,15 +107,17 @@ class StepRecord:
         return None
 
     def matches(self, tags: dict[str, Any]) -> bool:
-        return all(self.tags.get(key, _NOT_A_TAG) == value for key, value in tags.items())
+        return all(self.tag(key, _NOT_A_TAG) == value for key, value in tags.items())
 
-    def encoded_row(self, fields: tuple[str, ...], make: Callable[[], Any]) -> bytes:
-        """The JSON of ``make()``, this step's status row for ``fields``, cached per version."""
-        cached = self._rows.get(fields)
-        if cached is not None and cached[0] == self.version:
-            return cached[1]
-        data = values.dumps(make()).encode()
-        self._rows[fields] = (self.version, data)
+    def encoded_row(self, fields: tuple[str, ...],
+                    make: Callable[[StepRecord], Any]) -> bytes:
+        """The JSON of ``make(self)``, this step's status row for ``fields``, cached per
+        version (for the fields last asked for: views ask for the same ones again)."""
+        cached = self._rows
+        if cached is not None and cached[1] == self.version and cached[0] == fields:
+            return cached[2]
+        data = values.dumps(make(self)).encode()
+        self._rows = (fields, self.version, data)
         return data
 
     def _changed(self) -> None:
@@ -112,7 +139,7 @@ class StepRecord:
 
     def begin_run(self, run_id: int, executor: Executor, env: TrailEnvironment) -> None:
         # A new run starts a new conversation (AutoTrail does the same); output stays.
-        self.prompt_messages, self.input_messages = [], []
+        self.prompt_messages, self.input_messages = _NONE, _NONE
         self.return_value = self.shown_return_value = None
         self.run_id, self.executor, self.environment = run_id, executor, env
         self.attempt = run_id
@@ -123,6 +150,7 @@ class StepRecord:
 
     def end_run(self) -> None:
         self.finished_at = time.time()
+        self.environment = None
         self._changed()
 
     def set_return_value(self, value: Any) -> None:
@@ -133,6 +161,8 @@ class StepRecord:
     def add_output(self, message: Any) -> None:
         """Keep ``message`` (clipped): the last MAX_KEPT_MESSAGES messages and at most about
         MAX_KEPT_CHARS characters are kept, behind a note counting what was dropped."""
+        if isinstance(self.output_messages, tuple):
+            self.output_messages = list(self.output_messages)
         self.output_messages.append(message)
         size = _size(message)
         self._kept_chars += size
@@ -155,6 +185,8 @@ class StepRecord:
         """Note the journal's row of an output message; return the rows to delete from the
         journal so that it keeps the same bounded tail as memory."""
         size = _size(message)
+        if self.journaled is None:
+            self.journaled = deque()
         self.journaled.append((row, size))
         self.journaled_chars += size
         gone = []
@@ -166,11 +198,11 @@ class StepRecord:
         return gone
 
     def add_prompt(self, message: Any) -> None:
-        self.prompt_messages.append(message)
+        self.prompt_messages = [*self.prompt_messages, message]  # a few per run, at most
         self._changed()
 
     def add_input(self, message: Any) -> None:
-        self.input_messages.append(message)
+        self.input_messages = [*self.input_messages, message]
         self._changed()
 
     def restore(self, saved: SavedStep) -> None:
@@ -180,13 +212,14 @@ class StepRecord:
         self.attempt = saved.attempt
         self.return_value = self.shown_return_value = saved.return_value
         self.started_at, self.finished_at = saved.started_at, saved.finished_at
-        self.output_messages = list(saved.output)
+        self.output_messages = list(saved.output) if saved.output else _NONE
         self._kept_chars = sum(_size(m) for m in self.output_messages)
         self._dropped = 0
-        self.journaled = deque(zip(saved.output_ids, map(_size, saved.output), strict=False))
-        self.journaled_chars = sum(size for _, size in self.journaled)
-        self.prompt_messages = list(saved.prompts)
-        self.input_messages = list(saved.inputs)
+        self.journaled = (deque(zip(saved.output_ids, map(_size, saved.output), strict=False))
+                          if saved.output else None)
+        self.journaled_chars = sum(size for _, size in self.journaled or ())
+        self.prompt_messages = list(saved.prompts) if saved.prompts else _NONE
+        self.input_messages = list(saved.inputs) if saved.inputs else _NONE
         self.tries = saved.tries
         self._changed()
 
@@ -200,7 +233,7 @@ class TagIndex:
 
     def __init__(self, records: list[StepRecord]) -> None:
         self.records = records
-        self._by_key: dict[str, dict[Any, list[StepRecord]] | None] = {}
+        self._by_key: dict[str, dict[Any, StepRecord | list[StepRecord]] | None] = {}
 
     def select(self, tags: dict[str, Any]) -> list[StepRecord]:
         if not tags:
@@ -215,22 +248,41 @@ class TagIndex:
 
     def _indexed(self, key: str, value: Any) -> list[StepRecord] | None:
         """The records whose tag ``key`` equals ``value``; None if that key can't be indexed."""
+        if key == "n":  # the records are in n order, from 0
+            if type(value) is not int:
+                return None  # 1.0 or True: equal to a number, found by a scan
+            return [self.records[value]] if 0 <= value < len(self.records) else []
         if key not in self._by_key:
-            index: dict[Any, list[StepRecord]] | None = {}
-            try:
-                for record in self.records:
-                    if key in record.tags:
-                        index.setdefault(record.tags[key], []).append(record)  # type: ignore[union-attr]
-            except TypeError:  # an unhashable tag value: this key is searched by scan
-                index = None
-            self._by_key[key] = index
+            self._by_key[key] = self._index(key)
         index = self._by_key[key]
         if index is None:
             return None
         try:
-            return index.get(value, [])
+            found = index.get(value)
         except TypeError:
             return None
+        if found is None:
+            return []
+        return found if isinstance(found, list) else [found]
+
+    def _index(self, key: str) -> dict[Any, StepRecord | list[StepRecord]] | None:
+        """The records by their value of tag ``key``: a record where the value is its alone
+        (a name, mostly: no list per step), else a list; None for an unhashable value."""
+        index: dict[Any, StepRecord | list[StepRecord]] = {}
+        try:
+            for record in self.records:
+                found = record.tag(key, _NOT_A_TAG)
+                if found is _NOT_A_TAG:
+                    continue
+                seen = index.setdefault(found, record)
+                if seen is not record:
+                    if isinstance(seen, list):
+                        seen.append(record)
+                    else:
+                        index[found] = [seen, record]
+        except TypeError:  # an unhashable tag value: this key is searched by scan
+            return None
+        return index
 
 
 def by_n(records: Iterable[StepRecord]) -> list[StepRecord]:

@@ -18,13 +18,12 @@ import logging
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any
 
 import networkx as nx
 
-from trail.core.dag import below_failures, n_of, progeny, steps_in_order, tags_of
-from trail.core.states import Action, State, transition
+from trail.core.dag import below_failures, numbers_of, progeny, steps_in_order
+from trail.core.states import DONE_STATES, Action, State, transition
 from trail.core.step import Step
 from trail.layer1 import context as durable
 from trail.layer1 import events
@@ -64,13 +63,17 @@ class Run:
         self.journal = journal
         self.timers = timers or Timers()
         self.info = dict(info or {})
-        self.records = [StepRecord(step, n_of(graph, step), step.name, step.pause_on_fail,
-                                   tags_of(graph, step))
-                        for step in steps_in_order(graph)]
-        self._record_of = {record.step: record for record in self.records}
-        self._touched: set[StepRecord] = set()  # changed since the last commit
+        self.records = [StepRecord(step, n, step.name, step.pause_on_fail)
+                        for n, step in enumerate(steps_in_order(graph))]
+        self._numbers = numbers_of(graph)  # a step's record is records[n]
+        self._touched: dict[StepRecord, None] = {}  # changed since the last commit, in order
+        touched = self._touched.setdefault
         for record in self.records:
-            record.on_change = self._touched.add
+            record.on_change = touched
+        # The records in each state, kept by ``apply``: counts, and whether the run has
+        # finished, without a look at every step.
+        self._in_state: dict[State, dict[StepRecord, None]] = {state: {} for state in State}
+        self._in_state[State.READY] = dict.fromkeys(self.records)
         self.index = TagIndex(self.records)
         self.scheduler = Scheduler(graph, self.records, self.settings.max_parallel,
                                    self.settings.pools)
@@ -87,6 +90,7 @@ class Run:
         self._dag_file_stale = False  # steps changed since it was last written
         self._dag_file_at = -math.inf  # when it was last written (the timers' clock)
         self._dag_file_timer = False
+        self._dag_file_took = 0.0  # seconds the last write took
         self.by: str | None = None  # who sent the request being served (api.handle sets it)
         # The durable context (layer1/context.py): saved when a step has ended.
         self._context_dirty = False
@@ -111,25 +115,37 @@ class Run:
         cause = self.who(cause)
         if old is State.RUNNING:  # leaving Running: the run no longer holds a slot
             self.scheduler.free_slot(record.run_id)
-            record.end_run()
+            record.end_run()  # (and lets go of its environment: nothing talks to it now)
             if self.step_logs is not None:
                 self.step_logs.ended(record.n)
             self._context_dirty = True  # the step may have changed the context
+        # (``_value_``: ``value`` is a property, and this runs a few times for every step.)
         if self.journal is not None:
-            self.journal.transition(record.n, old.value, new.value, cause)
+            self.journal.transition(record.n, old._value_, new._value_, cause)
         record.set_state(new)
-        if new.done and not old.done:
+        left = self._in_state[old]
+        del left[record]
+        if not left:  # a dict keeps its size when emptied: 100,000 Ready steps, say
+            self._in_state[old] = {}
+        self._in_state[new][record] = None
+        if new in DONE_STATES and old not in DONE_STATES:
             self.scheduler.mark_done(record.step)
         elif new is State.FAILED:
             self.scheduler.mark_failed(record.step)
         if new in PENDING:
             self.scheduler.mark(record)
-        log.info("step %s %s: %s -> %s (%s)", record.n, record.name, old, new, cause)
+        if log.isEnabledFor(logging.INFO):
+            log.info("step %s %s: %s -> %s (%s)", record.n, record.name, old, new, cause)
         if self.listening:
             # Leaving Running (an end, a retry, an interrupt) sets the value status shows.
-            extra = {"return_value": record.shown_return_value} if old is State.RUNNING else {}
-            self.publish(events.StateChanged(n=record.n, name=record.name, state=new.value,
-                                             previous=old.value, cause=cause, **extra))
+            if old is State.RUNNING:
+                event = events.StateChanged(n=record.n, name=record.name, state=new._value_,
+                                            previous=old._value_, cause=cause,
+                                            return_value=record.shown_return_value)
+            else:
+                event = events.StateChanged(n=record.n, name=record.name, state=new._value_,
+                                            previous=old._value_, cause=cause)
+            self.publish(event)
 
     def who(self, cause: str) -> str:
         """``cause`` with who asked, when a request that said so causes it."""
@@ -171,6 +187,7 @@ class Run:
         for record in self.records:
             if record.n in saved:
                 record.restore(saved[record.n])
+        self._count_states()
         self.steps.number_from(max((r.attempt for r in self.records), default=0) + 1)
         for record in self.records:
             if record.state is State.RUNNING:
@@ -212,8 +229,20 @@ class Run:
 
     def advance(self) -> None:
         """Start or settle every step that can move now."""
-        self.scheduler.due(self.timers.clock(), self.steps.start,
-                           lambda record: self.apply(record, Action.ARRIVE, "reached"))
+        moved = 0
+        while moved < MOVES_PER_WAKE_UP:
+            moved += self.scheduler.due(
+                self.timers.clock(), self.steps.start,
+                lambda record: self.apply(record, Action.ARRIVE, "reached"),
+                budget=MOVES_PER_WAKE_UP - moved)
+            self.steps.launch()
+            if not self.scheduler.marked:  # a step that could not start may mark others
+                return
+
+    @property
+    def busy(self) -> bool:
+        """Steps wait to be looked at: the loop should not sleep before the next wake-up."""
+        return self.scheduler.marked
 
     # --- what the API handlers call ------------------------------------------------------
 
@@ -222,10 +251,10 @@ class Run:
         return self.index.select(tags)
 
     def record_of(self, step: Step) -> StepRecord:
-        return self._record_of[step]
+        return self.records[self._numbers[step]]
 
     def records_of(self, steps: Iterable[Step]) -> list[StepRecord]:
-        return by_n(self._record_of[step] for step in steps)
+        return by_n(self.records[self._numbers[step]] for step in steps)
 
     def interrupt(self, record: StepRecord, cause: str) -> None:
         """Stop a running step now; it becomes Interrupted (resume or rerun runs it again)."""
@@ -260,57 +289,68 @@ class Run:
             log.info("shutting down (%s)", cause)
             self.publish(events.ShuttingDown(cause=cause))
 
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
+    def _count_states(self) -> None:
+        """Sort the records by state anew (after states were set other than by ``apply``)."""
+        self._in_state = {state: {} for state in State}
         for record in self.records:
-            counts[record.state.value] = counts.get(record.state.value, 0) + 1
-        return counts
+            self._in_state[record.state][record] = None
+
+    def in_state(self, *states: State) -> list[StepRecord]:
+        """The records in any of ``states``, by n."""
+        return by_n(record for state in states for record in self._in_state[state])
+
+    def counts(self) -> dict[str, int]:
+        """How many steps are in each state (the states some step is in, in table order)."""
+        return {state.value: len(records) for state, records in self._in_state.items()
+                if records}
 
     def finished(self) -> bool:
         """The run is over: every step succeeded, was skipped or failed for good, or is cut
         off below a step that failed for good. A Blocked, paused or interrupted step keeps
         the run open (the operator can still unblock, resume, rerun or skip it)."""
-        if any(r.state not in FINAL for r in self.records):
-            cut_off = below_failures(self.graph, [r.step for r in self.records
-                                                  if r.state is State.FAILED])
-            if any(r.state not in FINAL and r.step not in cut_off for r in self.records):
-                return False
-        return True
+        open_ = sum(len(records) for state, records in self._in_state.items()
+                    if state not in FINAL)
+        if not open_:
+            return True
+        if not self._in_state[State.FAILED]:
+            return False  # some step is not final, and no failure cuts it off
+        # A gate below a failure runs: the walk stops there.
+        cut_off = below_failures(self.graph, [r.step for r in self._in_state[State.FAILED]])
+        return all(r.state in FINAL or r.step in cut_off for r in self.records)
 
     def end_state(self) -> str | None:
         """How the run ended: "succeeded" (every step succeeded or was skipped), "failed",
         or None while it is not finished."""
         if not self.finished():
             return None
-        if all(r.state.done for r in self.records):
-            return "succeeded"
-        return "failed"
+        done = len(self._in_state[State.SUCCEEDED]) + len(self._in_state[State.SKIPPED])
+        return "succeeded" if done == len(self.records) else "failed"
 
     def idle(self) -> bool:
         """Nothing happens without an operator: nothing runs (but steps waiting for an
         answer) and nothing will start by itself (whatever waits is below a step that is
         not done: Ready, paused, blocked, interrupted or failed)."""
-        stuck = [r.step for r in self.records
-                 if r.state in STUCK and r.state is not State.FAILED]
+        if any(not _asks(record) for record in self._in_state[State.RUNNING]):
+            return False  # a step runs: the quick answer while a run is busy
+        moving = [record for state in PENDING for record in self._in_state[state]]
+        if not moving:
+            return True  # nothing runs (but questions) and nothing waits to move
+        stuck = [r.step for state in STUCK if state is not State.FAILED
+                 for r in self._in_state[state]]
         below = progeny(self.graph, stuck) if stuck else set()
-        failed = [r.step for r in self.records if r.state is State.FAILED]
+        failed = [r.step for r in self._in_state[State.FAILED]]
         if failed:  # a gate below a failure runs: the walk stops there
             below |= below_failures(self.graph, failed)
-        for record in self.records:
-            if record.state.done or record.state in STUCK or record.step in below:
-                continue
-            if record.state is State.RUNNING and _asks(record):
-                continue
-            return False
-        return True
+        return all(record.step in below for record in moving)
 
     def waiting_for_operator(self) -> dict[str, list[tuple[int, str]]]:
         """Steps the run waits on, by what they wait for (n, name), while it is idle."""
         found: dict[str, list[tuple[int, str]]] = {}
-        for record in self.records:
-            if record.state is State.RUNNING and _asks(record):
-                found.setdefault("an answer", []).append((record.n, record.name))
-            elif record.state in STUCK and record.state is not State.FAILED:
+        for record in self.in_state(*(STUCK - {State.FAILED}), State.RUNNING):
+            if record.state is State.RUNNING:
+                if _asks(record):
+                    found.setdefault("an answer", []).append((record.n, record.name))
+            else:
                 found.setdefault(record.state.value, []).append((record.n, record.name))
         return found
 
@@ -346,23 +386,24 @@ class Run:
             self._dag_file_stale = True
             self._save_dag_file_soon()
         if self.journal is not None:
-            for record in self._touched:
-                self.journal.step(record.n, state=record.state.value, attempt=record.attempt,
-                                  pause_on_fail=record.pause_on_fail,
-                                  return_value=record.return_value,
-                                  started_at=record.started_at,
-                                  finished_at=record.finished_at, tries=record.tries,
-                                  retry_at=record.retry_at_wall if record.retrying else None)
+            self.journal.steps([
+                (record.n, record.state.value, record.attempt, record.pause_on_fail,
+                 record.return_value, record.started_at, record.finished_at, record.tries,
+                 record.retry_at_wall if record.retrying else None)
+                for record in self._touched])
             self.journal.commit()
         self._touched.clear()
 
     def _save_dag_file_soon(self) -> None:
         """Write the DAG file at the next wake-up, or DAG_FILE_INTERVAL after the last write:
         it is the whole trail, too big to write at every wake-up of a busy run (AutoTrail
-        did), and a commit that precedes a step's start must not wait for it."""
+        did), and a commit that precedes a step's start must not wait for it. A trail so
+        big that a write takes longer than a tenth of that waits ten writes' time instead,
+        so the file never takes more than a tenth of the loop's time."""
         if not self._dag_file_timer:  # a timer even when due: never delay a step's start
             self._dag_file_timer = True
-            wait = self._dag_file_at + DAG_FILE_INTERVAL - self.timers.clock()
+            interval = max(DAG_FILE_INTERVAL, 10 * self._dag_file_took)
+            wait = self._dag_file_at + interval - self.timers.clock()
             self.timers.call_later(max(0.0, wait), self._dag_file_due)
 
     def _dag_file_due(self) -> None:
@@ -374,24 +415,33 @@ class Run:
         """Write AutoTrail's DAG file (if the run has one) with every step as it is now."""
         if self.dag_file is None:
             return
+        began = time.perf_counter()
         write_dag_file(self.dag_file, self.records, self.graph)
+        self._dag_file_took = time.perf_counter() - began
         self._dag_file_stale = False
         self._dag_file_at = self.timers.clock()
 
     def close(self) -> None:
         """Interrupt every running step and stop every executor (the server is going)."""
-        for record in self.records:
-            if record.state is State.RUNNING:
-                self.apply(record, Action.INTERRUPT, "shutdown")
+        for record in self.in_state(State.RUNNING):
+            self.apply(record, Action.INTERRUPT, "shutdown")
         self.steps.close(max((r.step.kill_grace for r in self.records), default=DEFAULT_GRACE))
         log.info("trail run stopped")
 
 
+# Steps started or settled in one wake-up at most: the rest wait for the next, which comes
+# at once. A wake-up of 100,000 starts would hold every request, event and journal commit
+# until all were done, and all their events and transitions in memory at once.
+MOVES_PER_WAKE_UP = 500
 DAG_FILE_INTERVAL = 0.5  # seconds: how stale AutoTrail's DAG file may be while a run is busy
 
 
 def _stamped(event: events.Event, seq: int) -> events.Event:
-    return replace(event, seq=seq, time=time.time())
+    """``event`` with its number and time. Every event is made to be published, once, so
+    it is stamped in place (``dataclasses.replace`` costs more than the rest of a step)."""
+    object.__setattr__(event, "seq", seq)
+    object.__setattr__(event, "time", time.time())
+    return event
 
 
 def _asks(record: StepRecord) -> bool:

@@ -9,11 +9,11 @@ the run decides what moving means.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import networkx as nx
 
-from trail.core.dag import Frontier, gates_of, pool_sizes
+from trail.core.dag import Frontier, gates_of, numbers_of, pool_sizes
 from trail.core.states import State
 from trail.core.step import Step
 from trail.layer1.records import StepRecord
@@ -32,29 +32,39 @@ class Scheduler:
         self.pools = {**pool_sizes(graph), **(pools or {})}
         self._in_pool: dict[str, int] = dict.fromkeys(self.pools, 0)
         self._records = records
-        self._record_of = {record.step: record for record in records}
+        self._numbers = numbers_of(graph)  # a record is records[n]
         self._frontier = Frontier(graph)
         self._graph = graph
         self._gates = gates_of(graph)
         self._marked: list[tuple[float, int]] = []  # (-priority, n): a heap
-        self._marked_set: set[int] = set()
-        self._held: set[StepRecord] = set()  # reached and Waiting, but no slot free
+        self._is_marked = bytearray(len(records))  # by n: in the heap already
+        # Reached and Waiting, but no slot was free: (-priority, n), a heap, and by n.
+        self._held: list[tuple[float, int]] = []
+        self._is_held = bytearray(len(records))
         self.live: dict[int, StepRecord] = {}  # run id -> record, while the run holds a slot
+
+    def _record(self, step: Step) -> StepRecord:
+        return self._records[self._numbers[step]]
 
     def mark(self, record: StepRecord) -> None:
         """Look at ``record`` again in the next ``due``."""
-        if record.n not in self._marked_set:
-            self._marked_set.add(record.n)
+        if not self._is_marked[record.n]:
+            self._is_marked[record.n] = 1
             heapq.heappush(self._marked, (-record.step.priority, record.n))
+
+    @property
+    def marked(self) -> bool:
+        """Some step waits to be looked at by ``due``."""
+        return bool(self._marked)
 
     def mark_done(self, step: Step) -> None:
         """``step`` got done (Succeeded or Skipped): mark the children it lets through."""
         for child in self._frontier.mark_done(step):
-            self.mark(self._record_of[child])
+            self.mark(self._record(child))
         if self._gates:  # a gate may open before every parent is done
             for child in self._graph.successors(step):
                 if child in self._gates:
-                    self.mark(self._record_of[child])
+                    self.mark(self._record(child))
 
     def mark_failed(self, step: Step) -> None:
         """``step`` failed for good: mark the gates it settles (the first below it)."""
@@ -66,7 +76,7 @@ class Scheduler:
                 if child not in seen:
                     seen.add(child)
                     if child in self._gates:
-                        self.mark(self._record_of[child])
+                        self.mark(self._record(child))
                     else:
                         queue.append(child)
 
@@ -77,7 +87,7 @@ class Scheduler:
         cut: dict[Step, bool] = {}  # step -> it will not run: it failed, or is below one
         failed: list[StepRecord] = []
         for parent in self._graph.predecessors(gate):
-            if not (self._record_of[parent].state.done or self._cut(parent, cut, failed)):
+            if not (self._record(parent).state.done or self._cut(parent, cut, failed)):
                 return None
         return sorted(failed, key=lambda record: record.n)
 
@@ -88,7 +98,7 @@ class Scheduler:
             if top in cut:
                 stack.pop()
                 continue
-            record = self._record_of[top]
+            record = self._record(top)
             if top in self._gates or record.state.done or record.state is State.RUNNING:
                 cut[top] = False  # a gate above, even a failed one, is not this gate's to count
             elif record.state is State.FAILED:
@@ -110,14 +120,19 @@ class Scheduler:
             step in self._gates and self.gate_failures(step) is not None)
 
     def due(self, now: float, start: Callable[[StepRecord], None],
-            arrive: Callable[[StepRecord], None]) -> None:
+            arrive: Callable[[StepRecord], None], budget: int | None = None) -> int:
         """Call ``start`` for each marked Waiting step that may run now and ``arrive`` for
-        each marked To-state step whose parents are done, highest priority first.
+        each marked To-state step whose parents are done, highest priority first; return
+        how many that was. With a ``budget``, stop after that many: the rest stay marked.
 
         ``start`` and ``arrive`` may mark more steps (a failure at once, a skip); those are
         handled in the same call.
         """
-        for record in self._pop_marked():
+        moved = 0
+        while self._marked and (budget is None or moved < budget):
+            _, n = heapq.heappop(self._marked)
+            self._is_marked[n] = 0
+            record = self._records[n]
             if not self._frontier.reached(record.step) and not (
                     self._gates and self.reached(record.step)):
                 continue
@@ -125,17 +140,14 @@ class Scheduler:
                 if record.retry_at is not None and record.retry_at > now:
                     continue  # its timer marks it again
                 if not self._slot_free(record):
-                    self._held.add(record)
+                    self._hold(record)
                     continue
                 start(record)
+                moved += 1
             elif record.state in PENDING:
                 arrive(record)
-
-    def _pop_marked(self) -> Iterator[StepRecord]:
-        while self._marked:
-            _, n = heapq.heappop(self._marked)
-            self._marked_set.discard(n)
-            yield self._records[n]
+                moved += 1
+        return moved
 
     def _slot_free(self, record: StepRecord) -> bool:
         if self.max_parallel is not None and len(self.live) >= self.max_parallel:
@@ -157,7 +169,29 @@ class Scheduler:
         pool = record.step.tags.get("pool")
         if pool in self._in_pool:
             self._in_pool[pool] -= 1
-        for held in self._held:
-            self.mark(held)
-        self._held.clear()
+        self._unhold()
         return record
+
+    def _hold(self, record: StepRecord) -> None:
+        if not self._is_held[record.n]:
+            self._is_held[record.n] = 1
+            heapq.heappush(self._held, (-record.step.priority, record.n))
+
+    def _unhold(self) -> None:
+        """A slot came free: mark the held step that goes first and now fits (one run
+        ended, so one more may start); not every held step, which costs as much per step
+        as steps wait (100,000 behind ``max_parallel=10``)."""
+        passed = []
+        while self._held:
+            item = heapq.heappop(self._held)
+            self._is_held[item[1]] = 0
+            record = self._records[item[1]]
+            if record.state is not State.WAITING:
+                continue  # it moved on meanwhile (paused, skipped): marked when it waits again
+            if self._slot_free(record):
+                self.mark(record)
+                break
+            passed.append(item)  # its pool is still full
+        for item in passed:
+            self._is_held[item[1]] = 1
+            heapq.heappush(self._held, item)

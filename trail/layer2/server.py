@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from trail.core.dag import make_trail_graph, steps_in_order
+from trail.core.dag import first_step, make_trail_graph
 from trail.layer1.dagfile import read_dag_file
 from trail.layer1.engine import open_engine
 from trail.layer1.settings import Settings
@@ -82,7 +82,9 @@ class TrailServer:
     ``dag_file`` is AutoTrail's DAG file, a JSON snapshot of every step for
     ``restore_trail``: by default a new file in the temporary directory (``trail.*.json``,
     private to the user), whose path is ``server.dag_file``; ``dag_file=False`` for none.
-    It is kept at most half a second behind the run, and written once more at shutdown;
+    It is kept at most half a second behind the run (a trail so big that writing it takes
+    longer than 50 ms: ten times that, so the file never takes over the run), and written
+    once more at shutdown;
     the default file is removed when the server shuts down cleanly (the journal keeps the
     run), one given by path stays. ``step_output`` names a file that
     steps write their own stdout and stderr to, under either executor (``trail run`` uses
@@ -142,7 +144,7 @@ class TrailServer:
         self._temporary_dag_file = dag_file is None or dag_file is True
         self.dag_file: str | None = (_temporary_dag_file() if self._temporary_dag_file
                                      else str(dag_file) if dag_file else None)
-        self.name = name or steps_in_order(self.graph)[0].name
+        self.name = name or first_step(self.graph).name
         settings = Settings(executor=executor, max_parallel=max_parallel, pools=dict(pools or {}),
                             step_output=step_output, dask=dask,
                             step_log_bytes=step_log_bytes)

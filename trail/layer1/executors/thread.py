@@ -19,7 +19,6 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from trail.errors import StepInterruptedError
@@ -35,6 +34,7 @@ from trail.layer1.executors.base import (
 log = logging.getLogger(__name__)
 
 _INTERRUPTED = object()
+COLLECT_AT_ONCE = 1000  # messages delivered per wake-up of the manager
 
 
 class QueueChannel(StepChannel):
@@ -88,13 +88,17 @@ class _StepStream:
         return getattr(self.original, name)
 
 
-@dataclass
 class _Job:
-    run_id: int
-    channel: QueueChannel
-    function: Callable[..., Any] | None = None
-    args: Any = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    """One step's run on a worker: what to call, and its channel."""
+
+    __slots__ = ("run_id", "channel", "function", "args", "kwargs")
+
+    def __init__(self, run_id: int, channel: QueueChannel) -> None:
+        self.run_id = run_id
+        self.channel = channel
+        self.function: Callable[..., Any] | None = None
+        self.args: Any = ()
+        self.kwargs: dict[str, Any] = {}
 
 
 class ThreadExecutor(Executor):
@@ -186,12 +190,14 @@ class ThreadExecutor(Executor):
                        Message(job.run_id, Kind.EXIT, "finished"))
 
     def collect(self, fd: int) -> bool:
+        """Deliver what the steps reported, at most COLLECT_AT_ONCE messages: the rest wake
+        the manager again at once (one wake-up must not hold a hundred thousand)."""
         try:
             while os.read(fd, 1 << 16):
                 pass
         except BlockingIOError:
             pass
-        while True:
+        for _ in range(COLLECT_AT_ONCE):
             try:
                 message = self._inbox.get_nowait()
             except queue.Empty:
@@ -199,6 +205,9 @@ class ThreadExecutor(Executor):
             if message.kind == Kind.EXIT:
                 self._jobs.pop(message.run_id, None)
             self._deliver(message)
+        if not self._inbox.empty():
+            self._post()  # more to collect: wake the manager's poll
+        return False
 
     def reply(self, run_id: int, message: Any) -> None:
         job = self._jobs.get(run_id)

@@ -28,7 +28,7 @@ from rich.console import Console
 
 from trail.core.states import Action, State, states_for
 from trail.errors import TrailError
-from trail.layer1.calls import SPECS, Call, CallSpec, Result
+from trail.layer1.calls import SPECS, Argument, Call, CallSpec, Result
 from trail.layer1.journal import Journal, default_journal_path
 from trail.layer1.sockets import (
     check_owner,
@@ -476,6 +476,9 @@ def call_command(spec: CallSpec) -> click.Command:
     if spec.selects:
         params.append(click.Argument(["tags"], nargs=-1, metavar="[TAG=VALUE]..."))
     params += [click.Option([argument.cli, argument.name], multiple=True, help=argument.help)
+               if argument.many else
+               click.Option([argument.cli, argument.name], type=argument.from_text,
+                            default=None, help=argument.help)
                for argument in spec.arguments if argument.option]
     params.append(click.Option(["--socket", "-s"], metavar="PATH", help=SOCKET_HELP))
     if spec.mutating:
@@ -487,8 +490,7 @@ def call_command(spec: CallSpec) -> click.Command:
                 tags: tuple[str, ...] = (), **values: Any) -> None:
         with speaking(ctx.obj["debug"]):
             client = connect(ctx, socket)
-            args = {argument.name: (list(values[argument.name]) or argument.default)
-                    if argument.option else values[argument.name]
+            args = {argument.name: _given(argument, values[argument.name])
                     for argument in spec.arguments}
             if spec.mutating:
                 args["dry_run"] = not yes
@@ -504,6 +506,15 @@ def call_command(spec: CallSpec) -> click.Command:
 
     return click.Command(spec.command_name, callback=command, params=params,
                          help=spec.help(), short_help=spec.summary)
+
+
+def _given(argument: Argument, value: Any) -> Any:
+    """A command's value of an argument as the call takes it (not given: its default)."""
+    if not argument.option:
+        return value
+    if argument.many:
+        return list(value) or argument.default
+    return argument.default if value is None else value
 
 
 def why_nothing(client: TrailClient, call: str, tags: dict[str, Any]) -> None:

@@ -17,7 +17,6 @@ from typing import Any
 
 import networkx as nx
 
-from trail.core.dag import steps_in_order
 from trail.layer2.notify.courier import Courier
 from trail.layer2.notify.destinations import (
     DEFAULT_KINDS,
@@ -51,7 +50,7 @@ def resolve(notify: Iterable[Any] | bool | None) -> list[Destination]:
 def wanted(graph: nx.DiGraph, destinations: list[Destination], notify: Any) -> bool:
     """Whether a run has anyone to tell: a destination, or a step with a notify tag."""
     return bool(destinations) or (notify is not False and any(
-        step.tags.get("notify") for step in steps_in_order(graph)))
+        step.tags.get("notify") for step in graph))
 
 
 class Notifications:
