@@ -12,6 +12,7 @@ delay), and every stderr line is checked against ``is_error_fatal``, not only th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import shlex
@@ -384,7 +385,10 @@ os.register_at_fork(after_in_child=_close_inputs_in_child)
 def close_input(process: subprocess.Popen[bytes]) -> None:
     if process.stdin is not None and not process.stdin.closed:
         _INPUTS.discard(process.stdin.fileno())
-        process.stdin.close()
+        # What a command that ended at once (sudo refusing) did not read is dropped; the
+        # descriptor is closed all the same.
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()
 
 
 class _Run:

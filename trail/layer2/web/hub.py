@@ -97,6 +97,9 @@ class Subscriber:
         default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
 
 
+RESYNC_EVERY = 0.5  # seconds: the least time between two reads of a run's whole status
+
+
 class Watched:
     """One live trail, followed through its event stream into a StatusMirror."""
 
@@ -110,6 +113,8 @@ class Watched:
         self.seen = time.time()
         self.ended_at: float | None = None
         self.behind = 0  # the server's last event, when it had not arrived a moment ago
+        self.gap = False  # events were lost and the status not read again since
+        self.resynced = 0.0  # monotonic time the status was last read again
         stream = self.client.subscribe()  # before the status read: nothing falls between
         try:
             self.info = self.client.info()
@@ -172,11 +177,27 @@ class Watched:
                 "tags": {int(tags["n"]): tags for tags in self.steps},
                 "calls": call_table(), "journal_run": self.info.get("run")}
 
+    def resync(self) -> bool:
+        """Events were lost: read the status whole and give the pages a new snapshot."""
+        with self.lock:
+            try:
+                self.mirror.load(self.client)
+            except TrailError as exc:
+                log.debug("no status from %s: %s", self.socket, exc)
+                return False
+            self.resynced = time.monotonic()
+            self.hub.publish(self.key, self.snapshot())
+        self.hub.list_changed()
+        return True
+
     def catch_up(self) -> None:
-        """Events a busy run sent may be lost (ZeroMQ drops them for a lagging reader), the
-        last ones too, and then no later event tells of the gap: when the server has sent
-        more than arrived, and half a second later still nothing came, the status is read
-        again and the pages get it whole."""
+        """Events a busy run sent may be lost (ZeroMQ drops them for a lagging reader).
+        Lost in the middle of a burst, a gap in their numbers said so: the status is read
+        again now. Lost at its end, no later event tells of the gap: when the server has
+        sent more than arrived, and half a second later still nothing came, the status is
+        read again."""
+        if self.gap and self.resync():
+            self.gap = False
         try:
             published = int(self.client.info().get("published", 0))
         except TrailError as exc:  # busy, or going: the next quiet moment asks again
@@ -185,15 +206,9 @@ class Watched:
         last = self.stream.last_seq
         behind = last is not None and published > last
         if behind and self.behind == published:
-            with self.lock:
-                try:
-                    self.mirror.load(self.client)
-                except TrailError as exc:
-                    log.debug("no status from %s: %s", self.socket, exc)
-                    return
-                self.stream.settle(published)
-                self.hub.publish(self.key, self.snapshot())
-            self.hub.list_changed()
+            if not self.resync():
+                return
+            self.stream.settle(published)
             published = 0
         self.behind = published if behind else 0
 
@@ -201,11 +216,19 @@ class Watched:
         """Apply the trail's events until its server goes away (the thread's body)."""
         try:
             while not self.hub.stopping.is_set():
+                missed = self.stream.missed
                 event = self.stream.next(0.5)
                 if event is None:
                     if not _alive(self.socket):
                         break
                     self.catch_up()
+                    continue
+                if self.stream.missed > missed:
+                    self.gap = True  # events before this one were lost
+                if self.gap and time.monotonic() - self.resynced > RESYNC_EVERY:
+                    # (At most so often: a flood that keeps losing events would otherwise
+                    # have the status read whole after every event.)
+                    self.gap = not self.resync()
                     continue
                 with self.lock:
                     row = self.mirror.apply(event)
