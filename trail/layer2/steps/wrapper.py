@@ -44,6 +44,9 @@ WRAPPER = """
 command -v setsid >/dev/null 2>&1 || {
     echo "trail: setsid (util-linux) is not installed on this host" >&2; exit 127; }
 tag=$1 ticks=$2
+# A marker is written by a subshell: if the connection is gone, SIGPIPE ends that subshell,
+# never the wrapper (which must go on to start the watcher, or wait for the command).
+say() { (echo "$tag $1" >&2); }
 # First on the input: the environment to set, up to a "go" line (so that no value is on a
 # command line, where ps shows it). No "go": whoever started us is gone; run nothing.
 env= go=
@@ -57,31 +60,36 @@ eval "$env"
 exec 3<&0 </dev/null
 setsid /bin/sh -c "$3" 3<&- &
 pid=$!
-echo "$tag started $pid" >&2
 setsid /bin/sh -c "$4" trail-watcher "$pid" "$ticks" <&3 >/dev/null 2>&1 &
 watcher=$!
 exec 3<&-
+say "started $pid"
 { wait "$pid"; } 2>/dev/null; status=$?
 kill "$watcher" 2>/dev/null; { wait "$watcher"; } 2>/dev/null
-echo "$tag exit $status" >&2
+say "exit $status"
 exit "$status"
 """
 
 # In a session of its own, so signals meant for the wrapper (sudo's group here) leave it
-# be. $1: the command's process group, $2: the grace in tenths of a second.
+# be. $1: the command's pid, which leads its own process group once ``setsid`` has made
+# it; $2: the grace in tenths of a second. The input may end before that (a stop during
+# start-up): then the process is signalled by its pid, and looked after until it is gone.
 WATCHER = """
 pid=$1 ticks=$2
-alive() {  # a live process in the group (an orphaned zombie waiting for init is not)
-    kill -0 -$pid 2>/dev/null || return 1
+alive() {  # the command, or a live process in its group (an orphaned zombie is not)
+    kill -0 -$pid 2>/dev/null || kill -0 $pid 2>/dev/null || return 1
     command -v ps >/dev/null 2>&1 || return 0
-    ps -A -o pgid= -o stat= | awk -v g="$pid" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }'
+    ps -A -o pid= -o pgid= -o stat= 2>/dev/null | awk -v g="$pid" '
+        ($1 == g || $2 == g) && $3 !~ /^Z/ { f = 1 }
+        END { exit !(f || NR == 0) }'  # no list at all (ps could not run): maybe alive
 }
+signal() { kill -$1 -$pid 2>/dev/null || kill -$1 $pid 2>/dev/null; }
 while IFS= read -r _; do :; done
 trap '' TERM INT HUP
-kill -TERM -$pid 2>/dev/null || exit 0
+signal TERM || exit 0
 i=0
 while alive; do
-    if [ "$i" -ge "$ticks" ]; then kill -KILL -$pid 2>/dev/null; exit 0; fi
+    if [ "$i" -ge "$ticks" ]; then kill -KILL -$pid $pid 2>/dev/null; exit 0; fi
     sleep 0.1; i=$((i + 1))
 done
 """

@@ -1,0 +1,85 @@
+"""Stopping a fleet-wide step at any moment, connection set-up included, leaves nothing
+running on any host (tests/remote/sshd.py: every host is this machine, so pgrep sees them)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from tests.remote.sshd import fleet
+from tests.remote.test_ssh import pgrep
+from tests.support import states, wait_until
+from trail import RemoteCommand, Step
+from trail.layer2.steps.ssh import Target
+from trail.layer2.steps.wrapper import new_tag, preamble, wrapped_argv
+
+HOSTS = int(os.environ.get("TRAIL_FLEET_STOP_HOSTS", "6"))
+DELAYS_MS = (0, 10, 20, 40, 60, 90, 130, 180, 250, 350)
+
+
+def test_a_stop_at_any_moment_of_connection_set_up_leaves_nothing_on_any_host(serve, sshd):
+    """One command on each host; ``stop`` after 0, 5, 10, ... ms: while ssh connects,
+    authenticates, starts the wrapper, hands it the environment, or after the command
+    started. Whenever the stop comes, no process of any command is left on any host."""
+    marker = f"trail-mark-{uuid.uuid4().hex}"
+    hosts = fleet(HOSTS)
+    for delay in DELAYS_MS:
+        steps = [Step(RemoteCommand(host, f"uname -n; sh -c 'sleep 30; :' {marker}-{delay}",
+                                    host=host, ssh_options=sshd.options, kill_grace=0.5),
+                      name=host) for host in hosts]
+        client = serve(steps)
+        client.start()
+        time.sleep(delay / 1000)
+        client.stop(dry_run=False)
+        wait_until(lambda: "Running" not in states(client).values(),  # noqa: B023
+                   "every step to stop")
+        client.shutdown(dry_run=False)
+    assert_nothing_left(marker)
+
+
+def assert_nothing_left(marker: str) -> None:
+    """A command stops within its grace period; one left behind would run for 30 s."""
+    try:
+        wait_until(lambda: not pgrep("-f", marker), "no process of any command left",
+                   timeout=10)
+    except AssertionError:
+        left = subprocess.run(["pgrep", "-af", marker], capture_output=True,
+                              text=True).stdout.splitlines()
+        raise AssertionError(f"{len(left)} remote processes outlived the stop:\n"
+                             + "\n".join(left)) from None
+
+
+@pytest.mark.parametrize("stderr", ["broken", "open"])
+def test_a_connection_gone_as_the_command_starts_still_stops_it(stderr):
+    """The moment a stop during set-up can hit: the wrapper has its "go", the channel then
+    closes. Its input is at its end before the command's group exists, and its stderr may
+    be a broken pipe already (the "started" marker cannot be written). The wrapper is run
+    as ssh would run it on a host; the command it starts must still be stopped, every
+    time."""
+    marker = f"trail-mark-{uuid.uuid4().hex}"
+    wrappers = []
+    readers: list[int] = []
+    for i in range(20):
+        tag = new_tag()
+        argv = wrapped_argv(Target(), f"sh -c 'sleep 30; :' {marker}-{i}", tag, 0.5)
+        read_end, write_end = os.pipe()
+        if stderr == "broken":
+            os.close(read_end)  # whoever read the wrapper's stderr is gone
+        else:
+            readers.append(read_end)
+        wrapper = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                   stderr=write_end, start_new_session=True)
+        os.close(write_end)
+        assert wrapper.stdin is not None
+        wrapper.stdin.write(preamble(tag, None))
+        wrapper.stdin.close()  # ... and the channel closes
+        wrappers.append(wrapper)
+    for wrapper in wrappers:
+        wrapper.wait(30)
+    for read_end in readers:
+        os.close(read_end)
+    assert_nothing_left(marker)
