@@ -4,9 +4,13 @@ running on any host (tests/remote/sshd.py: every host is this machine, so pgrep 
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -82,4 +86,38 @@ def test_a_connection_gone_as_the_command_starts_still_stops_it(stderr):
         wrapper.wait(30)
     for read_end in readers:
         os.close(read_end)
+    assert_nothing_left(marker)
+
+
+def test_a_background_trail_run_stops_on_sigterm_and_says_sigint_is_ignored(sshd, tmp_path):
+    """`trail run ... &` in a script: the shell starts it with SIGINT ignored (so the
+    terminal's Ctrl-C leaves it be), which trail keeps and says, naming what does stop it.
+    SIGTERM stops it: exit 3, and nothing left on any host."""
+    marker = f"trail-mark-{uuid.uuid4().hex}"
+    hosts = fleet(8)
+    book = tmp_path / "book.py"
+    book.write_text(
+        "from trail import RemoteCommand, Step\n"
+        f"trail = [Step(RemoteCommand(h, \"sh -c 'sleep 30; :' {marker}\", host=h,\n"
+        f"                            ssh_options={sshd.options!r}, kill_grace=0.5),\n"
+        f"              name=h) for h in {hosts!r}]\n")
+    out = tmp_path / "out"
+    trail_run = shlex.join([sys.executable, "-m", "trail", "run", str(book), "--plain",
+                            "--journal", str(tmp_path / "journal.sqlite3")])
+    script = subprocess.Popen(
+        ["sh", "-c", f"{trail_run} >{out} 2>&1 & echo $!; wait $!"],
+        stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    try:
+        assert script.stdout is not None
+        pid = int(script.stdout.readline())
+        wait_until(lambda: len(pgrep("-f", f"sleep 30; : {marker}")) == len(hosts),
+                   "every host's command to start")
+        assert f"note: SIGINT is ignored here (started in the background by a script): " \
+               f"stop this run with SIGTERM (kill {pid})" in out.read_text()
+        os.kill(pid, signal.SIGTERM)
+        assert script.wait(30) == 3, out.read_text()
+    finally:
+        if script.poll() is None:
+            os.killpg(script.pid, signal.SIGKILL)
     assert_nothing_left(marker)

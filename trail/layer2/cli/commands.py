@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import signal
 import stat
 import sys
 import time
@@ -255,6 +256,14 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
                           f" (steps that were running come back Interrupted: resume or rerun "
                           f"them)", markup=False, highlight=False, soft_wrap=True)
             start = False  # a taken-up run was started already
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            # A shell without job control (a script's `trail run ... &`) starts background
+            # commands with SIGINT ignored, so that the terminal's Ctrl-C leaves them be.
+            # trail keeps that choice, as Python does; say how to stop it instead.
+            console.print(f"note: SIGINT is ignored here (started in the background by a "
+                          f"script): stop this run with SIGTERM (kill {os.getpid()}) or "
+                          f"trail stop --socket {server.socket_file} --yes",
+                          markup=False, highlight=False, soft_wrap=True)
         for problem in client.info().get("context_problems") or []:
             console.print(f"warning: {problem}", markup=False, highlight=False, soft_wrap=True)
         try:
