@@ -20,7 +20,9 @@ from pathlib import Path
 
 SSH_FAILED = 255  # ssh's own exit code for its errors
 SHARE_PERSIST = 60  # seconds a shared connection trail opened outlives its last command
-_MAX_CONTROL_PATH = 100  # a socket path: 107 bytes at most on Linux, kept short of it
+_MAX_SOCKET_PATH = 104  # bytes: 107 at most on Linux, 103 on the BSDs
+_SSH_TEMP_SUFFIX = 17  # ssh binds the master's socket at the path plus ".<16 random>" first
+_DIGEST = 20  # hex characters of a connection's name
 _SHARING = ("controlmaster", "controlpath", "controlpersist")
 
 log = logging.getLogger(__name__)
@@ -90,8 +92,9 @@ def sharing_options(options: Sequence[str], identity: Sequence[str]) -> list[str
     ends SHARE_PERSIST seconds after the last; its socket in a directory only this user can
     enter. A config that says anything of sharing is the user's choice, taken as it is
     (``ControlMaster no`` turns it off). Commands share a connection only when their
-    ``identity`` (the host as written, user, port and ssh options) is the same: ssh's own
-    %C does not tell apart two host aliases with different keys."""
+    ``identity`` (the host as written, user, port and ssh options) is the same: its
+    digest names the socket (ssh's own %C does not tell apart two host aliases with
+    different keys, and is too long for some socket directories)."""
     if any(option == "-S" or option.lower().removeprefix("-o").startswith(_SHARING)
            for option in options):
         return []
@@ -101,8 +104,8 @@ def sharing_options(options: Sequence[str], identity: Sequence[str]) -> list[str
     directory = _control_dir()
     if directory is None:
         return []
-    digest = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:12]
-    return ["-o", "ControlMaster=auto", "-o", f"ControlPath={directory}/{digest}-%C",
+    digest = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:_DIGEST]
+    return ["-o", "ControlMaster=auto", "-o", f"ControlPath={directory}/{digest}",
             "-o", f"ControlPersist={SHARE_PERSIST}"]
 
 
@@ -140,11 +143,11 @@ def _configured(files: tuple[str, ...]) -> bool:
 @functools.lru_cache(maxsize=1)
 def _control_dir() -> str | None:
     """``ssh`` in this user's private socket directory (made 0700), or None when that
-    path is too long for a socket (a digest and %C add 53 characters)."""
+    path is too long for a socket."""
     from trail.layer1.sockets import ensure_private_dir, socket_dir
 
     directory = socket_dir() / "ssh"
-    if len(str(directory)) + 54 > _MAX_CONTROL_PATH:
+    if len(str(directory)) + 1 + _DIGEST + _SSH_TEMP_SUFFIX > _MAX_SOCKET_PATH:
         log.info("no ssh connection sharing: %s is too long a path for its sockets", directory)
         return None
     try:
