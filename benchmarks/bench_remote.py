@@ -134,7 +134,8 @@ def trail_env(runtime: str) -> dict[str, str]:
 
 
 def trail_run_argv(book: Path, runtime: str) -> list[str]:
-    return [sys.executable, "-m", "trail", "run", str(book), "--plain",
+    # A generous client timeout: 100 steps starting at once on a loaded machine.
+    return [sys.executable, "-m", "trail", "--timeout", "60", "run", str(book), "--plain",
             "--journal", os.path.join(runtime, "journal.sqlite3")]
 
 
