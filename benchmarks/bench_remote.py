@@ -184,7 +184,7 @@ def cold(sshd: Sshd, count: int, rounds: int) -> None:
 
 def warm(sshd: Sshd, count: int, rounds: int) -> None:
     shared = tempfile.mkdtemp(prefix="cm-", dir="/tmp")
-    mux = ["-o", f"ControlPath={shared}/%C"]
+    mux = ["-o", f"ControlPath={shared}/%n"]  # a master per host name
     hosts = fleet(count)
     masters = [subprocess.Popen(bare_argv(sshd, h, "true", [*mux, "-o", "ControlMaster=yes",
                                                               "-o", "ControlPersist=600"]))

@@ -121,3 +121,28 @@ def test_a_background_trail_run_stops_on_sigterm_and_says_sigint_is_ignored(sshd
         if script.poll() is None:
             os.killpg(script.pid, signal.SIGKILL)
     assert_nothing_left(marker)
+
+
+def test_the_command_line_on_the_host_is_short_the_wrapper_comes_on_input(serve, sshd):
+    """What ``ps`` shows on the host: the command and a loader of about a hundred
+    characters; the stop wrapper and its watcher travel on the command's input."""
+    marker = f"trail-mark-{uuid.uuid4().hex}"
+    step = Step(RemoteCommand("nap", f"sh -c 'sleep 30; :' {marker}", host="h1",
+                              ssh_options=sshd.options, kill_grace=0.5), name="nap")
+    client = serve(step)
+    client.start()
+    wait_until(lambda: pgrep("-f", f"sleep 30; : {marker}"), "the command to start")
+    pid = pgrep("-f", f"^/bin/sh -c sh -c 'sleep 30; :' {marker}")  # the command's leader
+    watcher = f'/bin/sh -c eval "$TRAIL_WATCHER" trail-watcher {pid[0]} 5'
+
+    def command_lines() -> list[str]:
+        return subprocess.run(["ps", "-ewwo", "args"], capture_output=True,
+                              text=True).stdout.splitlines()
+    lines = wait_until(lambda: (lambda seen: seen if watcher in seen else [])(command_lines()),
+                       "the watcher to start")
+    wrapper = [line for line in lines if line.startswith("/bin/sh -c")
+               and "trail-wrapper" in line and marker in line]
+    assert wrapper and all(len(line) < 200 + len(marker) for line in wrapper), wrapper
+    assert not any("setsid" in line for line in wrapper)
+    client.stop(dry_run=False)
+    assert_nothing_left(marker)

@@ -38,8 +38,14 @@ from dataclasses import dataclass
 
 from trail.layer2.steps.ssh import Target
 
-# $1: the marker tag, $2: grace period in tenths of a second, $3: the command (sh text),
-# $4: WATCHER.
+# What the command line carries (``ps`` shows it to every user of the host): a short
+# loader that reads the wrapper from its input, up to an end line, and runs it; nothing if
+# the input ends first. $1: the marker tag, $2: grace period in tenths of a second, $3: the
+# command (sh text).
+LOADER = ("nl=$(printf '\\nx'); nl=${nl%x}; w=; while IFS= read -r l; do "  # one ps line
+          '[ "$l" = "$1 end" ] && { eval "$w"; exit; }; w="$w$l$nl"; done; exit 0')
+
+# The wrapper, sent on the command's input (see ``preamble``); $watcher holds WATCHER.
 WRAPPER = """
 command -v setsid >/dev/null 2>&1 || {
     echo "trail: setsid (util-linux) is not installed on this host" >&2; exit 127; }
@@ -60,7 +66,8 @@ eval "$env"
 exec 3<&0 </dev/null
 setsid /bin/sh -c "$3" 3<&- &
 pid=$!
-setsid /bin/sh -c "$4" trail-watcher "$pid" "$ticks" <&3 >/dev/null 2>&1 &
+TRAIL_WATCHER=$watcher setsid /bin/sh -c 'eval "$TRAIL_WATCHER"' trail-watcher "$pid" \\
+    "$ticks" <&3 >/dev/null 2>&1 &
 watcher=$!
 exec 3<&-
 say "started $pid"
@@ -105,8 +112,9 @@ def inner_script(command: str, cwd: str | None) -> str:
 
 
 def preamble(tag: str, env: Mapping[str, str] | None) -> bytes:
-    """What the wrapper reads first on its input: ``export`` lines, then "go"."""
-    lines = []
+    """What the command reads first on its input: the wrapper (for LOADER), then the
+    wrapper's ``export`` lines, then "go"."""
+    lines = [f"watcher={shlex.quote(WATCHER)}\n", WRAPPER.lstrip("\n"), f"{tag} end\n"]
     for name, value in (env or {}).items():
         if not _NAME.match(name):
             raise ValueError(f"not an environment variable name: {name!r}")
@@ -119,8 +127,8 @@ def wrapped_argv(target: Target, script: str, tag: str, grace: float) -> list[st
     """The wrapper running ``script`` (under sudo when asked): on a host, ssh hands it,
     joined, to the login shell; here, it is run as it is."""
     ticks = max(1, round(grace * 10))
-    return [*target.sudo_argv(), "/bin/sh", "-c", WRAPPER, "trail-wrapper", tag, str(ticks),
-            script, WATCHER]
+    return [*target.sudo_argv(), "/bin/sh", "-c", LOADER, "trail-wrapper", tag, str(ticks),
+            script]
 
 
 def new_tag() -> str:
