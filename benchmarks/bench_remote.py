@@ -14,8 +14,8 @@ interleaved over ``--rounds`` and reported as medians: `trail run --plain` of a 
 - stop50: 50 hosts running ``sleep 30``, SIGTERM to `trail run` once all have started:
   seconds to nothing left on the hosts, and how many are left; floor: SIGTERM to 50 bare
   ssh (ssh without a terminal passes no hang-up: all 50 are left);
-- memory100: the RSS of trail run's whole local process tree (trail run, step processes,
-  ssh; its peak) while 100 hosts run ``sleep 8``, against 100 bare ssh.
+- memory100: the memory (PSS) of trail run's whole local process tree (trail run, step
+  processes, ssh; its peak) while 100 hosts run ``sleep 8``, against 100 bare ssh.
 The hosts h1..hN are all the tests' private sshd on loopback.
 
 Starts the tests' private sshd on loopback (tests/remote/sshd.py), so the figures are
@@ -304,7 +304,9 @@ def stop(sshd: Sshd, count: int, rounds: int) -> None:
 
 
 def tree_rss(root: int) -> int:
-    """KiB of resident memory of ``root`` and all its descendants."""
+    """KiB of memory of ``root`` and all its descendants: their proportional set size (a
+    page shared by n processes, as a forked step shares the server's, counts 1/n in each;
+    summed RSS would count it n times)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -319,9 +321,9 @@ def tree_rss(root: int) -> int:
         pid = todo.pop()
         todo += children.get(pid, [])
         with contextlib.suppress(OSError):
-            with open(f"/proc/{pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
                         total += int(line.split()[1])
     return total
 
@@ -357,7 +359,7 @@ def memory(sshd: Sshd, count: int, rounds: int) -> None:
             end_masters(runtime)
             shutil.rmtree(runtime, ignore_errors=True)
         trail.append(peak / 1024)
-    report(f"memory, {count} hosts running (MiB)", floor, trail, "MiB")
+    report(f"memory (PSS), {count} hosts running", floor, trail, "MiB")
 
 
 SCENARIOS = ("cold100", "cold10", "warm100", "rolling50", "stop50", "memory100")
