@@ -15,7 +15,8 @@ interleaved over ``--rounds`` and reported as medians: `trail run --plain` of a 
   seconds to nothing left on the hosts, and how many are left; floor: SIGTERM to 50 bare
   ssh (ssh without a terminal passes no hang-up: all 50 are left);
 - memory100: the memory (PSS) of trail run's whole local process tree (trail run, step
-  processes, ssh; its peak) while 100 hosts run ``sleep 8``, against 100 bare ssh.
+  processes, ssh, and the ssh masters its commands opened; its peak) while 100 hosts
+  run ``sleep 8``, against 100 bare ssh.
 The hosts h1..hN are all the tests' private sshd on loopback.
 
 Starts the tests' private sshd on loopback (tests/remote/sshd.py), so the figures are
@@ -303,7 +304,16 @@ def stop(sshd: Sshd, count: int, rounds: int) -> None:
           f"floor (bare ssh): left {left_floor}", flush=True)
 
 
-def tree_rss(root: int) -> int:
+def pss(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    return 0
+
+
+def tree_rss(root: int, also: str | None = None) -> int:
     """KiB of memory of ``root`` and all its descendants: their proportional set size (a
     page shared by n processes, as a forked step shares the server's, counts 1/n in each;
     summed RSS would count it n times)."""
@@ -316,16 +326,16 @@ def tree_rss(root: int) -> int:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [root]
+    seen, todo = set(), [root]
+    if also is not None:  # the ssh masters trail's commands started: daemons, not children
+        found = subprocess.run(["pgrep", "-f", also], capture_output=True, text=True)
+        todo += [int(pid) for pid in found.stdout.split()]
     while todo:
         pid = todo.pop()
-        todo += children.get(pid, [])
-        with contextlib.suppress(OSError):
-            with open(f"/proc/{pid}/smaps_rollup") as rollup:
-                for line in rollup:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-    return total
+        if pid not in seen:
+            seen.add(pid)
+            todo += children.get(pid, [])
+    return sum(pss(pid) for pid in seen)
 
 
 def memory(sshd: Sshd, count: int, rounds: int) -> None:
@@ -353,7 +363,7 @@ def memory(sshd: Sshd, count: int, rounds: int) -> None:
         peak = 0
         try:
             while process.poll() is None:
-                peak = max(peak, tree_rss(process.pid))
+                peak = max(peak, tree_rss(process.pid, also=runtime))
                 time.sleep(0.05)
         finally:
             end_masters(runtime)
