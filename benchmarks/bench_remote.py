@@ -1,6 +1,23 @@
 """Remote steps: what trail adds to a command run over ssh, as ratios to bare ssh.
 
-    python benchmarks/bench_remote.py [--steps 20] [--fan 20]
+    python benchmarks/bench_remote.py [--rounds 3] [--only cold100,warm100,...]
+    python benchmarks/bench_remote.py --classic [--steps 20] [--fan 20]
+
+Fleet scenarios (the default), each against its floor measured in the same run,
+interleaved over ``--rounds`` and reported as medians: `trail run --plain` of a runbook
+(so trail's start-up counts) against N bare ``ssh`` started at once:
+- cold100, cold10: one command (``true``) on 100 / 10 hosts, no connection up before;
+- warm100: the same over master connections already up (ControlMaster), both sides;
+- rolling50: drain, restart, check on 50 hosts, 10 hosts at a time (a shared pool, with
+  priorities so that a host under way finishes first); floor: 10 workers running the 3
+  commands of a host one after another with bare ssh;
+- stop50: 50 hosts running ``sleep 30``, SIGTERM to `trail run` once all have started:
+  seconds to nothing left on the hosts, and how many are left; floor: SIGTERM to 50 bare
+  ssh (ssh without a terminal passes no hang-up: all 50 are left);
+- memory100: the memory (PSS) of trail run's whole local process tree (trail run, step
+  processes, ssh, and the ssh masters its commands opened; its peak) while 100 hosts
+  run ``sleep 8``, against 100 bare ssh.
+The hosts h1..hN are all the tests' private sshd on loopback.
 
 Starts the tests' private sshd on loopback (tests/remote/sshd.py), so the figures are
 ssh's own cost (key exchange, a session, a remote shell) plus trail's, with no network.
@@ -12,10 +29,15 @@ step's Succeeded event. Also: how long after interrupt() the remote command is g
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -23,7 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from benchmarks.bench_engine import ms, run_time  # noqa: E402
-from tests.remote.sshd import ALIASES, Sshd  # noqa: E402
+from tests.remote.sshd import ALIASES, Sshd, fleet  # noqa: E402
 from trail import RemoteCommand, Step, TrailClient, TrailServer  # noqa: E402
 
 
@@ -79,12 +101,317 @@ def stop_latency(sshd: Sshd, rounds: int) -> list[float]:
     return times
 
 
+
+
+# --- fleet scenarios --------------------------------------------------------------------
+
+ROOT = Path(__file__).parents[1]
+
+
+def bare_argv(sshd: Sshd, host: str, command: str, extra: list[str] | None = None) -> list[str]:
+    return ["ssh", *sshd.options, *(extra or []), "-T", "-o", "BatchMode=yes", host, command]
+
+
+def at_once(argvs: list[list[str]]) -> float:
+    """Seconds for these commands, all started at once, to end (each must succeed)."""
+    started = time.perf_counter()
+    running = [subprocess.Popen(argv, stdin=subprocess.DEVNULL) for argv in argvs]
+    for process in running:
+        assert process.wait() == 0
+    return time.perf_counter() - started
+
+
+def runbook(body: str, sshd: Sshd, extra: list[str] | None = None) -> Path:
+    path = Path(tempfile.mkdtemp(prefix="trail-bench-book-")) / "book.py"
+    path.write_text("from trail import RemoteCommand, Step, on_hosts\n"
+                    f"OPTIONS = {[*sshd.options, *(extra or [])]!r}\n"
+                    "HOSTS = [f'h{i}' for i in range(1, 101)]\n" + body)
+    return path
+
+
+def trail_env(runtime: str) -> dict[str, str]:
+    """A fresh runtime directory: trail's sockets and its shared ssh connections are new."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), "XDG_RUNTIME_DIR": runtime}
+
+
+def trail_run_argv(book: Path, runtime: str) -> list[str]:
+    # A generous client timeout: 100 steps starting at once on a loaded machine.
+    return [sys.executable, "-m", "trail", "--timeout", "60", "run", str(book), "--plain",
+            "--journal", os.path.join(runtime, "journal.sqlite3")]
+
+
+def end_masters(directory: str) -> None:
+    """End the ssh master connections whose sockets are under ``directory`` (by pid)."""
+    found = subprocess.run(["pgrep", "-f", directory], capture_output=True, text=True)
+    for pid in found.stdout.split():
+        if int(pid) != os.getpid():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGTERM)
+
+
+def trail_time(book: Path) -> float:
+    """Seconds of `trail run --plain book` (which must succeed), from a cold start."""
+    runtime = tempfile.mkdtemp(prefix="trail-bench-rt-")
+    try:
+        started = time.perf_counter()
+        done = subprocess.run(trail_run_argv(book, runtime), env=trail_env(runtime),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=300)  # a failed step would wait for an operator
+        took = time.perf_counter() - started
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        return took
+    finally:
+        end_masters(runtime)
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def report(name: str, floor: list[float], trail: list[float], unit: str = "s") -> None:
+    f, t = statistics.median(floor), statistics.median(trail)
+    print(f"{name:<34} floor {f:8.3f} {unit}  trail {t:8.3f} {unit}  ratio {t / f:5.2f}x"
+          f"   (rounds: floor {' '.join(f'{x:.2f}' for x in floor)}; "
+          f"trail {' '.join(f'{x:.2f}' for x in trail)})", flush=True)
+
+
+def cold(sshd: Sshd, count: int, rounds: int) -> None:
+    book = runbook(f"trail = on_hosts(HOSTS[:{count}], 'true', name='one', "
+                   "ssh_options=OPTIONS)\n", sshd)
+    hosts = fleet(count)
+    floor, trail = [], []
+    for _ in range(rounds):
+        floor.append(at_once([bare_argv(sshd, h, "true") for h in hosts]))
+        trail.append(trail_time(book))
+    report(f"one command, {count} hosts, cold", floor, trail)
+
+
+def warm(sshd: Sshd, count: int, rounds: int) -> None:
+    shared = tempfile.mkdtemp(prefix="cm-", dir="/tmp")
+    mux = ["-o", f"ControlPath={shared}/%n"]  # a master per host name
+    hosts = fleet(count)
+    masters = [subprocess.Popen(bare_argv(sshd, h, "true", [*mux, "-o", "ControlMaster=yes",
+                                                              "-o", "ControlPersist=600"]))
+               for h in hosts]
+    for master in masters:
+        assert master.wait() == 0
+    book = runbook(f"trail = on_hosts(HOSTS[:{count}], 'true', name='one', "
+                   "ssh_options=OPTIONS)\n", sshd, mux)
+    try:
+        floor, trail = [], []
+        for _ in range(rounds):
+            floor.append(at_once([bare_argv(sshd, h, "true", mux) for h in hosts]))
+            trail.append(trail_time(book))
+        report(f"one command, {count} hosts, warm", floor, trail)
+    finally:
+        end_masters(shared)
+
+
+def rolling(sshd: Sshd, count: int, width: int, rounds: int) -> None:
+    book = runbook(f"""
+N = {count}
+trail = []
+for i, host in enumerate(HOSTS[:N]):
+    chain = [Step(RemoteCommand(f"{{phase}}@{{host}}", "true", host=host, ssh_options=OPTIONS),
+                  name=f"{{phase}}@{{host}}", pool="fleet", pool_size={width},
+                  priority=rank * 1000 + N - i)
+             for rank, phase in enumerate(("drain", "restart", "check"))]
+    trail += [(chain[0], chain[1]), (chain[1], chain[2])]
+""", sshd)
+    hosts = fleet(count)
+
+    def floor_once() -> float:
+        queue = list(hosts)
+        lock = threading.Lock()
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    host = queue.pop(0)
+                for _ in range(3):
+                    subprocess.run(bare_argv(sshd, host, "true"), check=True,
+                                   stdin=subprocess.DEVNULL)
+        started = time.perf_counter()
+        threads = [threading.Thread(target=worker) for _ in range(width)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.perf_counter() - started
+
+    floor, trail = [], []
+    for _ in range(rounds):
+        floor.append(floor_once())
+        trail.append(trail_time(book))
+    report(f"drain/restart/check {count} hosts by {width}", floor, trail)
+
+
+def left_on_hosts(marker: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def kill_pids(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def stop(sshd: Sshd, count: int, rounds: int) -> None:
+    hosts = fleet(count)
+    times, left_trail, left_floor = [], [], []
+    for _ in range(rounds):
+        marker = f"trail-bench-{uuid.uuid4().hex}"
+        command = f"sh -c 'sleep 30; :' {marker}"
+        pattern = f"sleep 30; : {marker}"
+        # Floor: bare ssh, SIGTERM once all have started.
+        running = [subprocess.Popen(bare_argv(sshd, h, command), stdin=subprocess.DEVNULL)
+                   for h in hosts]
+        while len(left_on_hosts(pattern)) < count:
+            time.sleep(0.01)
+        for process in running:
+            process.terminate()
+        for process in running:
+            process.wait()
+        time.sleep(2)
+        left_floor.append(len(left_on_hosts(pattern)))
+        kill_pids(left_on_hosts(marker))
+        # trail
+        marker = f"trail-bench-{uuid.uuid4().hex}"
+        pattern = f"sleep 30; : {marker}"
+        book = runbook(f"trail = on_hosts(HOSTS[:{count}], \"sh -c 'sleep 30; :' {marker}\", "
+                       "name='nap', ssh_options=OPTIONS, kill_grace=0.5)\n", sshd)
+        runtime = tempfile.mkdtemp(prefix="trail-bench-rt-")
+        process = subprocess.Popen(trail_run_argv(book, runtime), env=trail_env(runtime),
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            while len(left_on_hosts(pattern)) < count:
+                time.sleep(0.01)
+            started = time.perf_counter()
+            process.terminate()
+            deadline = started + 10
+            while left_on_hosts(pattern) and time.perf_counter() < deadline:
+                time.sleep(0.005)
+            times.append(time.perf_counter() - started)
+            assert process.wait(60) == 3
+            left_trail.append(len(left_on_hosts(pattern)))
+        finally:
+            kill_pids(left_on_hosts(marker))
+            end_masters(runtime)
+            shutil.rmtree(runtime, ignore_errors=True)
+    print(f"stop {count} x sleep 30 (SIGTERM)          trail: nothing left after "
+          f"{statistics.median(times):.3f} s (median), left on hosts {left_trail}; "
+          f"floor (bare ssh): left {left_floor}", flush=True)
+
+
+def pss(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    return 0
+
+
+def tree_rss(root: int, also: str | None = None) -> int:
+    """KiB of memory of ``root`` and all its descendants: their proportional set size (a
+    page shared by n processes, as a forked step shares the server's, counts 1/n in each;
+    summed RSS would count it n times)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    seen, todo = set(), [root]
+    if also is not None:  # the ssh masters trail's commands started: daemons, not children
+        found = subprocess.run(["pgrep", "-f", also], capture_output=True, text=True)
+        todo += [int(pid) for pid in found.stdout.split()]
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            todo += children.get(pid, [])
+    return sum(pss(pid) for pid in seen)
+
+
+def memory(sshd: Sshd, count: int, rounds: int) -> None:
+    hosts = fleet(count)
+    floor, trail = [], []
+    for _ in range(rounds):
+        marker = f"trail-bench-{uuid.uuid4().hex}"
+        command = f"sh -c 'sleep 8; :' {marker}"
+        script = ("import subprocess, sys\n"
+                  f"ps = [subprocess.Popen({['ssh', *sshd.options, '-T', '-o', 'BatchMode=yes']!r}"
+                  f" + [h, {command!r}], stdin=subprocess.DEVNULL) for h in {hosts!r}]\n"
+                  "[p.wait() for p in ps]\n")
+        process = subprocess.Popen([sys.executable, "-c", script])
+        peak = 0
+        while process.poll() is None:
+            peak = max(peak, tree_rss(process.pid))
+            time.sleep(0.05)
+        floor.append(peak / 1024)
+        book = runbook(f"trail = on_hosts(HOSTS[:{count}], {command!r}, name='nap', "
+                       "ssh_options=OPTIONS)\n", sshd)
+        runtime = tempfile.mkdtemp(prefix="trail-bench-rt-")
+        process = subprocess.Popen(trail_run_argv(book, runtime), env=trail_env(runtime),
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        peak = 0
+        try:
+            while process.poll() is None:
+                peak = max(peak, tree_rss(process.pid, also=runtime))
+                time.sleep(0.05)
+        finally:
+            end_masters(runtime)
+            shutil.rmtree(runtime, ignore_errors=True)
+        trail.append(peak / 1024)
+    report(f"memory (PSS), {count} hosts running", floor, trail, "MiB")
+
+
+SCENARIOS = ("cold100", "cold10", "warm100", "rolling50", "stop50", "memory100")
+
+
+def fleet_main(options: argparse.Namespace) -> None:
+    sshd = Sshd(Path(tempfile.mkdtemp(prefix="trail-bench-sshd-")))
+    chosen = options.only.split(",") if options.only else SCENARIOS
+    rounds = options.rounds
+    try:
+        for name in chosen:
+            if name == "cold100":
+                cold(sshd, 100, rounds)
+            elif name == "cold10":
+                cold(sshd, 10, rounds)
+            elif name == "warm100":
+                warm(sshd, 100, rounds)
+            elif name == "rolling50":
+                rolling(sshd, 50, 10, rounds)
+            elif name == "stop50":
+                stop(sshd, 50, rounds)
+            elif name == "memory100":
+                memory(sshd, 100, rounds)
+            else:
+                raise SystemExit(f"no scenario {name!r}: {', '.join(SCENARIOS)}")
+    finally:
+        sshd.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classic", action="store_true",
+                        help="the chain, fan and stop-latency figures of one host")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", help="comma-separated: " + ", ".join(SCENARIOS))
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--fan", type=int, default=20)
     parser.add_argument("--stops", type=int, default=5)
     options = parser.parse_args()
+    if not options.classic:
+        fleet_main(options)
+        return
     sshd = Sshd(Path(tempfile.mkdtemp(prefix="trail-bench-sshd-")))
     try:
         floor = sequential_floor(sshd, options.steps)

@@ -75,7 +75,7 @@ def test_the_client_has_autotrails_signatures_from_the_table():
 
 
 def test_every_face_offers_its_calls_with_the_tables_arguments():
-    assert set(main.commands) == COMMANDS | WRITTEN_COMMANDS
+    assert set(main.list_commands(click.Context(main))) == COMMANDS | WRITTEN_COMMANDS
     for spec in SPECS:
         shape = str(inspect.signature(getattr(TrailClient, spec.name)))
         assert str(inspect.signature(getattr(InteractiveTrail, spec.name))) == shape

@@ -17,6 +17,11 @@ from tests.support import require, wait_until
 ALIASES = ("db1", "db2", "db3")  # three "hosts", all this sshd
 
 
+def fleet(count: int) -> list[str]:
+    """``count`` host names for a fleet, ``h1``..``hN``: every one is this sshd."""
+    return [f"h{i}" for i in range(1, count + 1)]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -30,7 +35,8 @@ def keygen(path: Path) -> str:
 
 
 class Sshd:
-    """sshd on 127.0.0.1 and an ssh config naming it: ``db1``..``db3`` (good), ``stranger``
+    """sshd on 127.0.0.1 and an ssh config naming it: ``db1``..``db3`` and ``h1``, ``h2``,
+    ... (good: see ``fleet``), ``stranger``
     (a key the server does not know), ``impostor`` (the server's key is not the one known),
     ``closed`` (a port nobody listens on)."""
 
@@ -73,7 +79,7 @@ ClientAliveInterval 0
 """
         self.config = directory / "ssh_config"
         self.config.write_text(f"""\
-Host {" ".join(ALIASES)}
+Host {" ".join(ALIASES)} h*
     Port {self.port}
     IdentityFile {directory}/client_key
     UserKnownHostsFile {directory}/known_hosts

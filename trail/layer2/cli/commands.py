@@ -12,10 +12,12 @@ from __future__ import annotations
 import atexit
 import code
 import contextlib
+import importlib
 import json
 import logging
 import math
 import os
+import signal
 import stat
 import sys
 import time
@@ -40,9 +42,7 @@ from trail.layer1.sockets import (
 )
 from trail.layer2.cli.display import call_result, runs_table, timeline_table
 from trail.layer2.cli.liveview import parse_reply, stop_on_signals, watch
-from trail.layer2.cli.repl import bind_calls
 from trail.layer2.client import TrailClient
-from trail.layer2.diagram import definition_dot, live_dot, render
 from trail.layer2.runbook import load_runbook
 from trail.layer2.server import TrailServer
 
@@ -149,7 +149,47 @@ def _check_timeout(ctx: click.Context, param: click.Parameter, value: float) -> 
     return value
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands defined in other modules, loaded when named (or listed, for help): `trail run`
+# does not pay for the web page's, the schedules', the YAML runbooks' or the logs' imports.
+# name -> (module, the function that registers its commands on ``main``; None: the module
+# registers them itself, or defines the command under its name).
+LAZY_COMMANDS: dict[str, tuple[str, str | None]] = {
+    "logs": ("trail.layer2.cli.logs", None),
+    "validate": ("trail.layer2.cli.yamlbook", None),
+    "schema": ("trail.layer2.cli.yamlbook", None),
+    "export": ("trail.layer2.cli.yamlbook", None),
+    "schedule": ("trail.layer2.cli.schedule", "add_schedule_commands"),
+    "scheduler": ("trail.layer2.cli.schedule", "add_schedule_commands"),
+    "web": ("trail.layer2.cli.web", None),
+}
+
+
+class _Commands(click.Group):
+    """The ``trail`` group: the commands of LAZY_COMMANDS load on first use."""
+
+    def _load(self, name: str) -> None:
+        module_name, register = LAZY_COMMANDS[name]
+        if name in self.commands:
+            return
+        module = importlib.import_module(module_name)
+        if register is not None:
+            getattr(module, register)(self)
+        elif name not in self.commands and isinstance(getattr(module, name, None),
+                                                        click.Command):
+            self.add_command(getattr(module, name))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            self._load(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for name in LAZY_COMMANDS:
+            self._load(name)
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.option("--timeout", default=5.0, show_default=True, callback=_check_timeout,
               help=f"Seconds to wait for a server's answer (above 0, at most {MAX_TIMEOUT:g}).")
@@ -255,6 +295,14 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
                           f" (steps that were running come back Interrupted: resume or rerun "
                           f"them)", markup=False, highlight=False, soft_wrap=True)
             start = False  # a taken-up run was started already
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            # A shell without job control (a script's `trail run ... &`) starts background
+            # commands with SIGINT ignored, so that the terminal's Ctrl-C leaves them be.
+            # trail keeps that choice, as Python does; say how to stop it instead.
+            console.print(f"note: SIGINT is ignored here (started in the background by a "
+                          f"script): stop this run with SIGTERM (kill {os.getpid()}) or "
+                          f"trail stop --socket {server.socket_file} --yes",
+                          markup=False, highlight=False, soft_wrap=True)
         for problem in client.info().get("context_problems") or []:
             console.print(f"warning: {problem}", markup=False, highlight=False, soft_wrap=True)
         try:
@@ -605,6 +653,8 @@ def attach(ctx: click.Context, socket: str | None) -> None:
         client = connect(ctx, socket)
         info = client.info()
     namespace: dict[str, Any] = {"client": client}
+    from trail.layer2.cli.repl import bind_calls  # only here: rich's pretty printing
+
     bind_calls(client, namespace)
     _readline(namespace)
     banner = (f"trail attached to {info.get('name')} at {client.socket_file}\n"
@@ -645,6 +695,8 @@ def dot(ctx: click.Context, runbook: str | None, socket: str | None, out: str) -
       trail dot examples/failover.py -o failover.svg
       trail dot --socket /tmp/trail-1000/x.sock -o now.png
     """
+    from trail.layer2.diagram import definition_dot, live_dot, render  # graphviz: only here
+
     with speaking(ctx.obj["debug"]):
         if runbook:
             graph = definition_dot(load_runbook(runbook).trail)

@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import RenderableType
-from rich.pretty import Pretty
 from rich.table import Table
 from rich.text import Text
 
@@ -117,6 +116,8 @@ def call_result(spec: CallSpec, result: Any, dry_run: bool, label: str, do_it: s
                              said(f"{label}{do_it} {spec.would}"))
     if spec.result is Result.ROWS:
         return status_table(result) if result else said(spec.nothing)
+    from rich.pretty import Pretty  # only here: it imports attrs, and trail run needs none
+
     return Pretty(result)
 
 

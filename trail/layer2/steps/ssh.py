@@ -8,11 +8,24 @@ Commands run there under the stop wrapper (``trail.layer2.steps.wrapper``).
 
 from __future__ import annotations
 
+import functools
+import glob
+import hashlib
+import logging
+import os
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 SSH_FAILED = 255  # ssh's own exit code for its errors
+SHARE_PERSIST = 60  # seconds a shared connection trail opened outlives its last command
+_MAX_SOCKET_PATH = 104  # bytes: 107 at most on Linux, 103 on the BSDs
+_SSH_TEMP_SUFFIX = 17  # ssh binds the master's socket at the path plus ".<16 random>" first
+_DIGEST = 20  # hex characters of a connection's name
+_SHARING = ("controlmaster", "controlpath", "controlpersist")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,8 +80,82 @@ class Target:
             "-o", f"ConnectTimeout={max(1, round(self.connect_timeout))}",
             "-o", f"ServerAliveInterval={max(1, round(self.alive_interval))}",
             "-o", "ServerAliveCountMax=3",
+            *sharing_options(self.ssh_options, (self.where, *self.ssh_options)),
             "--", self.host, remote_command,
         ]
+
+
+def sharing_options(options: Sequence[str], identity: Sequence[str]) -> list[str]:
+    """ssh's connection sharing, unless the runbook's options or the ssh configuration say
+    anything of it (ControlMaster, ControlPath, ControlPersist, ``-S``): the first command
+    to a host opens a master connection that the next ones use (no new handshake) and that
+    ends SHARE_PERSIST seconds after the last; its socket in a directory only this user can
+    enter. A config that says anything of sharing is the user's choice, taken as it is
+    (``ControlMaster no`` turns it off). Commands share a connection only when their
+    ``identity`` (the host as written, user, port and ssh options) is the same: its
+    digest names the socket (ssh's own %C does not tell apart two host aliases with
+    different keys, and is too long for some socket directories)."""
+    if any(option == "-S" or option.lower().removeprefix("-o").startswith(_SHARING)
+           for option in options):
+        return []
+    files = tuple(options[i + 1] for i, option in enumerate(options[:-1]) if option == "-F")
+    if _configured(files or (os.path.expanduser("~/.ssh/config"), "/etc/ssh/ssh_config")):
+        return []
+    directory = _control_dir()
+    if directory is None:
+        return []
+    digest = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:_DIGEST]
+    return ["-o", "ControlMaster=auto", "-o", f"ControlPath={directory}/{digest}",
+            "-o", f"ControlPersist={SHARE_PERSIST}"]
+
+
+@functools.lru_cache(maxsize=16)
+def _configured(files: tuple[str, ...]) -> bool:
+    """True if these ssh config files, or those they include, say anything of sharing."""
+    seen: set[str] = set()
+
+    def says(path: str, depth: int) -> bool:
+        if path in seen or depth > 8:
+            return False
+        seen.add(path)
+        try:
+            text = Path(path).read_text(errors="replace")
+        except OSError:
+            return False
+        base = os.path.dirname(path)
+        for line in text.splitlines():
+            words = line.strip().replace("=", " ").split()
+            if not words:
+                continue
+            key = words[0].lower()
+            if key in _SHARING:
+                return True
+            if key == "include":
+                for pattern in words[1:]:
+                    pattern = os.path.join(base, os.path.expanduser(pattern))
+                    if any(says(found, depth + 1) for found in sorted(glob.glob(pattern))):
+                        return True
+        return False
+
+    return any(says(path, 0) for path in files)
+
+
+@functools.lru_cache(maxsize=1)
+def _control_dir() -> str | None:
+    """``ssh`` in this user's private socket directory (made 0700), or None when that
+    path is too long for a socket."""
+    from trail.layer1.sockets import ensure_private_dir, socket_dir
+
+    directory = socket_dir() / "ssh"
+    if len(str(directory)) + 1 + _DIGEST + _SSH_TEMP_SUFFIX > _MAX_SOCKET_PATH:
+        log.info("no ssh connection sharing: %s is too long a path for its sockets", directory)
+        return None
+    try:
+        ensure_private_dir(directory)
+    except Exception as exc:  # noqa: BLE001 - sharing is an optimisation: go without it
+        log.warning("no ssh connection sharing: %s", exc)
+        return None
+    return str(directory)
 
 
 def ssh_options_argv(options: Sequence[str] | Mapping[str, object] | None) -> tuple[str, ...]:

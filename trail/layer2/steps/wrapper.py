@@ -38,12 +38,21 @@ from dataclasses import dataclass
 
 from trail.layer2.steps.ssh import Target
 
-# $1: the marker tag, $2: grace period in tenths of a second, $3: the command (sh text),
-# $4: WATCHER.
+# What the command line carries (``ps`` shows it to every user of the host): a short
+# loader that reads the wrapper from its input, up to an end line, and runs it; nothing if
+# the input ends first. $1: the marker tag, $2: grace period in tenths of a second, $3: the
+# command (sh text).
+LOADER = ("nl=$(printf '\\nx'); nl=${nl%x}; w=; while IFS= read -r l; do "  # one ps line
+          '[ "$l" = "$1 end" ] && { eval "$w"; exit; }; w="$w$l$nl"; done; exit 0')
+
+# The wrapper, sent on the command's input (see ``preamble``); $watcher holds WATCHER.
 WRAPPER = """
 command -v setsid >/dev/null 2>&1 || {
     echo "trail: setsid (util-linux) is not installed on this host" >&2; exit 127; }
 tag=$1 ticks=$2
+# A marker is written by a subshell: if the connection is gone, SIGPIPE ends that subshell,
+# never the wrapper (which must go on to start the watcher, or wait for the command).
+say() { (echo "$tag $1" >&2); }
 # First on the input: the environment to set, up to a "go" line (so that no value is on a
 # command line, where ps shows it). No "go": whoever started us is gone; run nothing.
 env= go=
@@ -57,31 +66,37 @@ eval "$env"
 exec 3<&0 </dev/null
 setsid /bin/sh -c "$3" 3<&- &
 pid=$!
-echo "$tag started $pid" >&2
-setsid /bin/sh -c "$4" trail-watcher "$pid" "$ticks" <&3 >/dev/null 2>&1 &
+TRAIL_WATCHER=$watcher setsid /bin/sh -c 'eval "$TRAIL_WATCHER"' trail-watcher "$pid" \\
+    "$ticks" <&3 >/dev/null 2>&1 &
 watcher=$!
 exec 3<&-
+say "started $pid"
 { wait "$pid"; } 2>/dev/null; status=$?
 kill "$watcher" 2>/dev/null; { wait "$watcher"; } 2>/dev/null
-echo "$tag exit $status" >&2
+say "exit $status"
 exit "$status"
 """
 
 # In a session of its own, so signals meant for the wrapper (sudo's group here) leave it
-# be. $1: the command's process group, $2: the grace in tenths of a second.
+# be. $1: the command's pid, which leads its own process group once ``setsid`` has made
+# it; $2: the grace in tenths of a second. The input may end before that (a stop during
+# start-up): then the process is signalled by its pid, and looked after until it is gone.
 WATCHER = """
 pid=$1 ticks=$2
-alive() {  # a live process in the group (an orphaned zombie waiting for init is not)
-    kill -0 -$pid 2>/dev/null || return 1
+alive() {  # the command, or a live process in its group (an orphaned zombie is not)
+    kill -0 -$pid 2>/dev/null || kill -0 $pid 2>/dev/null || return 1
     command -v ps >/dev/null 2>&1 || return 0
-    ps -A -o pgid= -o stat= | awk -v g="$pid" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }'
+    ps -A -o pid= -o pgid= -o stat= 2>/dev/null | awk -v g="$pid" '
+        ($1 == g || $2 == g) && $3 !~ /^Z/ { f = 1 }
+        END { exit !(f || NR == 0) }'  # no list at all (ps could not run): maybe alive
 }
+signal() { kill -$1 -$pid 2>/dev/null || kill -$1 $pid 2>/dev/null; }
 while IFS= read -r _; do :; done
 trap '' TERM INT HUP
-kill -TERM -$pid 2>/dev/null || exit 0
+signal TERM || exit 0
 i=0
 while alive; do
-    if [ "$i" -ge "$ticks" ]; then kill -KILL -$pid 2>/dev/null; exit 0; fi
+    if [ "$i" -ge "$ticks" ]; then kill -KILL -$pid $pid 2>/dev/null; exit 0; fi
     sleep 0.1; i=$((i + 1))
 done
 """
@@ -97,8 +112,9 @@ def inner_script(command: str, cwd: str | None) -> str:
 
 
 def preamble(tag: str, env: Mapping[str, str] | None) -> bytes:
-    """What the wrapper reads first on its input: ``export`` lines, then "go"."""
-    lines = []
+    """What the command reads first on its input: the wrapper (for LOADER), then the
+    wrapper's ``export`` lines, then "go"."""
+    lines = [f"watcher={shlex.quote(WATCHER)}\n", WRAPPER.lstrip("\n"), f"{tag} end\n"]
     for name, value in (env or {}).items():
         if not _NAME.match(name):
             raise ValueError(f"not an environment variable name: {name!r}")
@@ -111,8 +127,8 @@ def wrapped_argv(target: Target, script: str, tag: str, grace: float) -> list[st
     """The wrapper running ``script`` (under sudo when asked): on a host, ssh hands it,
     joined, to the login shell; here, it is run as it is."""
     ticks = max(1, round(grace * 10))
-    return [*target.sudo_argv(), "/bin/sh", "-c", WRAPPER, "trail-wrapper", tag, str(ticks),
-            script, WATCHER]
+    return [*target.sudo_argv(), "/bin/sh", "-c", LOADER, "trail-wrapper", tag, str(ticks),
+            script]
 
 
 def new_tag() -> str:
