@@ -23,8 +23,9 @@ def fleet(sshd, tmp_path_factory) -> Hosts:
     """Six "hosts" web1..web6 (aliases of the tests' sshd), the ssh config given once."""
     config = tmp_path_factory.mktemp("fleet") / "ssh_config"
     text = sshd.config.read_text()
-    config.write_text(text.replace(f"Host {' '.join(ALIASES)}\n",
-                                   f"Host {' '.join(ALIASES + WEB)}\n", 1))
+    aliases = f"Host {' '.join(ALIASES)}"
+    assert aliases in text, "the sshd's config names its aliases"
+    config.write_text(text.replace(aliases, f"Host {' '.join(ALIASES + WEB)}", 1))
     return Hosts(WEB, ssh_options=["-F", str(config)], connect_timeout=20)
 
 
