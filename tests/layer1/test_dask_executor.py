@@ -459,7 +459,7 @@ def test_take_up_finds_a_step_still_running_on_a_worker_and_stops_it(tmp_path, c
         assert pid_alive(pid)
         client = server.start()
         # ... but the take-up found it still running on the worker and stopped it.
-        assert not pid_alive(pid)
+        wait_until(lambda: not pid_alive(pid), "the take-up to stop the step", timeout=10)
         assert client.info()["resumed"]
         assert states(client) == {"stubborn": "Interrupted"}
         client.shutdown(dry_run=False)
