@@ -81,10 +81,28 @@ def wait_css(driver: Any, selector: str, what: str = "") -> Any:
                       what or f"{selector} on the page")
 
 
+def click(driver: Any, selector: str, what: str = "") -> None:
+    """Click the first element ``selector`` finds; the page may redraw it between the
+    finding and the click (a stale element), then it is found again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def clicked() -> bool:
+        found = css(driver, selector)
+        if not found:
+            return False
+        try:
+            found[0].click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait_until(clicked, what or f"{selector} to click")
+
+
 def steer(driver: Any, control: str, step: str | None = None) -> list[str]:
     """Click ``control``, check the dry-run preview (returning the steps it names), then
     confirm."""
-    css(driver, control)[0].click()
+    click(driver, control)
     dialog = wait_css(driver, "dialog#confirm[open]", "the dry-run preview")
     names = [li.get_attribute("data-step") for li in css(driver, "#confirm-steps li")]
     if step is not None:
@@ -106,9 +124,9 @@ def test_a_run_watched_steered_and_answered_from_the_page(
         browser: Any, web: WebProcess, serve: Any, runtime: Path, tmp_path: Path) -> None:
     client = start(serve, runtime, html_and_question(), "page")
     browser.get(web.url)  # the list, with the token; the page keeps it from here on
-    link = wait_css(browser, "#trails a", "the trail in the list")
+    wait_css(browser, "#trails a", "the trail in the list")
     key = web.key_of("first")
-    link.click()
+    click(browser, "#trails a")
     wait_until(lambda: browser.current_url.endswith(f"/runs/{key}"), "the run's page")
     node = wait_css(browser, '#diagram g.node[data-step="ask"][data-state="Ready"]',
                     "the diagram")
@@ -117,14 +135,14 @@ def test_a_run_watched_steered_and_answered_from_the_page(
         "first", "ask", "last"]
 
     # Pause ask: the preview names it and changes nothing; confirm pauses it.
-    css(browser, '#steps tr[data-step="ask"]')[0].click()
+    click(browser, '#steps tr[data-step="ask"]')
     wait_css(browser, '#step-panel[data-step="ask"] [data-action="pause"]')
-    css(browser, '#step-panel [data-action="pause"]')[0].click()
+    click(browser, '#step-panel [data-action="pause"]')
     wait_css(browser, "dialog#confirm[open]")
     assert [li.text for li in css(browser, "#confirm-steps li")] == ["1: ask"]
     assert [li.text for li in css(browser, "#confirm-stranded li")] == ["2: last"]
     assert states(client)["ask"] == "Ready"  # only a dry run so far
-    css(browser, "dialog#confirm [data-confirm]")[0].click()
+    click(browser, "dialog#confirm [data-confirm]")
     wait_css(browser, '#steps tr[data-step="ask"][data-state="To Pause"]',
              "the table to show the pause without a reload")
     wait_css(browser, '#diagram g.node[data-step="ask"][data-state="To Pause"]')
@@ -138,12 +156,12 @@ def test_a_run_watched_steered_and_answered_from_the_page(
                       and cell[0].text == HTML_OUTPUT and cell[0], "first's output as text")
     assert "&lt;script&gt;" in last.get_attribute("innerHTML")
     assert not css(browser, "#steps script, #step-panel script, #questions script")
-    css(browser, '#steps tr[data-step="first"]')[0].click()
+    click(browser, '#steps tr[data-step="first"]')
     wait_until(lambda: HTML_OUTPUT in css(browser, "#step-output")[0].text,
                "the output in the step's panel")
 
     # Resume ask; its question shows with a field; the answer from the page is given.
-    css(browser, '#steps tr[data-step="ask"]')[0].click()
+    click(browser, '#steps tr[data-step="ask"]')
     wait_css(browser, '#step-panel[data-step="ask"]')
     steer(browser, '#step-panel [data-action="resume"]', "ask")
     field = wait_css(browser, '[data-answer-for="ask"]', "the question's answer field")
@@ -183,7 +201,8 @@ def test_a_steps_output_streams_into_its_panel(browser: Any, web: WebProcess, se
     client = start(serve, runtime, Step(talk, name="talk"), "stream")
     key = web.key_of("talk")
     browser.get(f"{web.base}/runs/{key}?token={web.token}")
-    wait_css(browser, '#steps tr[data-step="talk"]').click()
+    wait_css(browser, '#steps tr[data-step="talk"]')
+    click(browser, '#steps tr[data-step="talk"]')
     client.start(dry_run=False)
     output = wait_css(browser, "#step-output")
     wait_until(lambda: output.text == "line 1", "the first line in the panel")
@@ -293,7 +312,7 @@ def test_a_fleet_of_thousands_of_steps_is_grouped_with_what_needs_you_on_top(
     field.send_keys("host=web17")
     wait_until(lambda: [r[0] for r in table(browser)] ==
                ["matched", "drain@web17", "upgrade@web17"], "the filter's two steps")
-    css(browser, '#steps tr[data-step="drain@web17"]')[0].click()
+    click(browser, '#steps tr[data-step="drain@web17"]')
     wait_css(browser, '#step-panel[data-step="drain@web17"] [data-action="skip"]')
     steer(browser, '#step-panel [data-action="skip"]', "drain@web17")
     wait_css(browser, '#steps tr[data-step="drain@web17"][data-state="Skipped"]',
@@ -305,7 +324,7 @@ def test_a_fleet_of_thousands_of_steps_is_grouped_with_what_needs_you_on_top(
                ["done: 999 Succeeded · 1 Skipped (every step done in drain)"],
                "the drains counted as done")
     assert "drain" not in [r[0] for r in table(browser)]
-    css(browser, '#steps tr.group[data-group="upgrade"]')[0].click()
+    click(browser, '#steps tr.group[data-group="upgrade"]')
     wait_until(lambda: "upgrade@web0" in [r[0] for r in table(browser)],
                "the upgrade phase expanded")
     rows = table(browser)
