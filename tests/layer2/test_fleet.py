@@ -89,8 +89,11 @@ def test_a_rollout_links_each_host_through_its_phases_and_the_batches_through_ga
     restart = named["restart@web3"]
     assert restart.tags == {"name": "restart@web3", "host": "web3", "rollout": "deploy",
                             "batch": 1, "phase": "restart", "pause_on_fail": False,
-                            "retries": 1}
+                            "retries": 1, "executor": "thread"}
     assert restart.pause_on_fail is False and restart.action_function.timeout == 60
+    assert restart.executor == "thread"  # a thread waits on ssh: no forked server per host
+    assert all(step.executor == "process"
+               for step in fleet.on_hosts("true", name="forked", executor="process"))
     assert named["deploy/canary"].gate and named["deploy/canary"].tags["batch"] == "canary"
     kept = fleet.rolling({"restart": "b"}, name="r", pause_on_fail=True)
     assert all(s.pause_on_fail for s in kept.host_steps["web1"])

@@ -244,6 +244,10 @@ def _split(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             raise ValueError(f"on_hosts and rolling set each step's {reserved!r} themselves")
     shell = {k: v for k, v in options.items() if k in _SHELL_OPTIONS}
     step = {k: v for k, v in options.items() if k not in _SHELL_OPTIONS}
+    # A host's step waits on its ssh: a thread is enough, where a forked copy of the server
+    # per host costs megabytes each (100 hosts: 538 MiB against 144 for bare ssh). The stop
+    # wrapper stops the remote command either way, and a crash closes its input.
+    step.setdefault("executor", "thread")
     return shell, step
 
 
@@ -281,7 +285,8 @@ def on_hosts(
     one of those. ``limit`` lets at most that many of these steps run at once (a pool named
     ``name``, sized by the steps; the server's ``pools`` may override it). Other keyword
     arguments go to ShellCommand when they are its options (user, port, ssh_options, sudo,
-    timeout, ...) and to the Step otherwise (retries, pause_on_fail, tags, ...). ``hosts``
+    timeout, ...) and to the Step otherwise (retries, pause_on_fail, tags, ...); the steps
+    run on the thread executor unless ``executor=`` says otherwise. ``hosts``
     may be a ``Hosts`` fleet, whose options apply. Link the list like any steps:
     ``check >> on_hosts(...) >> verify``.
 
