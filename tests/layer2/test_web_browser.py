@@ -139,8 +139,8 @@ def test_a_run_watched_steered_and_answered_from_the_page(
     wait_css(browser, '#step-panel[data-step="ask"] [data-action="pause"]')
     click(browser, '#step-panel [data-action="pause"]')
     wait_css(browser, "dialog#confirm[open]")
-    assert [li.text for li in css(browser, "#confirm-steps li")] == ["1: ask"]
-    assert [li.text for li in css(browser, "#confirm-stranded li")] == ["2: last"]
+    assert texts(browser, "#confirm-steps li") == ["1: ask"]
+    assert texts(browser, "#confirm-stranded li") == ["2: last"]
     assert states(client)["ask"] == "Ready"  # only a dry run so far
     click(browser, "dialog#confirm [data-confirm]")
     wait_css(browser, '#steps tr[data-step="ask"][data-state="To Pause"]',
@@ -176,18 +176,18 @@ def test_a_run_watched_steered_and_answered_from_the_page(
     wait_states(client, {"ask": "Succeeded", "last": "Succeeded"})
     assert client.status(fields=["Return value"])[1]["Return value"] == "db2"
     assert not css(browser, "[data-question-for]")
-    counts = css(browser, "#counts .count")
-    assert [c.text for c in counts] == ["3 Succeeded"]
+    assert texts(browser, "#counts .count") == ["3 Succeeded"]
 
     # The server goes away: the page says so, and the journal's timeline is there.
     client.shutdown(dry_run=False)
     assert client.server.join(30)  # type: ignore[attr-defined]
-    wait_until(lambda: "ended" in css(browser, "#live")[0].text, "the run shown as ended")
+    wait_until(lambda: "ended" in "".join(texts(browser, "#live")), "the run shown as ended")
     assert not css(browser, "#trail-actions [data-action]")
     wait_css(browser, '#timeline tr[data-kind="input"]', "the answer in the timeline")
-    causes = {td.text for td in css(browser, "#timeline td:last-child")}
-    assert {"api:pause by web:tester", "api:start by web:tester",
-            "api:resume by web:tester"} <= causes
+    wanted = {"api:pause by web:tester", "api:start by web:tester",
+              "api:resume by web:tester"}
+    wait_until(lambda: wanted <= set(texts(browser, "#timeline td:last-child")),
+               "who paused, started and resumed, in the timeline")
 
 
 def test_a_steps_output_streams_into_its_panel(browser: Any, web: WebProcess, serve: Any,
@@ -228,11 +228,11 @@ def test_a_run_killed_and_taken_up_comes_back_on_the_page(browser: Any, runtime:
         browser.get(f"{web.base}/runs/{key}?token={web.token}")
         wait_css(browser, '[data-answer-for="s1"]', "s1's question")
         trail_run.kill()  # SIGKILL: no goodbye from the server
-        wait_until(lambda: "ended" in css(browser, "#live")[0].text, "the run shown as ended")
+        wait_until(lambda: "ended" in "".join(texts(browser, "#live")), "the run shown as ended")
         trail_run.start()  # takes the run up from the journal
         wait_css(browser, '#steps tr[data-step="s1"][data-state="Interrupted"]',
                  "the taken-up run on the same page, without a reload")
-        assert css(browser, "#live")[0].text == "live"
+        assert texts(browser, "#live") == ["live"]
         assert key.isdigit()  # the journal's run id: the same page, the same run
     finally:
         trail_run.stop()
@@ -253,7 +253,7 @@ def test_a_past_run_from_the_journal(browser: Any, web: WebProcess, serve: Any,
         browser.get(f"{later.base}/runs/{key}?token={later.token}")
         wait_css(browser, '#diagram g.node[data-step="first"][data-state="Succeeded"]')
         wait_css(browser, '#steps tr[data-step="ask"][data-state="Paused"]')
-        assert css(browser, "#live")[0].text == "past run"
+        assert texts(browser, "#live") == ["past run"]
         wait_css(browser, '#timeline tr[data-state="Succeeded"]')
         browser.get(later.url)
         wait_css(browser, f'#past tr[data-run="{key}"] a', "the run among the past runs")
