@@ -157,7 +157,7 @@ def test_a_run_watched_steered_and_answered_from_the_page(
     assert "&lt;script&gt;" in last.get_attribute("innerHTML")
     assert not css(browser, "#steps script, #step-panel script, #questions script")
     click(browser, '#steps tr[data-step="first"]')
-    wait_until(lambda: HTML_OUTPUT in css(browser, "#step-output")[0].text,
+    wait_until(lambda: HTML_OUTPUT in "".join(texts(browser, "#step-output")),
                "the output in the step's panel")
 
     # Resume ask; its question shows with a field; the answer from the page is given.
@@ -165,8 +165,7 @@ def test_a_run_watched_steered_and_answered_from_the_page(
     wait_css(browser, '#step-panel[data-step="ask"]')
     steer(browser, '#step-panel [data-action="resume"]', "ask")
     field = wait_css(browser, '[data-answer-for="ask"]', "the question's answer field")
-    question = css(browser, '[data-question-for="ask"] .asked')[0]
-    assert question.text == "which replica?"
+    assert texts(browser, '[data-question-for="ask"] .asked') == ["which replica?"]
     browser.save_screenshot(str(os.environ.get("TRAIL_WEB_SCREENSHOT")
                                 or tmp_path / "run-page.png"))
     field.send_keys("db2")
@@ -204,12 +203,13 @@ def test_a_steps_output_streams_into_its_panel(browser: Any, web: WebProcess, se
     wait_css(browser, '#steps tr[data-step="talk"]')
     click(browser, '#steps tr[data-step="talk"]')
     client.start(dry_run=False)
-    output = wait_css(browser, "#step-output")
-    wait_until(lambda: output.text == "line 1", "the first line in the panel")
+    wait_css(browser, "#step-output")
+    wait_until(lambda: texts(browser, "#step-output") == ["line 1"], "the first line in the panel")
     field = wait_css(browser, '[data-answer-for="talk"]')
     field.send_keys("yes")
     steer(browser, '[data-question-for="talk"] [data-action="send_message_to_steps"]', "talk")
-    wait_until(lambda: output.text == "line 1\nline 2\n→ over", "the rest, as it came")
+    wait_until(lambda: texts(browser, "#step-output") == ["line 1\nline 2\n→ over"],
+               "the rest, as it came")
     assert css(browser, '#steps tr[data-step="talk"]')[0].get_attribute("data-state") == \
         "Succeeded"
 
