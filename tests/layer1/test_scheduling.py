@@ -142,7 +142,7 @@ def test_a_wide_trail_runs_every_step_once_within_its_caps():
     settings = Settings(executor="thread", max_parallel=4, pools={"db": 1})
     with InProcessTrail([(root, host) for host in hosts], settings=settings) as trail:
         trail.client.start()
-        trail.run_until(lambda: trail.run.counts().get("Succeeded") == 1201,
+        trail.run_until(lambda: trail.run.standing.counts().get("Succeeded") == 1201,
                         "every step's success", timeout=120)
     running: set[str] = set()
     most = most_db = 0

@@ -113,12 +113,12 @@ def info(run: Run, args: Args) -> dict[str, Any]:
         "pid": os.getpid(),
         "steps": len(run.records),
         "executor": run.default_executor,
-        "counts": run.counts(),
-        "finished": run.finished(),
-        "end": run.end_state(),  # "succeeded", "failed", or None while not finished
-        "idle": run.idle(),  # nothing happens until an operator acts
+        "counts": run.standing.counts(),
+        "finished": run.standing.finished(),
+        "end": run.standing.end_state(),  # "succeeded", "failed", or None while not finished
+        "idle": run.standing.idle(),  # nothing happens until an operator acts
         "waiting_for": {what: [list(step) for step in steps]
-                        for what, steps in run.waiting_for_operator().items()},
+                        for what, steps in run.standing.waiting_for_operator().items()},
         "published": run.published,  # the seq of the last event sent (0: none yet)
     }
 
@@ -163,7 +163,7 @@ def status(run: Run, args: Args) -> Encoded:
     fields = tuple(DEFAULT_STATUS_FIELDS if args["fields"] is None else args["fields"])
     states = {State(value) for value in args["states"] or ()}
     if states and not args["tags"]:
-        records = run.in_state(*states)  # no look at the steps in other states
+        records = run.standing.in_state(*states)  # no look at the steps in other states
     else:
         records = run.select(args["tags"])
         if states:

@@ -54,7 +54,7 @@ class Engine:
         finally:
             self.run.save_dag_file()
             if self.run.journal is not None:
-                self.run.journal.close(self.run.end_state()
+                self.run.journal.close(self.run.standing.end_state()
                                        or ("stopped" if self.run.stopped else "shut down"))
             self.release()
 

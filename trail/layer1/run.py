@@ -22,7 +22,7 @@ from typing import Any
 
 import networkx as nx
 
-from trail.core.dag import below_failures, numbers_of, progeny, steps_in_order
+from trail.core.dag import numbers_of, steps_in_order
 from trail.core.states import DONE_STATES, Action, State, transition
 from trail.core.step import Step
 from trail.layer1 import context as durable
@@ -34,15 +34,12 @@ from trail.layer1.lifecycle import DEFAULT_GRACE, StepRuns
 from trail.layer1.records import StepRecord, TagIndex, by_n
 from trail.layer1.scheduler import PENDING, Scheduler
 from trail.layer1.settings import Settings
+from trail.layer1.standing import Standing
 from trail.layer1.steplogs import StepLogs
 from trail.layer1.timers import Timers
 
 log = logging.getLogger(__name__)
 
-FINAL = frozenset({State.SUCCEEDED, State.SKIPPED, State.FAILED})  # nothing more happens
-# States in which a step waits on the operator (or on start), holding up its progeny.
-STUCK = frozenset({State.READY, State.PAUSED, State.PAUSED_ON_FAIL, State.INTERRUPTED,
-                   State.BLOCKED, State.FAILED})
 
 
 class Run:
@@ -70,10 +67,8 @@ class Run:
         touched = self._touched.setdefault
         for record in self.records:
             record.on_change = touched
-        # The records in each state, kept by ``apply``: counts, and whether the run has
-        # finished, without a look at every step.
-        self._in_state: dict[State, dict[StepRecord, None]] = {state: {} for state in State}
-        self._in_state[State.READY] = dict.fromkeys(self.records)
+        # The records by state, kept by ``apply``: counts, finished, idle.
+        self.standing = Standing(graph, self.records)
         self.index = TagIndex(self.records)
         self.scheduler = Scheduler(graph, self.records, self.settings.max_parallel,
                                    self.settings.pools)
@@ -123,11 +118,7 @@ class Run:
         if self.journal is not None:
             self.journal.transition(record.n, old._value_, new._value_, cause)
         record.set_state(new)
-        left = self._in_state[old]
-        del left[record]
-        if not left:  # a dict keeps its size when emptied: 100,000 Ready steps, say
-            self._in_state[old] = {}
-        self._in_state[new][record] = None
+        self.standing.moved(record, old, new)
         if new in DONE_STATES and old not in DONE_STATES:
             self.scheduler.mark_done(record.step)
         elif new is State.FAILED:
@@ -187,7 +178,7 @@ class Run:
         for record in self.records:
             if record.n in saved:
                 record.restore(saved[record.n])
-        self._count_states()
+        self.standing.recount()
         self.steps.number_from(max((r.attempt for r in self.records), default=0) + 1)
         for record in self.records:
             if record.state is State.RUNNING:
@@ -289,80 +280,15 @@ class Run:
             log.info("shutting down (%s)", cause)
             self.publish(events.ShuttingDown(cause=cause))
 
-    def _count_states(self) -> None:
-        """Sort the records by state anew (after states were set other than by ``apply``)."""
-        self._in_state = {state: {} for state in State}
-        for record in self.records:
-            self._in_state[record.state][record] = None
-
-    def in_state(self, *states: State) -> list[StepRecord]:
-        """The records in any of ``states``, by n."""
-        return by_n(record for state in states for record in self._in_state[state])
-
-    def counts(self) -> dict[str, int]:
-        """How many steps are in each state (the states some step is in, in table order)."""
-        return {state.value: len(records) for state, records in self._in_state.items()
-                if records}
-
-    def finished(self) -> bool:
-        """The run is over: every step succeeded, was skipped or failed for good, or is cut
-        off below a step that failed for good. A Blocked, paused or interrupted step keeps
-        the run open (the operator can still unblock, resume, rerun or skip it)."""
-        open_ = sum(len(records) for state, records in self._in_state.items()
-                    if state not in FINAL)
-        if not open_:
-            return True
-        if not self._in_state[State.FAILED]:
-            return False  # some step is not final, and no failure cuts it off
-        # A gate below a failure runs: the walk stops there.
-        cut_off = below_failures(self.graph, [r.step for r in self._in_state[State.FAILED]])
-        return all(r.state in FINAL or r.step in cut_off for r in self.records)
-
-    def end_state(self) -> str | None:
-        """How the run ended: "succeeded" (every step succeeded or was skipped), "failed",
-        or None while it is not finished."""
-        if not self.finished():
-            return None
-        done = len(self._in_state[State.SUCCEEDED]) + len(self._in_state[State.SKIPPED])
-        return "succeeded" if done == len(self.records) else "failed"
-
-    def idle(self) -> bool:
-        """Nothing happens without an operator: nothing runs (but steps waiting for an
-        answer) and nothing will start by itself (whatever waits is below a step that is
-        not done: Ready, paused, blocked, interrupted or failed)."""
-        if any(not _asks(record) for record in self._in_state[State.RUNNING]):
-            return False  # a step runs: the quick answer while a run is busy
-        moving = [record for state in PENDING for record in self._in_state[state]]
-        if not moving:
-            return True  # nothing runs (but questions) and nothing waits to move
-        stuck = [r.step for state in STUCK if state is not State.FAILED
-                 for r in self._in_state[state]]
-        below = progeny(self.graph, stuck) if stuck else set()
-        failed = [r.step for r in self._in_state[State.FAILED]]
-        if failed:  # a gate below a failure runs: the walk stops there
-            below |= below_failures(self.graph, failed)
-        return all(record.step in below for record in moving)
-
-    def waiting_for_operator(self) -> dict[str, list[tuple[int, str]]]:
-        """Steps the run waits on, by what they wait for (n, name), while it is idle."""
-        found: dict[str, list[tuple[int, str]]] = {}
-        for record in self.in_state(*(STUCK - {State.FAILED}), State.RUNNING):
-            if record.state is State.RUNNING:
-                if _asks(record):
-                    found.setdefault("an answer", []).append((record.n, record.name))
-            else:
-                found.setdefault(record.state.value, []).append((record.n, record.name))
-        return found
-
     def _check_finished(self) -> None:
         """Publish ``finished`` when the run becomes finished (again, after a rerun)."""
-        if not self.finished():
+        if not self.standing.finished():
             self._finished_sent = False
         elif not self._finished_sent:
             self._finished_sent = True
-            end = self.end_state() or "failed"
+            end = self.standing.end_state() or "failed"
             log.info("the run has finished: %s", end)
-            self.publish(events.Finished(end=end, counts=self.counts()))
+            self.publish(events.Finished(end=end, counts=self.standing.counts()))
 
     # --- what lasts ----------------------------------------------------------------------
 
@@ -423,7 +349,7 @@ class Run:
 
     def close(self) -> None:
         """Interrupt every running step and stop every executor (the server is going)."""
-        for record in self.in_state(State.RUNNING):
+        for record in self.standing.in_state(State.RUNNING):
             self.apply(record, Action.INTERRUPT, "shutdown")
         self.steps.close(max((r.step.kill_grace for r in self.records), default=DEFAULT_GRACE))
         log.info("trail run stopped")
@@ -443,7 +369,3 @@ def _stamped(event: events.Event, seq: int) -> events.Event:
     object.__setattr__(event, "time", time.time())
     return event
 
-
-def _asks(record: StepRecord) -> bool:
-    """The (running) step waits for an answer to its question."""
-    return len(record.prompt_messages) > len(record.input_messages)
