@@ -365,6 +365,15 @@ def test_kill_9_of_the_server_stops_the_step_and_take_up_finds_it_interrupted(
         client.start(dry_run=False)
         (pid,) = wait_pids(pid_file, "the step to start on a worker")
         assert pid_alive(pid)
+
+        def journaled_where() -> Any:
+            with sqlite3.connect(server.journal) as db:
+                return db.execute("SELECT message FROM messages WHERE kind = 'where'"
+                                  ).fetchone()
+
+        # Where it runs is journaled as the worker reports it (a moment after the step's
+        # own code starts): the kill comes after, as take-up needs it.
+        (where,) = wait_until(journaled_where, "where the step runs, in the journal")
         server.kill()
         # The worker's agent saw the server go and stopped the step.
         wait_until(lambda: not pid_alive(pid), "the orphaned step to be stopped", timeout=10)
@@ -372,8 +381,7 @@ def test_kill_9_of_the_server_stops_the_step_and_take_up_finds_it_interrupted(
         client = server.start()
         assert client.info()["resumed"]
         assert states(client) == {"long": "Interrupted"}
-        with sqlite3.connect(server.journal) as db:  # which worker and task ran it
-            (where,) = db.execute("SELECT message FROM messages WHERE kind = 'where'").fetchone()
+        assert journaled_where() == (where,)  # which worker and task ran it
         assert "running on Dask worker tcp://127.0.0.1:" in where and "task trail-step-" in where
         time.sleep(1)
         assert not pid_file.exists()  # nothing ran it again behind the trail's back
