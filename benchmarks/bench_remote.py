@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -258,7 +259,7 @@ def kill_pids(pids: list[int]) -> None:
 
 def stop(sshd: Sshd, count: int, rounds: int) -> None:
     hosts = fleet(count)
-    times, left_trail, left_floor = [], [], []
+    times, left_trail, left_floor, confirmed = [], [], [], []
     for _ in range(rounds):
         marker = f"trail-bench-{uuid.uuid4().hex}"
         command = f"sh -c 'sleep 30; :' {marker}"
@@ -281,8 +282,9 @@ def stop(sshd: Sshd, count: int, rounds: int) -> None:
         book = runbook(f"trail = on_hosts(HOSTS[:{count}], \"sh -c 'sleep 30; :' {marker}\", "
                        "name='nap', ssh_options=OPTIONS, kill_grace=0.5)\n", sshd)
         runtime = tempfile.mkdtemp(prefix="trail-bench-rt-")
+        said = tempfile.TemporaryFile(mode="w+")
         process = subprocess.Popen(trail_run_argv(book, runtime), env=trail_env(runtime),
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stdin=subprocess.DEVNULL, stdout=said,
                                    stderr=subprocess.DEVNULL)
         try:
             while len(left_on_hosts(pattern)) < count:
@@ -295,12 +297,17 @@ def stop(sshd: Sshd, count: int, rounds: int) -> None:
             times.append(time.perf_counter() - started)
             assert process.wait(60) == 3
             left_trail.append(len(left_on_hosts(pattern)))
+            said.seek(0)
+            counted = re.search(r"(\d+) of (\d+) host\(s\) confirmed the stop", said.read())
+            confirmed.append(counted.group(0).split(" host")[0] if counted else "none said")
         finally:
+            said.close()
             kill_pids(left_on_hosts(marker))
             end_masters(runtime)
             shutil.rmtree(runtime, ignore_errors=True)
     print(f"stop {count} x sleep 30 (SIGTERM)          trail: nothing left after "
-          f"{statistics.median(times):.3f} s (median), left on hosts {left_trail}; "
+          f"{statistics.median(times):.3f} s (median), left on hosts {left_trail}, hosts "
+          f"that confirmed the stop {confirmed}; "
           f"floor (bare ssh): left {left_floor}", flush=True)
 
 

@@ -88,6 +88,7 @@ __all__ = [
     "StatusField",
     "StatusMirror",
     "Step",
+    "Stopped",
     "StepError",
     "StepEvent",
     "StepInterruptedError",
@@ -148,6 +149,7 @@ _LAZY: dict[str, str] = {
     "StatusMirror": "trail.layer2",
     "Step": "trail.core",
     "StepEvent": "trail.layer1.events",
+    "Stopped": "trail.layer1.events",
     "TrailClient": "trail.layer2",
     "TrailEnvironment": "trail.layer1",
     "TrailServer": "trail.layer2",
@@ -190,6 +192,7 @@ if TYPE_CHECKING:
         ShuttingDown,
         StateChanged,
         StepEvent,
+        Stopped,
     )
     from trail.layer2 import (
         EventStream,

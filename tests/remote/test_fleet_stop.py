@@ -17,7 +17,7 @@ import pytest
 from tests.remote.sshd import fleet
 from tests.remote.test_ssh import pgrep
 from tests.support import states, wait_until
-from trail import RemoteCommand, Step
+from trail import RemoteCommand, Step, Stopped
 from trail.layer2.steps.ssh import Target
 from trail.layer2.steps.wrapper import new_tag, preamble, wrapped_argv
 
@@ -117,9 +117,72 @@ def test_a_background_trail_run_stops_on_sigterm_and_says_sigint_is_ignored(sshd
                f"stop this run with SIGTERM (kill {pid})" in out.read_text()
         os.kill(pid, signal.SIGTERM)
         assert script.wait(30) == 3, out.read_text()
+        # Each host said its command ended before trail let go.
+        assert f"{len(hosts)} of {len(hosts)} host(s) confirmed the stop" in out.read_text()
     finally:
         if script.poll() is None:
             os.killpg(script.pid, signal.SIGKILL)
+    assert_nothing_left(marker)
+
+
+@pytest.mark.parametrize("executor", ["process", "thread"])
+def test_a_stop_says_which_hosts_confirmed_that_their_command_ended(serve, sshd, executor):
+    """Each host's step reports how its stop went, in a ``stopped`` event once its run is
+    over: confirmed where the host's wrapper said the command ended, not confirmed where
+    no word came (here a host whose connection never gets set up: its ssh hangs in a
+    proxy command until trail's signals end it)."""
+    marker = f"trail-mark-{uuid.uuid4().hex}"
+    hosts = fleet(4)
+    steps = [Step(RemoteCommand(host, f"sh -c 'sleep 30; :' {marker}", host=host,
+                                ssh_options=sshd.options, kill_grace=0.5), name=host)
+             for host in hosts]
+    steps.append(Step(RemoteCommand("hung", "true", host="h9", kill_grace=0.5,
+                                    ssh_options=[*sshd.options, "-o", "ProxyCommand=sleep 60"]),
+                      name="hung"))
+    client = serve(steps, executor=executor)
+    with client.subscribe() as stream:
+        client.start()
+        wait_until(lambda: len(pgrep("-f", f"sleep 30; : {marker}")) == len(hosts),
+                   "every host's command to start")
+        stopped = {step["name"] for step in client.stop(dry_run=False)}
+        assert stopped == {*hosts, "hung"}
+        seen: dict[str, Stopped] = {}
+        deadline = time.monotonic() + 30
+        while len(seen) < len(stopped) and time.monotonic() < deadline:
+            event = stream.next(1)
+            if isinstance(event, Stopped):
+                seen[event.name] = event
+    assert set(seen) == stopped
+    for host in hosts:
+        (report,) = seen[host].reports
+        assert report["where"] == host and report["confirmed"], report
+        assert report["detail"].startswith("the command ended (exit code"), report
+        assert seen[host].ended
+    (report,) = seen["hung"].reports
+    assert report["where"] == "h9" and not report["confirmed"], report
+    # The step's output says it too, and so does the journal's copy of it.
+    output = client.status(name=hosts[0], fields=["Output messages"])[0]["Output messages"]
+    assert any(line.startswith(f"[trail] stopped on {hosts[0]}: the command ended")
+               for line in output), output
+    assert_nothing_left(marker)
+
+
+def test_trail_stop_says_how_many_hosts_confirmed_it(serve, sshd):
+    """`trail stop --yes` waits for the stopped runs to end and counts the hosts."""
+    marker = f"trail-mark-{uuid.uuid4().hex}"
+    hosts = fleet(3)
+    client = serve([Step(RemoteCommand(host, f"sh -c 'sleep 30; :' {marker}", host=host,
+                                       ssh_options=sshd.options, kill_grace=0.5), name=host)
+                    for host in hosts])
+    client.start()
+    wait_until(lambda: len(pgrep("-f", f"sleep 30; : {marker}")) == len(hosts),
+               "every host's command to start")
+    done = subprocess.run([sys.executable, "-m", "trail", "stop", "--socket",
+                           client.server.socket_file, "--yes"],  # type: ignore[attr-defined]
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert done.returncode == 0, done.stderr
+    assert "3 of 3 host(s) confirmed the stop" in done.stdout, done.stdout
     assert_nothing_left(marker)
 
 

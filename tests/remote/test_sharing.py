@@ -44,3 +44,23 @@ def test_a_config_or_runbook_that_speaks_of_sharing_is_left_as_it_is(sshd, tmp_p
     one = RemoteCommand("x", "true", host="h1", ssh_options=sshd.options).argv("true")
     other = RemoteCommand("x", "true", host="h1", port=22, ssh_options=sshd.options).argv("t")
     assert control_path(one) != control_path(other)
+
+
+def test_a_host_with_one_command_opens_no_master_but_would_use_one_open(serve, sshd):
+    """A master connection costs more to set up than a plain one: a host the trail sends
+    one command opens none (100 hosts x one command: 1.56x the bare ssh floor with masters,
+    1.30x without), but names the shared path, so a master already open (a run a moment
+    ago) is used."""
+    only = RemoteCommand("only", "true", host="h93", ssh_options=sshd.options)
+    client = serve(Step(only, name="only"))
+    argv = only.argv("true")
+    path = control_path(argv)
+    assert path is not None and "ControlMaster=no" in argv and "ControlMaster=auto" not in argv
+    client.start()
+    wait_states(client, {"only": "Succeeded"})
+    check = ["ssh", *sshd.options, "-o", f"ControlPath={path}", "-O", "check", "h93"]
+    assert subprocess.run(check, capture_output=True, timeout=30).returncode != 0
+    # A step that may be retried counts twice: its host shares.
+    again = RemoteCommand("again", "true", host="h94", ssh_options=sshd.options)
+    serve(Step(again, name="again", retries=1))
+    assert "ControlMaster=auto" in again.argv("true")

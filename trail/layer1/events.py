@@ -189,6 +189,19 @@ class PauseOnFailChanged(StepEvent):
 
 
 @dataclass(frozen=True)
+class Stopped(StepEvent):
+    """A run of the step that was stopped (interrupted, timed out, shut down) is over:
+    ``ended`` if its action ended within its grace period and the margin after it (else it
+    was killed or given up). ``reports``: what it said of its work elsewhere, each
+    ``{"where": host or None, "confirmed": bool, "detail": text}`` (``trail_env.report_stop``):
+    a command on a host says whether the host confirmed that the command ended."""
+
+    kind: ClassVar[str] = "stopped"
+    ended: bool = True
+    reports: list[dict[str, Any]] = dataclass_field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class ShuttingDown(Event):
     """The server stops serving; running steps are interrupted on its way out."""
 
@@ -209,8 +222,8 @@ class Finished(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (Hello, StateChanged, Output, Prompt, Input, PauseOnFailChanged, ShuttingDown,
-                Finished)
+    for cls in (Hello, StateChanged, Output, Prompt, Input, PauseOnFailChanged, Stopped,
+                ShuttingDown, Finished)
 }
 
 __all__ = [
@@ -225,4 +238,5 @@ __all__ = [
     "ShuttingDown",
     "StateChanged",
     "StepEvent",
+    "Stopped",
 ]

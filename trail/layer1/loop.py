@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import zmq
@@ -19,6 +20,8 @@ from trail.layer1.run import Run
 from trail.layer1.wire import Call, Reply, error_reply, parse_request, request_id
 
 log = logging.getLogger(__name__)
+
+AFTER_STOPS = 0.1  # seconds the executors get to close once the stopped runs had their time
 
 
 class Loop:
@@ -58,9 +61,40 @@ class Loop:
             # Steps get their grace period to end; requests meanwhile are told why they
             # will not be served, rather than left to time out.
             with self._refusing():
-                self.run.close()
+                self.run.interrupt_running()
+                # The stopped runs had their time: what is left of them goes at once.
+                self.run.close(AFTER_STOPS if self._let_stopped_runs_end() else None)
             self.flush()
             self._refuse_waiting()
+
+    def _let_stopped_runs_end(self) -> bool:
+        """On the way out, give the runs just stopped their grace period (and a margin) to
+        end and say how their work stopped (a command on a host: whether the host
+        confirmed it), collecting what they report; requests wait (another thread refuses
+        them meanwhile, so their socket leaves this poll)."""
+        self.flush()
+        if not self.run.steps.stopping:
+            return False
+        for socket in (self.api_socket, self.events_socket):
+            if socket is not None:
+                with contextlib.suppress(KeyError):
+                    self._poller.unregister(socket)
+        deadline = time.monotonic() + self.run.steps.stop_deadline
+        while self.run.steps.stopping:
+            left_ms = int((deadline - time.monotonic()) * 1000) + 1
+            if left_ms <= 0:
+                log.warning("shut down with %d stopped step runs still going",
+                            len(self.run.steps.stopping))
+                return True
+            due = self.run.timers.wait_ms()
+            for fd, _ in self._poller.poll(left_ms if due is None else min(due, left_ms)):
+                try:
+                    self.run.executors.collect(fd)
+                except Exception:
+                    log.exception("could not handle what a step reported on fd %s", fd)
+            self.run.timers.run_due()
+            self.flush()
+        return True
 
     def turn(self, wait_ms: int | None) -> None:
         """One wake-up: wait up to ``wait_ms`` (None: until something happens), handle

@@ -347,11 +347,20 @@ class Run:
         self._dag_file_stale = False
         self._dag_file_at = self.timers.clock()
 
-    def close(self) -> None:
-        """Interrupt every running step and stop every executor (the server is going)."""
+    def interrupt_running(self) -> None:
+        """Interrupt every running step (the server is going); ``close`` comes after their
+        stopped runs had their time to end (``Loop.serve``)."""
         for record in self.standing.in_state(State.RUNNING):
+            self.interrupt(record, "shutdown")
+
+    def close(self, grace: float | None = None) -> None:
+        """Stop every executor, and whatever of a step is left (the server is going),
+        within ``grace`` seconds (default: the longest grace period of any step)."""
+        for record in self.standing.in_state(State.RUNNING):  # none, unless a test sets one
             self.apply(record, Action.INTERRUPT, "shutdown")
-        self.steps.close(max((r.step.kill_grace for r in self.records), default=DEFAULT_GRACE))
+        if grace is None:
+            grace = max((r.step.kill_grace for r in self.records), default=DEFAULT_GRACE)
+        self.steps.close(grace)
         log.info("trail run stopped")
 
 

@@ -13,13 +13,16 @@ import threading
 import weakref
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trail.core.dag import first_step, make_trail_graph
 from trail.layer1.dagfile import read_dag_file
 from trail.layer1.engine import open_engine
 from trail.layer1.settings import Settings
 from trail.layer2 import notify as notifications
+
+if TYPE_CHECKING:
+    from trail.layer1.events import Stopped
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +142,11 @@ class TrailServer:
         step_log_bytes: int | None = None,
     ) -> None:
         self.graph = make_trail_graph(trail_definition)
+        # Which hosts get one command only (see steps/ssh.py, sharing_options); a process
+        # that never imported the ssh module has no remote command to count.
+        ssh = sys.modules.get("trail.layer2.steps.ssh")
+        if ssh is not None:
+            ssh.expect_commands(self.graph)
         destinations = notifications.resolve(notify)  # a bad URL is refused before opening
         self.context = context
         self._temporary_dag_file = dag_file is None or dag_file is True
@@ -245,6 +253,12 @@ class TrailServer:
         from trail.layer2.client import TrailClient
 
         return TrailClient(self.socket_file).wait(timeout)
+
+    @property
+    def stopped_runs(self) -> list[Stopped]:
+        """The ``stopped`` events of this server so far: each run it stopped (interrupt,
+        timeout, shutdown) once over, with what it said of its work on hosts."""
+        return list(self._engine.run.steps.stopped)
 
     @property
     def serving(self) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,6 +30,17 @@ class Kind:
     EXIT = "exit"  # payload: how the run's process ended (str); the run is gone
     GROUP = "group"  # payload: a process group id the run started; stopped with the run
     WHERE = "where"  # payload: where the run runs (text); journaled, not shown as output
+    STOP = "stop"  # payload: StopReport, how a stopped run's work ended where it ran
+
+
+@dataclass(frozen=True)
+class StopReport:
+    """What a stopped step says of its work: on ``where`` (a host; None: this machine),
+    whether the stop is ``confirmed`` (the work is known to have ended there), in words."""
+
+    where: str | None
+    confirmed: bool
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -79,7 +92,41 @@ class StepChannel(ABC):
 
     @property
     def interrupted(self) -> bool:
-        return False
+        return self._stop_asked
+
+    _stop_asked = False
+    _hooks: list[Callable[[], None]] | None = None
+
+    def on_interrupt(self, hook: Callable[[], None]) -> Callable[[], None]:
+        """Call ``hook`` when the run is interrupted; returns what takes it back.
+
+        A run in a process of its own is interrupted by SIGTERM: while a hook is set, that
+        signal calls the hooks instead of ending the process, and the step must end itself
+        (the manager's SIGKILL after the grace period is the backstop). Set from the
+        process's main thread only; elsewhere the hook is never called and SIGTERM ends
+        the process as before."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        if self._hooks is None:
+            self._hooks = []
+        if not self._hooks:
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._hooks.append(hook)
+        if self._stop_asked:
+            hook()
+
+        def take_back() -> None:
+            hooks = self._hooks or []
+            if hook in hooks:
+                hooks.remove(hook)
+            if not hooks:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        return take_back
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self._stop_asked = True
+        for hook in list(self._hooks or []):
+            hook()
 
 
 class TrailEnvironment:
@@ -108,20 +155,36 @@ class TrailEnvironment:
         except TimeoutError:
             raise InputTimeoutError(prompt, timeout or 0.0) from None
 
-    def adopt_process_group(self, pgid: int) -> None:
+    def adopt_process_group(self, pgid: int, after: float | None = None) -> None:
         """Have the manager stop process group ``pgid`` along with this run.
 
         For a command started in a session of its own (so it can be stopped without
         stopping the step): interrupting or timing out the step then sends the group
         SIGTERM, and SIGKILL after the grace period, even if the step's own process is
-        already gone.
+        already gone. With ``after``, the signals wait that many seconds, and come only if
+        the run has not ended by then: for a command the step asks to stop itself first
+        (``on_interrupt``), more gently than a signal can.
         """
-        self._channel.send(Kind.GROUP, int(pgid))
+        self._channel.send(Kind.GROUP, int(pgid) if after is None else (int(pgid), after))
 
     @property
     def interrupted(self) -> bool:
         """True once the operator interrupted this run (check it in long thread-run loops)."""
         return self._channel.interrupted
+
+    def on_interrupt(self, hook: Callable[[], None]) -> Callable[[], None]:
+        """Have ``hook`` called (at once, from another thread or a signal handler: keep it
+        short, e.g. a write to a pipe) when the operator interrupts or times out this run,
+        so that a step waiting on work elsewhere can ask that work to stop and say how it
+        went (``report_stop``); returns a function that takes the hook back. A step that
+        sets one must end soon after it is called."""
+        return self._channel.on_interrupt(hook)
+
+    def report_stop(self, where: str | None, confirmed: bool, detail: str) -> None:
+        """Say how stopping this run's work went on ``where`` (a host; None: here):
+        ``confirmed`` if it is known to have ended. Shown as output, journaled, and
+        published with the run's ``stopped`` event, where ``trail stop`` counts them."""
+        self._channel.send(Kind.STOP, StopReport(where, bool(confirmed), str(detail)))
 
     def check_interrupted(self) -> None:
         """Raise StepInterruptedError if the operator interrupted this run."""

@@ -13,20 +13,52 @@ class ProcessGroups:
     def __init__(self, call_later: CallLater) -> None:
         self._call_later = call_later
         self._by_run: dict[int, list[int]] = {}
+        # Groups the step stops itself first: signalled only this many seconds after the
+        # stop, if the run has not ended by then.
+        self._later: dict[int, list[tuple[int, float]]] = {}
+        self._waiting: dict[int, list[int]] = {}  # such groups of stopped runs, till due
 
-    def adopt(self, run_id: int, pgid: int, live: bool, grace: float) -> None:
-        """Take on ``pgid`` for the run; a run already stopped has it stopped at once."""
+    def adopt(self, run_id: int, pgid: int, live: bool, grace: float,
+              after: float | None = None) -> None:
+        """Take on ``pgid`` for the run; a run already stopped has it stopped at once (or
+        ``after`` seconds from now, if the step stops it itself first)."""
         if not live:
-            self.stop([pgid], grace)
+            if after is None:
+                self.stop([pgid], grace)
+            else:
+                self._stop_later(run_id, pgid, grace, after)
             return
-        self._by_run.setdefault(run_id, []).append(pgid)
+        if after is None:
+            self._by_run.setdefault(run_id, []).append(pgid)
+        else:
+            self._later.setdefault(run_id, []).append((pgid, after))
 
     def release(self, run_id: int) -> None:
         """The run's process exited: its groups are its commands' business no more."""
         self._by_run.pop(run_id, None)
+        self._later.pop(run_id, None)
+        self._waiting.pop(run_id, None)
+
+    def stops_itself(self, run_id: int) -> float | None:
+        """Seconds the run takes at most to stop the groups it stops itself first (see
+        ``adopt``), or None if it has none."""
+        later = self._later.get(run_id)
+        return max(after for _, after in later) if later else None
 
     def stop_run(self, run_id: int, grace: float) -> None:
         self.stop(self._by_run.pop(run_id, []), grace)
+        for pgid, after in self._later.pop(run_id, []):
+            self._stop_later(run_id, pgid, grace, after)
+
+    def _stop_later(self, run_id: int, pgid: int, grace: float, after: float) -> None:
+        self._waiting.setdefault(run_id, []).append(pgid)
+
+        def due() -> None:
+            waiting = self._waiting.get(run_id, [])
+            if pgid in waiting:  # the run has not ended: signal the group now
+                waiting.remove(pgid)
+                self.stop([pgid], grace)
+        self._call_later(after, due)
 
     def stop(self, pgids: list[int], grace: float) -> None:
         if pgids:
@@ -34,4 +66,6 @@ class ProcessGroups:
             self._call_later(grace, lambda: signal_groups(pgids, signal.SIGKILL))
 
     def all(self) -> list[int]:
-        return [pgid for groups in self._by_run.values() for pgid in groups]
+        return ([pgid for groups in self._by_run.values() for pgid in groups]
+                + [pgid for groups in self._later.values() for pgid, _ in groups]
+                + [pgid for groups in self._waiting.values() for pgid in groups])

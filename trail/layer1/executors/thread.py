@@ -6,8 +6,9 @@ file instead of the terminal the live view draws on, as under the process execut
 Workers are kept and reused (starting a thread costs more than a cheap step). Messages go
 into one queue, and a byte on a wake-up pipe tells the manager's poll there is something
 to collect. A thread cannot be killed: ``interrupt`` marks the run interrupted (the manager
-stops waiting for it at once), ``trail_env.input`` raises StepInterruptedError, and a long
-step can check ``trail_env.interrupted``; whatever it returns later is ignored.
+stops waiting for it at once), ``trail_env.input`` raises StepInterruptedError, a long
+step can check ``trail_env.interrupted`` or set a hook (``trail_env.on_interrupt``);
+whatever it returns later is ignored, what it says until it ends is kept.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class QueueChannel(StepChannel):
         self._post = post
         self.replies: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.stopped = False  # set by the manager's thread, read by the step's
+        self._thread_hooks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
 
     def send(self, kind: str, payload: Any) -> None:
         self._post(Message(self._run_id, kind, payload))
@@ -59,6 +62,31 @@ class QueueChannel(StepChannel):
     @property
     def interrupted(self) -> bool:
         return self.stopped
+
+    def on_interrupt(self, hook: Callable[[], None]) -> Callable[[], None]:
+        with self._lock:
+            self._thread_hooks.append(hook)
+            stopped = self.stopped
+        if stopped:
+            hook()
+
+        def take_back() -> None:
+            with self._lock:
+                if hook in self._thread_hooks:
+                    self._thread_hooks.remove(hook)
+        return take_back
+
+    def stop(self) -> None:
+        """Mark the run interrupted and call its hooks (on the manager's thread)."""
+        with self._lock:
+            self.stopped = True
+            hooks = list(self._thread_hooks)
+        self.replies.put(_INTERRUPTED)
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:  # a step's hook must not break the manager's loop
+                log.exception("an interrupt hook of run %s raised", self._run_id)
 
 
 _in_step = threading.local()  # .active: this thread runs a step now
@@ -217,8 +245,7 @@ class ThreadExecutor(Executor):
     def interrupt(self, run_id: int) -> None:
         job = self._jobs.get(run_id)
         if job is not None:
-            job.channel.stopped = True
-            job.channel.replies.put(_INTERRUPTED)
+            job.channel.stop()
 
     def kill(self, run_id: int) -> None:
         """A thread cannot be killed; an interrupted run is already abandoned."""

@@ -31,6 +31,7 @@ from rich.console import Console
 from trail.core.states import Action, State, states_for
 from trail.errors import TrailError
 from trail.layer1.calls import SPECS, Argument, Call, CallSpec, Result
+from trail.layer1.events import Event, Stopped
 from trail.layer1.journal import Journal, default_journal_path
 from trail.layer1.sockets import (
     check_owner,
@@ -40,11 +41,12 @@ from trail.layer1.sockets import (
     private_file,
     socket_dir,
 )
-from trail.layer2.cli.display import call_result, runs_table, timeline_table
+from trail.layer2.cli.display import call_result, runs_table, stop_summary, timeline_table
 from trail.layer2.cli.liveview import parse_reply, stop_on_signals, watch
 from trail.layer2.client import TrailClient
 from trail.layer2.runbook import load_runbook
 from trail.layer2.server import TrailServer
+from trail.layer2.stream import EventStream
 
 EXIT_ERROR = 2
 
@@ -314,6 +316,8 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
             with contextlib.suppress(TrailError):
                 client.shutdown(dry_run=False)
             server.join(30)
+            for line in stop_summary(server.stopped_runs):
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
         console.print(f"exit {code_}: " + {0: "all steps succeeded", 1: "some steps failed",
                                            3: "stopped before the end (steps left: resume "
                                               "with trail run --resume)"}.get(code_, ""),
@@ -544,8 +548,18 @@ def call_command(spec: CallSpec) -> click.Command:
                 args["dry_run"] = not yes
             if spec.selects:
                 args["tags"] = parse_tags(client, tags)
-            result = client.call(spec.name, **args)
-            show(spec, result, as_json, dry_run=not yes)
+            # A stop is followed to its end: how many hosts confirmed it.
+            follow = yes and not as_json and spec.name in (Call.STOP, Call.INTERRUPT)
+            stream = client.subscribe() if follow else None
+            try:
+                result = client.call(spec.name, **args)
+                show(spec, result, as_json, dry_run=not yes)
+                if stream is not None and result:
+                    for line in stop_summary(follow_stops(stream, result)):
+                        click.echo(line)
+            finally:
+                if stream is not None:
+                    stream.close()
             if spec.name in (Call.BLOCK, Call.PAUSE) and result and not as_json:
                 stranded_note(client, result, dry_run=not yes,
                               until="unblocked" if spec.name == Call.BLOCK else "resumed")
@@ -554,6 +568,25 @@ def call_command(spec: CallSpec) -> click.Command:
 
     return click.Command(spec.command_name, callback=command, params=params,
                          help=spec.help(), short_help=spec.summary)
+
+
+STOP_FOLLOW_LIMIT = 120.0  # seconds; the server gives up on a stopped run well before
+
+
+def follow_stops(stream: EventStream, steps: list[dict[str, Any]]) -> list[Event]:
+    """The ``stopped`` events of the runs a stop or interrupt call stopped, as they come
+    (each once its run ends, or the server gives up on it)."""
+    waiting = {step["n"] for step in steps}
+    seen: list[Event] = []
+    deadline = time.monotonic() + STOP_FOLLOW_LIMIT
+    while waiting and (left := deadline - time.monotonic()) > 0:
+        event = stream.next(left)
+        if event is None:
+            break
+        if isinstance(event, Stopped) and event.n in waiting:
+            waiting.discard(event.n)
+            seen.append(event)
+    return seen
 
 
 def _given(argument: Argument, value: Any) -> Any:

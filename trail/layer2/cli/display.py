@@ -178,3 +178,35 @@ def timeline_table(run: dict[str, Any], timeline: list[dict[str, Any]]) -> Table
 
 TIMELINE_KINDS = {"output": "said", "prompt": "asked", "input": "was told",
                   "notice": "notified"}
+
+
+def stop_summary(stopped: Iterable[Any], shown: int = 10) -> list[str]:
+    """Lines that say how a stop went, from the runs' ``stopped`` events: how many hosts
+    confirmed their command ended (and which did not, and why), and the steps whose run
+    did not end in its grace period. Nothing when no stopped run had a word to say."""
+    confirmed: list[str] = []
+    unconfirmed: list[str] = []
+    given_up: list[str] = []
+    for event in stopped:
+        for report in event["reports"]:
+            if report.get("where") is None:
+                continue
+            if report.get("confirmed"):
+                confirmed.append(report["where"])
+            else:
+                unconfirmed.append(f"{report['where']} ({report.get('detail', '')})")
+        if not event["ended"] and not event["reports"]:
+            given_up.append(f"{event['n']} {event['name']}")
+    lines = []
+    hosts = len(confirmed) + len(unconfirmed)
+    if hosts:
+        lines.append(f"{len(confirmed)} of {hosts} host(s) confirmed the stop"
+                     + ("" if unconfirmed else " (each said its command ended)"))
+    if unconfirmed:
+        more = f"; and {len(unconfirmed) - shown} more" if len(unconfirmed) > shown else ""
+        lines.append("not confirmed: " + "; ".join(unconfirmed[:shown]) + more)
+    if given_up:
+        more = f" and {len(given_up) - shown} more" if len(given_up) > shown else ""
+        lines.append(f"{len(given_up)} stopped step(s) did not end within their grace "
+                     f"period: " + ", ".join(given_up[:shown]) + more)
+    return lines

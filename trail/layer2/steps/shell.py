@@ -19,6 +19,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -287,12 +288,22 @@ class ShellCommand:
                 process.stdin.flush()
             except BrokenPipeError:
                 pass  # it ended at once (ssh could not connect, sudo refused): told below
-        trail_env.adopt_process_group(process.pid)
+        # The step stops the command itself, through the wrapper's input (so the host
+        # can say it did); the manager's signals to the group come only if that fails.
+        trail_env.adopt_process_group(
+            process.pid, self.kill_grace + REMOTE_STOP_MARGIN + 1 if wrapped else None)
+        wake = _Wake()
+        take_back = trail_env.on_interrupt(wake)
         try:
-            timed_out = run.pump(process)
+            timed_out = run.pump(process, wake.fd)
             exit_code = process.wait()
         finally:
+            take_back()
+            wake.close()
             close_input(process)
+        if run.stopped:
+            confirmed, detail = run.how_it_stopped(process.returncode)
+            trail_env.report_stop(where, confirmed, detail)
         if trail_env.interrupted:
             raise StepInterruptedError(f"{label(text, where)} -- interrupted")
         error = self._failure(run, text, where, exit_code, timed_out)
@@ -343,25 +354,6 @@ class ShellCommand:
             return ShellCommandFailedError(text, exit_code, last_error, "", where)
         return None
 
-    def stop(self, process: subprocess.Popen[bytes]) -> None:
-        """Stop the command: SIGTERM its group, then after the grace period SIGKILL what is
-        left of it (a grandchild may ignore SIGTERM and hold the pipes open). A wrapped
-        command is asked through its input first, so its watcher does that where the
-        command is (on the host, as its user), and its last words still arrive; signals
-        from here are the fallback."""
-        if self.wrapped:
-            close_input(process)  # the watcher's end of input: stop the command
-            try:
-                process.wait(self.kill_grace + REMOTE_STOP_MARGIN)
-                return
-            except subprocess.TimeoutExpired:
-                pass
-        signal_groups([process.pid], signal.SIGTERM)
-        try:
-            process.wait(self.kill_grace)
-        except subprocess.TimeoutExpired:
-            pass
-        signal_groups([process.pid], signal.SIGKILL)
 
 
 # The write ends of wrapped commands' input in this process. Closing one is how a command
@@ -391,6 +383,33 @@ def close_input(process: subprocess.Popen[bytes]) -> None:
             process.stdin.close()
 
 
+class _Wake:
+    """A pipe that wakes a command's reader when its step is interrupted (the hook given
+    to ``trail_env.on_interrupt``: called on the manager's thread, or in a signal handler
+    of the step's process)."""
+
+    def __init__(self) -> None:
+        self.fd, self._w = os.pipe()
+        os.set_blocking(self._w, False)
+        self._lock = threading.Lock()
+        self._open = True
+
+    def __call__(self) -> None:
+        if self._lock.acquire(blocking=False):  # not: it is being closed
+            try:
+                if self._open:
+                    with contextlib.suppress(BlockingIOError):
+                        os.write(self._w, b"!")
+            finally:
+                self._lock.release()
+
+    def close(self) -> None:
+        with self._lock:
+            self._open = False
+            os.close(self.fd)
+            os.close(self._w)
+
+
 class _Run:
     """One run of a ShellCommand: reads both pipes as lines arrive, reports and keeps them."""
 
@@ -406,15 +425,18 @@ class _Run:
         self._held = {"STDOUT": 0, "STDERR": 0}
         self._lost = {"STDOUT": 0, "STDERR": 0}
         self._chars = {"STDOUT": 0, "STDERR": 0}  # characters in captured, per stream
+        self.stopped = False  # the command was told to stop (interrupt or timeout)
+        self._stage = 0  # how far its stop went: 1 asked, 2 SIGTERM, 3 SIGKILL
 
-    def pump(self, process: subprocess.Popen[bytes]) -> bool:
+    def pump(self, process: subprocess.Popen[bytes], wake: int) -> bool:
         """Report lines until both pipes close; True if the command was stopped for its
-        timeout."""
+        timeout. A byte on ``wake`` (the step was interrupted) stops the command."""
         assert process.stdout is not None and process.stderr is not None
         with selectors.DefaultSelector() as selector:
             for name, stream in (("STDOUT", process.stdout), ("STDERR", process.stderr)):
                 os.set_blocking(stream.fileno(), False)
                 selector.register(stream, selectors.EVENT_READ, name)
+            selector.register(wake, selectors.EVENT_READ, "STOP")
             pidfd = self._watch_exit(process, selector)
             try:
                 return self._read(process, selector, poll_exit=pidfd is None)
@@ -423,18 +445,38 @@ class _Run:
                     selector.unregister(pidfd)
                     os.close(pidfd)
 
+    def _stop(self, process: subprocess.Popen[bytes]) -> float | None:
+        """The next move in stopping the command; when the one after is due (None: none).
+
+        A wrapped command is asked first, through its input: its watcher stops the group
+        where the command is (on the host, as its user), and the wrapper's last words
+        (the exit code) still come back. Signals from here follow if it has not ended in
+        the grace period and a margin: SIGTERM to the group, SIGKILL after the grace
+        period (a grandchild may ignore SIGTERM and hold the pipes open)."""
+        self.stopped = True
+        self._stage += 1
+        grace = self.shell.kill_grace
+        if self._stage == 1 and self.markers is not None:
+            close_input(process)  # the watcher's end of input: stop the command
+            return time.monotonic() + grace + REMOTE_STOP_MARGIN
+        if self._stage <= 2:
+            self._stage = 2
+            signal_groups([process.pid], signal.SIGTERM)
+            return time.monotonic() + grace
+        signal_groups([process.pid], signal.SIGKILL)
+        return None
+
     def _read(self, process: subprocess.Popen[bytes], selector: selectors.BaseSelector,
               poll_exit: bool) -> bool:
         timeout = self.shell.timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         timed_out = False
         wrapped = self.markers is not None
-        while selector.get_map():
+        while any(key.data != "STOP" for key in selector.get_map().values()):
             wait = None if deadline is None else deadline - time.monotonic()
             if wait is not None and wait <= 0:
-                timed_out = True
-                self.shell.stop(process)
-                deadline = None
+                timed_out = timed_out or not self.stopped
+                deadline = self._stop(process)
                 continue
             if wrapped and poll_exit:  # no pidfd: look now and then
                 wait = EXIT_POLL if wait is None else min(wait, EXIT_POLL)
@@ -442,6 +484,11 @@ class _Run:
                     close_input(process)  # the wrapper (or ssh) ended: see _watch_exit
             for key, _ in selector.select(wait):
                 name = key.data
+                if name == "STOP":
+                    selector.unregister(key.fileobj)  # once is enough
+                    if not self.stopped:
+                        deadline = self._stop(process)
+                    continue
                 if name == "EXIT":
                     selector.unregister(key.fileobj)
                     os.close(key.fd)
@@ -462,6 +509,22 @@ class _Run:
                     self._end_line(name)
                 self._hold(name, rest)
         return timed_out
+
+    def how_it_stopped(self, returncode: int) -> tuple[bool, str]:
+        """Whether the command is known to have ended after it was told to stop, and how:
+        on a host, only the wrapper's word (its exit code) confirms it."""
+        markers = self.markers
+        if markers is None or markers.exit_code is not None:
+            code = returncode if markers is None or markers.exit_code is None \
+                else markers.exit_code
+            return True, f"the command ended ({exit_text(code)})"
+        if not markers.started and returncode == 0 and self._stage < 2:
+            return True, "before the command started"  # the wrapper had no "go" yet
+        said = self.captured["STDERR"][-1] if self.captured["STDERR"] else None
+        said = said or (self.before_start[-1] if self.before_start else None)
+        return False, ("no word that the command ended" + (f" ({said})" if said else "")
+                       + "; if it started, its watcher there stops it as the connection "
+                       "closes")
 
     def _hold(self, name: str, piece: bytes) -> None:
         """Add ``piece`` to the line being read on ``name``, up to MAX_LINE_BYTES: a long
@@ -520,3 +583,14 @@ class _Run:
         self.trail_env.output(f"[{name}] -- {line}")
         if name == "STDERR" and shell.is_error_fatal(line):
             self.fatal = self.fatal or line
+
+
+def exit_text(code: int) -> str:
+    """An exit code as read by a person: a shell's 128+N, or a negative returncode, names
+    the signal N."""
+    number = -code if code < 0 else code - 128 if code > 128 else 0
+    try:
+        return f"exit code {code}, {signal.Signals(number).name}" if number else \
+            f"exit code {code}"
+    except ValueError:
+        return f"exit code {code}"

@@ -66,8 +66,9 @@ class _ChildChannel(PipeChannel):
     agent stops with the step)."""
 
     def send(self, kind: str, payload: Any) -> None:
-        if kind == Kind.GROUP:
-            _write_all(self._out, frame(b"G" + str(int(payload)).encode()))
+        if kind == Kind.GROUP:  # the agent stops it with the step, at once
+            pgid = payload[0] if isinstance(payload, tuple) else payload
+            _write_all(self._out, frame(b"G" + str(int(pgid)).encode()))
         else:
             _write_all(self._out, frame(b"M" + pickle.dumps((kind, payload))))
 
