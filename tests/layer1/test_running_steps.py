@@ -374,3 +374,72 @@ def test_what_steps_print_goes_to_the_step_output_file_under_either_executor(
     captured = capsys.readouterr()
     assert "printed by the test" in captured.out
     assert "step" not in captured.out and "stderr" not in captured.err
+
+
+def tidy_stopper(trail_env, context):
+    """Works until interrupted, then cleans up for a moment, says so and reports."""
+    stop = threading.Event()
+    take_back = trail_env.on_interrupt(stop.set)
+    try:
+        while not stop.wait(0.05):
+            pass
+        time.sleep(0.3)  # its cleanup: the manager keeps listening meanwhile
+        trail_env.output("cleaned up")
+        trail_env.report_stop("db1", True, "the job ended")
+    finally:
+        take_back()
+    raise StepInterruptedError("stopped")
+
+
+@pytest.mark.parametrize("executor", ["process", "thread"])
+def test_a_stopped_step_is_heard_until_it_ends_and_says_how_its_stop_went(serve, executor):
+    """After interrupt, what the step says while it stops is kept (its output, its stop
+    report), and its run's ``stopped`` event comes once it has ended. In a process of its
+    own, a step with an interrupt hook gets the SIGTERM as a call of its hook."""
+    client = serve(Step(tidy_stopper, name="tidy", kill_grace=5), executor=executor)
+    with client.subscribe() as stream:
+        client.start()
+        wait_states(client, {"tidy": "Running"})
+        time.sleep(0.2)  # into its loop
+        client.interrupt(dry_run=False)
+        stopped = None
+        deadline = time.monotonic() + 20
+        while stopped is None and time.monotonic() < deadline:
+            event = stream.next(1)
+            if event is not None and event["kind"] == "stopped":
+                stopped = event
+    assert stopped is not None and stopped["ended"], stopped
+    assert stopped["reports"] == [{"where": "db1", "confirmed": True,
+                                   "detail": "the job ended"}]
+    output = client.status(name="tidy", fields=["Output messages"])[0]["Output messages"]
+    assert output[-2:] == ["cleaned up", "[trail] stopped on db1: the job ended"]
+    assert states(client) == {"tidy": "Interrupted"}
+
+
+def test_a_stopped_thread_step_that_never_ends_is_given_up_after_its_grace(serve):
+    """A thread cannot be killed: its run is given up (``ended`` false) after the grace
+    period, and what it says later is dropped."""
+    release = threading.Event()
+
+    def stubborn(trail_env, context):
+        release.wait(30)
+        trail_env.output("too late")
+
+    client = serve(Step(stubborn, name="stubborn", kill_grace=0.5), executor="thread")
+    try:
+        with client.subscribe() as stream:
+            client.start()
+            wait_states(client, {"stubborn": "Running"})
+            client.interrupt(dry_run=False)
+            stopped = None
+            deadline = time.monotonic() + 20
+            while stopped is None and time.monotonic() < deadline:
+                event = stream.next(1)
+                if event is not None and event["kind"] == "stopped":
+                    stopped = event
+        assert stopped is not None and not stopped["ended"] and stopped["reports"] == []
+    finally:
+        release.set()
+    time.sleep(0.3)
+    output = client.status(name="stubborn", fields=["Output messages"])[0]["Output messages"]
+    assert "too late" not in output
