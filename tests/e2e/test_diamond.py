@@ -142,6 +142,7 @@ def test_block_and_unblock(serve, executor, log):
     # f and g wait on e: the run is idle but stays open, for the operator to unblock e.
     assert (info["finished"], info["idle"]) == (False, True)
     assert info["waiting_for"] == {"Blocked": [[2, "e"]]}  # AutoTrail numbering: a,b,e,c,f,d,g
+    assert info["waiting_counts"] == {"Blocked": 1}
     assert "f" not in lines(log)
     check_dry_run(client, "unblock", ["e"], name="e")
     wait_states(client, dict.fromkeys(ALL, "Succeeded"))
@@ -294,3 +295,12 @@ def test_single_step_trail(serve, executor):
     wait_states(client, {"double": "Succeeded"})
     assert client.status()[0]["Return value"] == 42
     assert client.info()["finished"] is True
+
+
+def test_info_names_the_first_waiting_steps_and_counts_them_all(serve):
+    """A wide trail not started: info() names 20 of its Ready steps and counts every one
+    (a reply listing 100,000 would be megabytes, at every look)."""
+    client = serve([Step(lambda env, context: None, name=f"s{i}") for i in range(50)])
+    info = client.info()
+    assert info["waiting_counts"] == {"Ready": 50}
+    assert info["waiting_for"]["Ready"] == [[i, f"s{i}"] for i in range(20)]

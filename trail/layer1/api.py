@@ -105,8 +105,12 @@ def _branch(action: Action, call: Call) -> Handler:
     return handler
 
 
+WAITING_LISTED = 20  # steps named per kind of wait in info()
+
+
 def info(run: Run, args: Args) -> dict[str, Any]:
     """What this server is: protocol, process, sockets, steps and how far the run is."""
+    waiting = run.standing.waiting_for_operator()
     return {
         **run.info,
         "protocol": PROTOCOL_VERSION,
@@ -117,8 +121,11 @@ def info(run: Run, args: Args) -> dict[str, Any]:
         "finished": run.standing.finished(),
         "end": run.standing.end_state(),  # "succeeded", "failed", or None while not finished
         "idle": run.standing.idle(),  # nothing happens until an operator acts
-        "waiting_for": {what: [list(step) for step in steps]
-                        for what, steps in run.standing.waiting_for_operator().items()},
+        # The first WAITING_LISTED steps of each kind, and how many in all: at 100,000
+        # Ready steps, a list of all would make every info() reply megabytes.
+        "waiting_for": {what: [list(step) for step in steps[:WAITING_LISTED]]
+                        for what, steps in waiting.items()},
+        "waiting_counts": {what: len(steps) for what, steps in waiting.items()},
         "published": run.published,  # the seq of the last event sent (0: none yet)
     }
 

@@ -727,6 +727,7 @@ def _plain_loop(view: RunView, stream: EventStream, console: Console,
 def _waiting_note(view: RunView, info: dict[str, Any]) -> str:
     """One line: what the idle run waits on (questions and failures have their own)."""
     waiting = info.get("waiting_for") or {}
+    counts = info.get("waiting_counts") or {}
     socket = view.client.socket_file
     hints = {State.BLOCKED.value: "unblock", State.PAUSED.value: "resume",
              State.INTERRUPTED.value: "resume", State.READY.value: "start"}
@@ -734,9 +735,10 @@ def _waiting_note(view: RunView, info: dict[str, Any]) -> str:
     for what, steps in waiting.items():
         if what not in hints:
             continue
+        count = counts.get(what, len(steps))
         names = ", ".join(f"{n} {name}" for n, name in steps[:5])
-        more = f" and {len(steps) - 5} more" if len(steps) > 5 else ""
-        parts.append(f"{len(steps)} {what} ({names}{more}): trail {hints[what]} "
+        more = f" and {count - 5} more" if count > 5 else ""
+        parts.append(f"{count} {what} ({names}{more}): trail {hints[what]} "
                      f"--socket {socket} --yes")
     if not parts:
         return ""
