@@ -247,8 +247,9 @@ def test_the_live_view_reads_the_status_again_when_a_runs_last_events_were_lost(
 
     # Three events a step, well past what the socket queues hold for a reader that reads
     # nothing meanwhile (the sender's and the receiver's high-water marks, the kernel's
-    # buffers): 1,500 steps were not always enough once events got small.
-    STEPS = 6000  # noqa: N806
+    # buffers, EVENTS_QUEUED each): 1,500 steps were not always enough once events got
+    # small, and the queues now hold 10,000 each.
+    STEPS = 12_000  # noqa: N806
 
     steps = [Step(lambda e, c: None, name=f"quick@web{i}", host=f"web{i}") for i in range(STEPS)]
     client = serve(steps, executor="thread")
@@ -270,6 +271,23 @@ def test_the_live_view_reads_the_status_again_when_a_runs_last_events_were_lost(
         assert stream.missed > 0, "no event was lost"
         assert view.counts() == {"Succeeded": STEPS}
         assert view.index.layout().done == {"Succeeded": STEPS}  # the grouping follows
+
+
+def test_a_subscriber_that_reads_nothing_for_a_burst_of_thousands_misses_none(serve):
+    """A script reading ``trail events`` slower than a wide run starts (here: not at all
+    while 2,000 steps run, 6,000 events) still gets every event: the queues on both sides
+    hold 10,000 each (ZeroMQ's default, 1,000, lost most of such a burst)."""
+    steps = [Step(lambda e, c: None, name=f"s{i}") for i in range(2000)]
+    client = serve(steps, executor="thread")
+    with client.subscribe() as stream:
+        client.start(dry_run=False)
+        client.wait(timeout=60)
+        while stream.next(1.0) is not None:
+            pass
+        stream.settle(client.info()["published"])
+        assert stream.missed == 0
+        succeeded = client.info()["counts"].get("Succeeded")
+    assert succeeded == 2000
 
 
 def test_the_plain_view_of_a_fleet_starts_with_counts_not_a_line_per_step(tmp_path):

@@ -220,6 +220,9 @@ def remove(path: str) -> None:
         pass
 
 
+EVENTS_QUEUED = 10_000  # per subscriber, on each side: about 2 MB at most for a laggard
+
+
 class ServerSockets:
     """A server's API socket (ROUTER) and event stream (XPUB), bound and owned together.
 
@@ -238,7 +241,11 @@ class ServerSockets:
             self.api = bind(self.context, zmq.ROUTER, socket_file,
                             {zmq.MAXMSGSIZE: MAX_FRAME_BYTES})
             try:
-                self.events = bind(self.context, zmq.XPUB, self.events_file)
+                # A subscriber that lags is sent up to EVENTS_QUEUED events before ZeroMQ
+                # drops some for it (it sees the gap in seq): the default, 1,000, was one
+                # burst of a few hundred steps.
+                self.events = bind(self.context, zmq.XPUB, self.events_file,
+                                   {zmq.SNDHWM: EVENTS_QUEUED})
                 self.events.setsockopt(zmq.XPUB_VERBOSER, 1)
             except BaseException:
                 self.api.close(0)

@@ -9,6 +9,7 @@ import zmq
 
 from trail.errors import TrailConnectionError
 from trail.layer1.events import Event, Hello
+from trail.layer1.sockets import EVENTS_QUEUED
 
 
 class EventStream:
@@ -29,6 +30,7 @@ class EventStream:
         self.last_seq: int | None = None
         self._sock: zmq.Socket = zmq.Context.instance().socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.RCVHWM, EVENTS_QUEUED)  # with the server's, 20,000 behind
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
         self._sock.connect(f"ipc://{path}")
         # The server greets each new subscription; until the greeting, events may be missed.
