@@ -325,3 +325,35 @@ def test_the_hub_reads_the_status_again_when_a_runs_events_were_lost(serve: Any,
     finally:
         hub.stopping.set()
         follower.join(10)
+
+
+def test_a_chatty_steps_rows_carry_its_newest_lines_and_the_rest_is_a_link_away(
+        web: WebProcess, serve: Any, runtime: Path) -> None:
+    """The page is sent a step's newest 200 lines (at each of its events: the whole output
+    each time grew as its square) and how many it has; the whole output is plain text at
+    its own address, behind the token, live and from the journal."""
+    def chatty(env: Any, context: Any) -> None:
+        for i in range(250):
+            env.output(f"line {i} <b>not html</b>")
+
+    client = start(serve, runtime, Step(chatty, name="chatty"), "chatty")
+    key = web.key_of("chatty")
+    web.steer(key, "start", False)
+    wait_states(client, {"chatty": "Succeeded"})
+
+    def row() -> dict[str, Any]:
+        rows = web.get(f"/api/runs/{key}")[1]["rows"]
+        return rows[0] if rows[0]["output_count"] == 250 else {}
+    found = wait_until(row, "the page's row to have every line counted")
+    assert found["Output messages"] == [f"line {i} <b>not html</b>" for i in range(50, 250)]
+    path = f"/api/runs/{key}/steps/0/output"
+    assert web.get(path, token=False)[0] == 401
+    status, text = web.get(path)
+    assert status == 200
+    assert text.splitlines() == [f"line {i} <b>not html</b>" for i in range(250)]
+    assert web.get(f"/api/runs/{key}/steps/7/output")[0] == 404
+    client.shutdown(dry_run=False)
+    assert client.server.join(30)  # type: ignore[attr-defined]
+    history = web.key_of("chatty", live=False)
+    status, text = web.get(f"/api/runs/{history}/steps/0/output")
+    assert status == 200 and len(text.splitlines()) == 250, text[:200]

@@ -214,6 +214,29 @@ def test_a_steps_output_streams_into_its_panel(browser: Any, web: WebProcess, se
         "Succeeded"
 
 
+def test_a_chatty_steps_panel_shows_its_newest_lines_and_links_to_all(
+        browser: Any, web: WebProcess, serve: Any, runtime: Path) -> None:
+    def chatty(env: Any, context: Any) -> None:
+        for i in range(230):
+            env.output(f"line {i}")
+
+    client = start(serve, runtime, Step(chatty, name="chatty"), "chatty")
+    key = web.key_of("chatty")
+    browser.get(f"{web.base}/runs/{key}?token={web.token}")
+    wait_css(browser, '#steps tr[data-step="chatty"]')
+    click(browser, '#steps tr[data-step="chatty"]')
+    client.start(dry_run=False)
+    wait_until(lambda: texts(browser, "#step-output-earlier")
+               == ["30 earlier line(s) not shown: all 230 lines"], "the note of earlier lines")
+    (shown,) = texts(browser, "#step-output")
+    assert shown.splitlines() == [f"line {i}" for i in range(30, 230)]
+    link = css(browser, "#step-output-earlier a")[0].get_attribute("href")
+    browser.get(link)  # the whole output, as text
+    wait_until(lambda: texts(browser, "body") and
+               texts(browser, "body")[0].splitlines() == [f"line {i}" for i in range(230)],
+               "every line at the link")
+
+
 def test_a_run_killed_and_taken_up_comes_back_on_the_page(browser: Any, runtime: Path) -> None:
     from tests.support import RunbookProcess
 

@@ -34,7 +34,7 @@ from trail.layer1 import values
 from trail.layer1.calls import CALLS
 from trail.layer1.journal import Journal
 from trail.layer2.diagram import STATE_COLOURS
-from trail.layer2.web.hub import Hub, call_table, diagram_svg
+from trail.layer2.web.hub import Hub, call_table, diagram_svg, page_row
 
 log = logging.getLogger(__name__)
 
@@ -219,11 +219,30 @@ def create_app(hub: Hub, token: str, journal: Path) -> ASGIApp:
         Route("/api/calls", calls),
         Route("/api/runs/{key}", run_data),
         Route("/api/runs/{key}/timeline", timeline),
+        Route("/api/runs/{key}/steps/{n:int}/output", step_output),
         Route("/api/runs/{key}/calls/{call}", call, methods=["POST"]),
         Route("/api/events", events),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ], lifespan=lifespan)
+    app.state.hub, app.state.journal = hub, journal
     return TokenGate(app, token)
+
+
+async def step_output(request: Request) -> Response:
+    """A step's whole output as plain text (the pages are sent its newest lines only)."""
+    hub: Hub = request.app.state.hub
+    key, n = request.path_params["key"], request.path_params["n"]
+    watched = hub.trail(key)
+    if watched is not None:
+        with watched.lock:
+            lines = watched.output(n)
+    else:
+        lines = await run_in_threadpool(_past_output, request.app.state.journal, key, n)
+    if lines is None:
+        return PlainTextResponse(f"no step {n} in run {key!r}", 404)
+    text = "\n".join(line if isinstance(line, str) else values.dumps(line) for line in lines)
+    return PlainTextResponse(text, headers={"Cache-Control": "no-store",
+                                            "X-Content-Type-Options": "nosniff"})
 
 
 # --- the journal (read in a worker thread: sqlite connections stay in their thread) --------
@@ -269,12 +288,12 @@ def _past_run(journal: Path, key: str) -> dict[str, Any] | None:
         shape = run.pop("shape")
         steps = [{"n": n, "name": name} for n, name in shape.get("steps", [])]
         states = {n: step.state for n, step in saved.items()}
-        rows = [{"n": n, "Name": step.name, "State": step.state,
-                 "Started at": step.started_at, "Finished at": step.finished_at,
-                 "Attempt": step.attempt or None, "Return value": step.return_value,
-                 "Output messages": step.output,
-                 "last": str(step.output[-1]) if step.output else "",
-                 "question": None} for n, step in sorted(saved.items())]
+        rows = [page_row({"n": n, "Name": step.name, "State": step.state,
+                          "Started at": step.started_at, "Finished at": step.finished_at,
+                          "Attempt": step.attempt or None, "Return value": step.return_value,
+                          "Output messages": step.output,
+                          "last": str(step.output[-1]) if step.output else "",
+                          "question": None}) for n, step in sorted(saved.items())]
         counts: dict[str, int] = {}
         for row in rows:
             counts[row["State"]] = counts.get(row["State"], 0) + 1
@@ -283,6 +302,18 @@ def _past_run(journal: Path, key: str) -> dict[str, Any] | None:
                 "started": run["started"], "ended_at": run["ended"], "outcome": run["outcome"],
                 "svg": diagram_svg(steps, shape.get("edges", []), states), "rows": rows,
                 "counts": counts, "calls": call_table(), "history": True}
+
+    return _with_journal(journal, read, None)  # type: ignore[no-any-return]
+
+
+def _past_output(journal: Path, key: str, n: int) -> list[Any] | None:
+    run_id = _run_id(key)
+    if run_id is None:
+        return None
+
+    def read(book: Journal) -> list[Any] | None:
+        step = book.saved_steps(run_id).get(n)
+        return None if step is None else list(step.output)
 
     return _with_journal(journal, read, None)  # type: ignore[no-any-return]
 

@@ -40,6 +40,10 @@ FIELDS = (StatusField.STATE, StatusField.STARTED_AT, StatusField.FINISHED_AT,
 # Calls that hold steps back (pause, block, interrupt, stop): their dry run also names the
 # steps below that would then wait. Resuming, skipping or answering strands nothing.
 HOLDING = frozenset({"pause", "pause_branch", "block", "interrupt", "stop"})
+# A step's newest output lines in the rows the pages are sent (at each of its events): the
+# whole output, a line more each time, made a chatty step's traffic grow as its square.
+# The step panel links to the whole of it.
+PAGE_OUTPUT_LINES = 200
 QUEUE_SIZE = 2000  # messages a page may lag behind before it is sent a fresh snapshot
 LIST_EVERY = 0.25  # seconds between lists sent to the pages that show every trail
 FORGET_AFTER = 3600.0  # seconds an ended trail stays followed; then the journal shows it
@@ -98,6 +102,16 @@ class Subscriber:
 
 
 RESYNC_EVERY = 0.5  # seconds: the least time between two reads of a run's whole status
+
+
+def page_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A step's row as the pages get it: its newest PAGE_OUTPUT_LINES output lines, and
+    ``output_count``, how many it has."""
+    output = row.get(StatusField.OUTPUT_MESSAGES) or []
+    row["output_count"] = len(output)
+    if len(output) > PAGE_OUTPUT_LINES:
+        row[StatusField.OUTPUT_MESSAGES] = output[-PAGE_OUTPUT_LINES:]
+    return row
 
 
 class Watched:
@@ -160,10 +174,15 @@ class Watched:
         return {n: row[StatusField.STATE] for n, row in self.mirror.rows.items()}
 
     def row(self, n: int) -> dict[str, Any]:
-        row = dict(self.mirror.rows[n])
+        row = page_row(dict(self.mirror.rows[n]))
         row["last"] = self.mirror.last(n)
         row["question"] = self.mirror.question(n)
         return row
+
+    def output(self, n: int) -> list[Any] | None:
+        """Step ``n``'s output as the server keeps it (None: no such step)."""
+        row = self.mirror.rows.get(n)
+        return None if row is None else list(row.get(StatusField.OUTPUT_MESSAGES) or [])
 
     def summary(self) -> dict[str, Any]:
         return {"key": self.key, "name": self.name, "socket": self.socket, "live": self.live,

@@ -487,7 +487,20 @@ function drawStepPanel() {
     actions.removeAttribute("data-for-step");
   }
   const output = document.getElementById("step-output");
-  output.textContent = (row["Output messages"] || []).map(shown).join("\n");
+  const lines = row["Output messages"] || [];
+  // The page is sent a step's newest lines; the whole output is a link away (plain text).
+  const earlier = (row.output_count || lines.length) - lines.length;
+  const note = document.getElementById("step-output-earlier");
+  note.hidden = earlier <= 0;
+  if (earlier > 0) {
+    const link = document.createElement("a");
+    link.href = "/api/runs/" + encodeURIComponent(run.key) + "/steps/" + row.n + "/output";
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.textContent = "all " + row.output_count + " lines";
+    note.replaceChildren(earlier + " earlier line(s) not shown: ", link);
+  }
+  output.textContent = lines.map(shown).join("\n");
   if (row["Return value"] !== null && row["Return value"] !== undefined) {
     output.textContent += (output.textContent ? "\n" : "") + "→ " + shown(row["Return value"]);
   }
