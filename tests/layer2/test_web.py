@@ -307,8 +307,9 @@ def test_the_hub_reads_the_status_again_when_a_runs_events_were_lost(serve: Any,
     every step as it is."""
     from trail.layer2.web.hub import Hub, Watched
 
-    # Three events a step, far more than the sockets queue for a reader that reads nothing.
-    count = 6000
+    # Three events a step, far more than the sockets queue for a reader that reads nothing
+    # (EVENTS_QUEUED on each side).
+    count = 12_000
     steps = [Step(lambda e, c: None, name=f"quick@web{i}", host=f"web{i}") for i in range(count)]
     client = serve(steps, executor="thread")
     hub = Hub(lambda: [], tmp_path / "journal.sqlite3")
