@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+from typing import Any
 
 import pytest
 
@@ -74,6 +75,45 @@ def test_the_context_is_saved_in_the_journal_with_the_steps_end(tmp_path):
     saved = {name: pickle.loads(data) for name, data in book.saved_context(run_id).items()}
     book.close()
     assert saved == {"value": "written", "items": ["a"]}
+
+
+@pytest.mark.parametrize("executor", ["process", "thread"])
+@pytest.mark.parametrize("kind", ["object", "dict"])
+def test_a_part_a_step_deletes_is_gone_for_the_next_step_and_from_the_journal(
+        tmp_path, executor, kind):
+    """``del context.x`` in a step: the next step (and the server's own context) no longer
+    has it, and neither has the journal, so a take-up does not bring it back."""
+    def forget(trail_env, context):
+        if isinstance(context, dict):
+            del context["value"]
+        else:
+            del context.value
+
+    def look(trail_env, context):
+        return "value" in context if isinstance(context, dict) else hasattr(context, "value")
+
+    notes: Any = {"value": "old", "items": []} if kind == "dict" else Notes()
+    if kind == "object":
+        notes.value = "old"
+    journal = tmp_path / "journal.sqlite3"
+    server = TrailServer(Step(forget, name="forget") >> Step(look, name="look"),
+                         context=notes, journal=journal, executor=executor)
+    server.serve(threaded=True)
+    from tests.support import wait_until
+    from trail import TrailClient
+
+    client = TrailClient(server.socket_file, timeout=10)
+    client.start()
+    wait_until(lambda: client.info()["finished"], "the trail to finish")
+    assert client.status(fields=["Return value"], name="look")[0]["Return value"] is False
+    run_id = client.info()["run"]
+    client.shutdown(dry_run=False)
+    server.join(30)
+    book = Journal(journal)
+    saved = set(book.saved_context(run_id))
+    book.close()
+    assert "value" not in saved and "items" in saved
+    assert not (("value" in notes) if kind == "dict" else hasattr(notes, "value"))
 
 
 def test_what_cannot_be_saved_is_named_one_line_each():

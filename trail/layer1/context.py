@@ -83,22 +83,36 @@ def snapshot(context: Any) -> Parts:
     return saved
 
 
+# A part a step deleted (``del context.x``): no pickle is empty.
+DELETED = b""
+
+
 def changed(before: Parts, after: Parts) -> Parts:
-    return {name: data for name, data in after.items() if before.get(name) != data}
+    """The parts that differ, a deleted one as DELETED (so it is deleted from the journal
+    too: a take-up must not bring it back)."""
+    parts = {name: data for name, data in after.items() if before.get(name) != data}
+    parts.update({name: DELETED for name in before if name not in after})
+    return parts
 
 
 def apply(context: Any, parts: Parts) -> None:
-    """Put saved parts back into the context."""
+    """Put saved (or sent back) parts into the context; a DELETED part is removed."""
     if not parts or context is None:
         return
-    loaded = {name: pickle.loads(data) for name, data in parts.items()}
+    loaded = {name: pickle.loads(data) for name, data in parts.items() if data != DELETED}
+    gone = [name for name, data in parts.items() if data == DELETED]
     if _shared(context):
-        context.__trail_restore__(loaded)
+        context.__trail_restore__(loaded)  # shared live: a deletion there is seen already
     elif isinstance(context, dict):
         context.update(loaded)
+        for name in gone:
+            context.pop(name, None)
     else:
         for name, value in loaded.items():
             setattr(context, name, value)
+        for name in gone:
+            if name in vars(context):
+                delattr(context, name)
 
 
 def after_fork(context: Any) -> None:

@@ -268,12 +268,16 @@ class Journal:
         self.db.executemany("DELETE FROM messages WHERE id = ?", [(row,) for row in rows])
 
     def save_context(self, run_id: int, parts: dict[str, bytes]) -> None:
-        """Changed parts of the run's context (in the wake-up's transaction)."""
+        """Changed parts of the run's context (in the wake-up's transaction); an empty
+        value is a part deleted (layer1/context.py, DELETED)."""
         if parts:
             self._begin()
             self.db.executemany(
                 "INSERT OR REPLACE INTO context (run_id, name, value) VALUES (?, ?, ?)",
-                [(run_id, name, value) for name, value in parts.items()])
+                [(run_id, name, value) for name, value in parts.items() if value])
+            self.db.executemany(
+                "DELETE FROM context WHERE run_id = ? AND name = ?",
+                [(run_id, name) for name, value in parts.items() if not value])
 
     def saved_context(self, run_id: int) -> dict[str, bytes]:
         return {name: bytes(value) for name, value in self.db.execute(
