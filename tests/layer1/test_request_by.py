@@ -36,7 +36,34 @@ def test_by_is_in_the_journal_and_the_events(serve: Any, tmp_path: Path) -> None
     assert ("beta", "api:pause by web:alice") in causes
     assert ("beta", "api:resume by web:alice") in causes
     assert ("alpha", "api:start") in causes
+    # Who answered beta's question, in the journal with the answer.
+    answers = [e for e in Journal(journal).timeline(run_id, messages=True)
+               if e["kind"] == "input"]
+    assert [(a["message"], a["cause"]) for a in answers] == [
+        ("yes", "api:send_message_to_steps by web:alice")]
     stream.close()
+
+
+def test_a_journal_written_before_answers_had_a_cause_is_read_and_written(
+        tmp_path: Path) -> None:
+    """An older journal's messages table has no cause column: it gets one, and its rows
+    read as before."""
+    import sqlite3
+
+    path = tmp_path / "journal.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE messages (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL,"
+                     " n INTEGER NOT NULL, attempt INTEGER NOT NULL, time REAL NOT NULL,"
+                     " kind TEXT NOT NULL, message TEXT NOT NULL);"
+                     "INSERT INTO messages (run_id, n, attempt, time, kind, message) "
+                     "VALUES (1, 0, 1, 0.0, 'input', '\"old\"');")
+    db.close()
+    book = Journal(path)
+    book.message(1, 0, 1, "input", "new", "api:send_message_to_steps by web:bob")
+    book.commit()
+    rows = book.db.execute("SELECT message, cause FROM messages ORDER BY id").fetchall()
+    book.close()
+    assert rows == [('"old"', None), ('"new"', "api:send_message_to_steps by web:bob")]
 
 
 @pytest.mark.parametrize("by", ["", "x" * 81, "two\nlines"])

@@ -75,7 +75,8 @@ CREATE TABLE IF NOT EXISTS messages (
     attempt INTEGER NOT NULL,
     time REAL NOT NULL,
     kind TEXT NOT NULL,           -- 'output', 'prompt', 'input'
-    message TEXT NOT NULL         -- JSON
+    message TEXT NOT NULL,        -- JSON
+    cause TEXT                    -- an input's: the call and who made it ('api:... by ...')
 );
 CREATE TABLE IF NOT EXISTS context (
     run_id INTEGER NOT NULL,
@@ -188,6 +189,8 @@ class Journal:
                 self.db.execute(f"ALTER TABLE steps ADD COLUMN {column} {kind}")
         if "origin" not in {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}:
             self.db.execute("ALTER TABLE runs ADD COLUMN origin TEXT")
+        if "cause" not in {row[1] for row in self.db.execute("PRAGMA table_info(messages)")}:
+            self.db.execute("ALTER TABLE messages ADD COLUMN cause TEXT")
 
     # --- writing (inside the manager's wake-up transaction) -------------------------
 
@@ -254,12 +257,15 @@ class Journal:
              for n, state, attempt, pause_on_fail, return_value, started_at, finished_at,
              tries, retry_at in rows])
 
-    def message(self, run_id: int, n: int, attempt: int, kind: str, message: Any) -> int:
-        """Journal a message; return its row (``drop_messages`` takes rows)."""
+    def message(self, run_id: int, n: int, attempt: int, kind: str, message: Any,
+                cause: str | None = None) -> int:
+        """Journal a message (an answer with its ``cause``: who gave it); return its row
+        (``drop_messages`` takes rows)."""
         self._begin()
         cursor = self.db.execute("INSERT INTO messages (run_id, n, attempt, time, kind, "
-                                 "message) VALUES (?, ?, ?, ?, ?, ?)",
-                                 (run_id, n, attempt, time.time(), kind, values.encode(message)))
+                                 "message, cause) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (run_id, n, attempt, time.time(), kind, values.encode(message),
+                                  cause))
         return int(cursor.lastrowid or 0)
 
     def drop_messages(self, rows: list[int]) -> None:
@@ -348,10 +354,10 @@ class Journal:
         if messages:
             entries += [
                 {"time": t, "n": n, "name": names.get(n), "kind": kind, "attempt": attempt,
-                 "message": values.decode(message)}
-                for t, n, attempt, kind, message in self.db.execute(
-                    "SELECT time, n, attempt, kind, message FROM messages WHERE run_id = ? "
-                    "ORDER BY id", (run_id,))
+                 "message": values.decode(message), **({"cause": cause} if cause else {})}
+                for t, n, attempt, kind, message, cause in self.db.execute(
+                    "SELECT time, n, attempt, kind, message, cause FROM messages "
+                    "WHERE run_id = ? ORDER BY id", (run_id,))
             ]
         entries.sort(key=lambda entry: entry["time"])  # stable: each table keeps its order
         return entries
@@ -464,8 +470,9 @@ class JournalRun:
     def transition(self, n: int, old: str, new: str, cause: str) -> None:
         self.journal.transition(self.run_id, n, old, new, cause)
 
-    def message(self, n: int, attempt: int, kind: str, message: Any) -> int:
-        return self.journal.message(self.run_id, n, attempt, kind, message)
+    def message(self, n: int, attempt: int, kind: str, message: Any,
+                cause: str | None = None) -> int:
+        return self.journal.message(self.run_id, n, attempt, kind, message, cause)
 
     def drop_messages(self, rows: list[int]) -> None:
         self.journal.drop_messages(rows)

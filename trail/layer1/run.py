@@ -259,7 +259,7 @@ class Run:
         cause = self.who(cause)
         record.add_input(message)
         if self.journal is not None:
-            self.journal.message(record.n, record.attempt, "input", message)
+            self.journal.message(record.n, record.attempt, "input", message, cause)
         self.publish(events.Input(n=record.n, name=record.name, message=message, cause=cause))
         if record.executor is not None and record.run_id is not None:
             record.executor.reply(record.run_id, message)

@@ -170,7 +170,10 @@ def timeline_table(run: dict[str, Any], timeline: list[dict[str, Any]]) -> Table
             detail = Text(visible(entry["cause"]))
         else:
             what = Text(TIMELINE_KINDS.get(entry["kind"], entry["kind"]), style="dim")
-            detail = Text(visible(str(entry["message"])))
+            said = str(entry["message"])
+            if entry.get("cause"):  # an answer: who gave it
+                said += f" ({entry['cause']})"
+            detail = Text(visible(said))
         table.add_row(clock(entry["time"]), str(entry["n"]), visible(str(entry["name"])), what,
                       detail)
     return table
