@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trail.errors import TrailClientError, TrailError
 from trail.layer1 import values
-from trail.layer1.calls import CALLS
+from trail.layer1.calls import CALLS, CallSpec
 from trail.layer1.journal import Journal
 from trail.layer2.diagram import STATE_COLOURS
 from trail.layer2.web.hub import Hub, call_table, diagram_svg, page_row
@@ -91,116 +91,8 @@ async def _refuse(status: int, text: str, scope: Scope, receive: Receive, send: 
 
 
 def create_app(hub: Hub, token: str, journal: Path) -> ASGIApp:
-    """The whole web application around ``hub``, behind the token gate."""
-    colours = "\n".join(
-        f'[data-state="{state}"] {{ --state-colour: {colour}; }}'
-        for state, colour in STATE_COLOURS.items())
-
-    def page(request: Request, template: str) -> Response:
-        text = (STATIC / template).read_text(encoding="utf-8")
-        text = text.replace("{{token}}", escape(token)).replace("{{state_css}}", colours)
-        response = HTMLResponse(text, headers={
-            "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline';"
-                                       " img-src 'self' data:; frame-ancestors 'none'"})
-        if request.query_params.get("token"):
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
-        return response
-
-    async def index(request: Request) -> Response:
-        return page(request, "index.html")
-
-    async def run_page(request: Request) -> Response:
-        return page(request, "run.html")
-
-    async def trails(request: Request) -> Response:
-        past = await run_in_threadpool(_past_runs, journal)
-        return json_response({"trails": hub.listing(), "past": past})
-
-    async def run_data(request: Request) -> Response:
-        key = request.path_params["key"]
-        watched = hub.trail(key)
-        if watched is not None and request.query_params.get("followed"):
-            return json_response({"followed": True})  # the page then takes the stream
-        if watched is not None:
-            with watched.lock:
-                data = watched.snapshot()
-        else:
-            found = await run_in_threadpool(_past_run, journal, key)
-            if found is None:
-                return json_response({"error": f"no run {key!r} is running or in the "
-                                               f"journal {journal}"}, 404)
-            data = found
-        return json_response(data)
-
-    async def timeline(request: Request) -> Response:
-        key = request.path_params["key"]
-        entries = await run_in_threadpool(_timeline, journal, key)
-        return json_response({"timeline": entries})
-
-    async def events(request: Request) -> Response:
-        key = request.query_params.get("run")
-        subscriber = hub.subscribe(key)
-        if subscriber is None:
-            return json_response({"error": f"no live trail {key!r}"}, 404)
-
-        async def stream() -> AsyncIterator[dict[str, str]]:
-            try:
-                while True:
-                    message = await subscriber.queue.get()
-                    yield {"data": values.dumps(message)}
-            finally:
-                hub.unsubscribe(subscriber)
-
-        return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
-
-    async def call(request: Request) -> Response:
-        key, name = request.path_params["key"], request.path_params["call"]
-        spec = CALLS.get(name)
-        if spec is None or not spec.mutating:
-            return json_response({"error": f"{name!r} is not a call that steers a trail"}, 404)
-        watched = hub.trail(key)
-        if watched is None or not watched.live:
-            return json_response({"error": f"run {key} is not running: it cannot be "
-                                           f"steered"}, 409)
-        try:
-            body = await request.json()
-        except ValueError:
-            return json_response({"error": "the body must be a JSON object"}, 400)
-        if not isinstance(body, dict):
-            return json_response({"error": "the body must be a JSON object"}, 400)
-        dry_run = body.get("dry_run", True)
-        if not isinstance(dry_run, bool):
-            return json_response({"error": "dry_run must be true or false"}, 400)
-        args: dict[str, Any] = {"dry_run": dry_run}
-        given = body.get("args") or {}
-        if not isinstance(given, dict):
-            return json_response({"error": "args must be an object"}, 400)
-        for argument in spec.arguments:
-            if argument.name in given:
-                value = given[argument.name]
-                try:
-                    args[argument.name] = (argument.from_text(value) if isinstance(value, str)
-                                           else value)
-                except ValueError as exc:
-                    return json_response({"error": f"{argument.name}: {exc}"}, 400)
-        if spec.selects:
-            args["tags"] = body.get("tags") or {}
-        client = watched.client
-        try:
-            result = await run_in_threadpool(client.call, spec.name, **args)
-        except TrailClientError as exc:
-            return json_response({"error": str(exc)}, 400)
-        except TrailError as exc:
-            return json_response({"error": str(exc)}, 502)
-        log.info("web: %s%s on run %s", spec.name, " (dry run)" if dry_run else "", key)
-        stranded = (watched.stranded(spec.name, result)
-                    if dry_run and isinstance(result, list) else [])
-        return json_response({"call": spec.name, "dry_run": dry_run, "result": result,
-                              "shape": spec.result.value, "stranded": stranded})
-
-    async def calls(request: Request) -> Response:
-        return json_response(call_table())
+    """The whole web application around ``hub``, behind the token gate. The handlers find
+    the hub, the journal and the token in ``app.state``."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -224,25 +116,167 @@ def create_app(hub: Hub, token: str, journal: Path) -> ASGIApp:
         Route("/api/events", events),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ], lifespan=lifespan)
-    app.state.hub, app.state.journal = hub, journal
+    app.state.hub, app.state.journal, app.state.token = hub, journal, token
     return TokenGate(app, token)
+
+
+def _hub(request: Request) -> Hub:
+    return request.app.state.hub  # type: ignore[no-any-return]
+
+
+def _journal(request: Request) -> Path:
+    return request.app.state.journal  # type: ignore[no-any-return]
+
+
+STATE_CSS = "\n".join(f'[data-state="{state}"] {{ --state-colour: {colour}; }}'
+                      for state, colour in STATE_COLOURS.items())
+
+
+def page(request: Request, template: str) -> Response:
+    """A page, with the token for its scripts (and, opened with ``?token=``, the cookie)."""
+    token = request.app.state.token
+    text = (STATIC / template).read_text(encoding="utf-8")
+    text = text.replace("{{token}}", escape(token)).replace("{{state_css}}", STATE_CSS)
+    response = HTMLResponse(text, headers={
+        "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline';"
+                                   " img-src 'self' data:; frame-ancestors 'none'"})
+    if request.query_params.get("token"):
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+    return response
+
+
+async def index(request: Request) -> Response:
+    return page(request, "index.html")
+
+
+async def run_page(request: Request) -> Response:
+    return page(request, "run.html")
+
+
+async def trails(request: Request) -> Response:
+    past = await run_in_threadpool(_past_runs, _journal(request))
+    return json_response({"trails": _hub(request).listing(), "past": past})
+
+
+async def calls(request: Request) -> Response:
+    return json_response(call_table())
+
+
+async def run_data(request: Request) -> Response:
+    """A run's snapshot: live from the hub, or from the journal."""
+    key = request.path_params["key"]
+    watched = _hub(request).trail(key)
+    if watched is not None and request.query_params.get("followed"):
+        return json_response({"followed": True})  # the page then takes the stream
+    if watched is not None:
+        with watched.lock:
+            data = watched.snapshot()
+    else:
+        found = await run_in_threadpool(_past_run, _journal(request), key)
+        if found is None:
+            return json_response({"error": f"no run {key!r} is running or in the "
+                                           f"journal {_journal(request)}"}, 404)
+        data = found
+    return json_response(data)
+
+
+async def timeline(request: Request) -> Response:
+    entries = await run_in_threadpool(_timeline, _journal(request), request.path_params["key"])
+    return json_response({"timeline": entries})
 
 
 async def step_output(request: Request) -> Response:
     """A step's whole output as plain text (the pages are sent its newest lines only)."""
-    hub: Hub = request.app.state.hub
     key, n = request.path_params["key"], request.path_params["n"]
-    watched = hub.trail(key)
+    watched = _hub(request).trail(key)
     if watched is not None:
         with watched.lock:
             lines = watched.output(n)
     else:
-        lines = await run_in_threadpool(_past_output, request.app.state.journal, key, n)
+        lines = await run_in_threadpool(_past_output, _journal(request), key, n)
     if lines is None:
         return PlainTextResponse(f"no step {n} in run {key!r}", 404)
     text = "\n".join(line if isinstance(line, str) else values.dumps(line) for line in lines)
     return PlainTextResponse(text, headers={"Cache-Control": "no-store",
                                             "X-Content-Type-Options": "nosniff"})
+
+
+async def events(request: Request) -> Response:
+    """Server-sent events: a run's (``?run=KEY``, greeted with its snapshot) or the list's."""
+    hub = _hub(request)
+    key = request.query_params.get("run")
+    subscriber = hub.subscribe(key)
+    if subscriber is None:
+        return json_response({"error": f"no live trail {key!r}"}, 404)
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        try:
+            while True:
+                message = await subscriber.queue.get()
+                yield {"data": values.dumps(message)}
+        finally:
+            hub.unsubscribe(subscriber)
+
+    return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
+
+
+class _BadCall(Exception):
+    """A call's body the page should not have sent: 400 with this message."""
+
+
+def _call_args(spec: CallSpec, body: Any) -> dict[str, Any]:
+    """A steering call's arguments from its JSON body; _BadCall says what is wrong."""
+    if not isinstance(body, dict):
+        raise _BadCall("the body must be a JSON object")
+    dry_run = body.get("dry_run", True)
+    if not isinstance(dry_run, bool):
+        raise _BadCall("dry_run must be true or false")
+    args: dict[str, Any] = {"dry_run": dry_run}
+    given = body.get("args") or {}
+    if not isinstance(given, dict):
+        raise _BadCall("args must be an object")
+    for argument in spec.arguments:
+        if argument.name in given:
+            value = given[argument.name]
+            try:
+                args[argument.name] = (argument.from_text(value) if isinstance(value, str)
+                                       else value)
+            except ValueError as exc:
+                raise _BadCall(f"{argument.name}: {exc}") from None
+    if spec.selects:
+        args["tags"] = body.get("tags") or {}
+    return args
+
+
+async def call(request: Request) -> Response:
+    """A steering call on a live run (dry run unless the body says ``"dry_run": false``)."""
+    key, name = request.path_params["key"], request.path_params["call"]
+    spec = CALLS.get(name)
+    if spec is None or not spec.mutating:
+        return json_response({"error": f"{name!r} is not a call that steers a trail"}, 404)
+    watched = _hub(request).trail(key)
+    if watched is None or not watched.live:
+        return json_response({"error": f"run {key} is not running: it cannot be steered"},
+                             409)
+    try:
+        args = _call_args(spec, await request.json())
+    except ValueError:
+        return json_response({"error": "the body must be a JSON object"}, 400)
+    except _BadCall as exc:
+        return json_response({"error": str(exc)}, 400)
+    try:
+        result = await run_in_threadpool(watched.client.call, spec.name, **args)
+    except TrailClientError as exc:
+        return json_response({"error": str(exc)}, 400)
+    except TrailError as exc:
+        return json_response({"error": str(exc)}, 502)
+    dry_run = args["dry_run"]
+    log.info("web: %s%s on run %s", spec.name, " (dry run)" if dry_run else "", key)
+    stranded = (watched.stranded(spec.name, result)
+                if dry_run and isinstance(result, list) else [])
+    return json_response({"call": spec.name, "dry_run": dry_run, "result": result,
+                          "shape": spec.result.value, "stranded": stranded})
 
 
 # --- the journal (read in a worker thread: sqlite connections stay in their thread) --------
