@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import statistics
@@ -48,6 +49,8 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 from benchmarks.bench_engine import ms, run_time  # noqa: E402
 from tests.remote.sshd import ALIASES, Sshd, fleet  # noqa: E402
 from trail import RemoteCommand, Step, TrailClient, TrailServer  # noqa: E402
+from trail.layer2.steps.ssh import Target  # noqa: E402
+from trail.layer2.steps.wrapper import new_tag, preamble, wrapped_argv  # noqa: E402
 
 
 def bare(sshd: Sshd, host: str) -> list[str]:
@@ -166,22 +169,51 @@ def trail_time(book: Path) -> float:
         shutil.rmtree(runtime, ignore_errors=True)
 
 
-def report(name: str, floor: list[float], trail: list[float], unit: str = "s") -> None:
+def report(name: str, floor: list[float], trail: list[float], unit: str = "s",
+           what: str = "trail") -> None:
     f, t = statistics.median(floor), statistics.median(trail)
-    print(f"{name:<34} floor {f:8.3f} {unit}  trail {t:8.3f} {unit}  ratio {t / f:5.2f}x"
+    print(f"{name:<34} floor {f:8.3f} {unit}  {what} {t:8.3f} {unit}  ratio {t / f:5.2f}x"
           f"   (rounds: floor {' '.join(f'{x:.2f}' for x in floor)}; "
-          f"trail {' '.join(f'{x:.2f}' for x in trail)})", flush=True)
+          f"{what} {' '.join(f'{x:.2f}' for x in trail)})", flush=True)
+
+
+def wrapped_at_once(sshd: Sshd, hosts: list[str], command: str) -> float:
+    """Seconds for ``command`` on each host, all started at once, as trail runs it there
+    (bare ssh, and on the host its stop wrapper: the loader on the command line, the
+    wrapper and its watcher on the input), without trail on this side."""
+    started = time.perf_counter()
+    running = []
+    for host in hosts:
+        tag = new_tag()
+        target = Target(host=host, ssh_options=tuple(sshd.options))
+        argv = bare_argv(sshd, host, shlex.join(wrapped_argv(target, command, tag, 2.0)))
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        assert process.stdin is not None
+        process.stdin.write(preamble(tag, None))
+        process.stdin.flush()
+        running.append(process)
+    for process in running:
+        assert process.stdin is not None
+        process.stdin.close()
+        assert process.wait() == 0
+    return time.perf_counter() - started
 
 
 def cold(sshd: Sshd, count: int, rounds: int) -> None:
     book = runbook(f"trail = on_hosts(HOSTS[:{count}], 'true', name='one', "
                    "ssh_options=OPTIONS)\n", sshd)
     hosts = fleet(count)
-    floor, trail = [], []
+    floor, trail, wrapped = [], [], []
     for _ in range(rounds):
         floor.append(at_once([bare_argv(sshd, h, "true") for h in hosts]))
+        wrapped.append(wrapped_at_once(sshd, hosts, "true"))
         trail.append(trail_time(book))
     report(f"one command, {count} hosts, cold", floor, trail)
+    # On loopback every host is this machine: the stop wrapper's processes on the hosts
+    # share the cores with trail and ssh, where on a fleet each host runs its own.
+    report("  the hosts' side alone", floor, wrapped,
+           what="bare ssh running trail's stop wrapper")
 
 
 def warm(sshd: Sshd, count: int, rounds: int) -> None:
