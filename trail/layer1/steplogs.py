@@ -55,6 +55,16 @@ def prefix_for(run_id: int | None) -> str:
     return f"run{run_id}-" if run_id is not None else ""
 
 
+def remove_run_logs(directory: Path, run_id: int) -> int:
+    """Delete a journaled run's step log files; return how many there were."""
+    removed = 0
+    for path in directory.glob(f"{prefix_for(run_id)}*.log*"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
 def files_of(directory: Path, prefix: str, n: int) -> list[Path]:
     """A step's log files, oldest first (those that exist)."""
     current = directory / f"{prefix}{n}.log"

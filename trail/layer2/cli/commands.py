@@ -157,6 +157,7 @@ def _check_timeout(ctx: click.Context, param: click.Parameter, value: float) -> 
 # registers them itself, or defines the command under its name).
 LAZY_COMMANDS: dict[str, tuple[str, str | None]] = {
     "logs": ("trail.layer2.cli.logs", None),
+    "prune": ("trail.layer2.cli.prune", None),
     "validate": ("trail.layer2.cli.yamlbook", None),
     "schema": ("trail.layer2.cli.yamlbook", None),
     "export": ("trail.layer2.cli.yamlbook", None),
