@@ -149,3 +149,9 @@ def test_a_damaged_journal_is_an_error_never_a_fresh_start(tmp_path, damage):
     assert f"the journal at {journal}" in result.stderr
     assert "move it aside" in result.stderr
     assert not (tmp_path / "ran.log").exists() or (tmp_path / "ran.log").read_text() == ""
+    # Reading it (trail history opens it without the whole-file check) is one line too.
+    looked = subprocess.run([sys.executable, "-m", "trail", "history", "--journal",
+                             str(journal)], env=server.env, capture_output=True, text=True,
+                            timeout=60)
+    assert looked.returncode == 2 and looked.stderr.startswith("trail: error:"), looked.stderr
+    assert "Traceback" not in looked.stderr

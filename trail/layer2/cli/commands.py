@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import signal
+import sqlite3
 import stat
 import sys
 import time
@@ -65,7 +66,8 @@ def speaking(debug: bool) -> Iterator[None]:
     """Turn trail's errors into one clear line (or, with --debug, the traceback)."""
     try:
         yield
-    except (TrailError, OSError, ValueError, ArithmeticError, RecursionError) as exc:
+    except (TrailError, OSError, ValueError, ArithmeticError, RecursionError,
+            sqlite3.DatabaseError) as exc:  # a damaged journal read without verifying
         if debug:
             raise
         raise Failure(str(exc)) from exc
@@ -331,11 +333,14 @@ def already_running(name: str, origin: str, journal: str | None, plain: bool) ->
     path = Path(journal) if journal else default_journal_path()
     if not path.exists():
         return
-    book = Journal(path)
     try:
-        latest = book.latest_run(name, origin)
-    finally:
-        book.close()
+        book = Journal(path, verify=False)  # the server verifies it as it opens it
+        try:
+            latest = book.latest_run(name, origin)
+        finally:
+            book.close()
+    except (TrailError, sqlite3.DatabaseError):
+        return  # a damaged journal: the server refuses it, saying so
     if latest is None or latest["ended"] is not None or not latest["socket"]:
         return
     try:
@@ -425,7 +430,7 @@ def history(ctx: click.Context, run_id: int | None, journal: str | None, limit: 
         path = Path(journal) if journal else default_journal_path()
         if not path.exists():
             raise Failure(f"no journal at {path}")
-        book = Journal(path)
+        book = Journal(path, verify=False)
         if run_id is None:
             runs = book.runs(limit)
             for past in runs:

@@ -282,7 +282,7 @@ async def call(request: Request) -> Response:
 # --- the journal (read in a worker thread: sqlite connections stay in their thread) --------
 
 def _open(journal: Path) -> Journal | None:
-    return Journal(journal) if journal.exists() else None
+    return Journal(journal, verify=False) if journal.exists() else None
 
 
 def _with_journal(journal: Path, read: Callable[[Journal], Any], default: Any) -> Any:
