@@ -53,7 +53,8 @@ WRITTEN_COMMANDS = {"run", "watch", "history", "ls", "attach", "dot",
                     "validate", "schema", "export",  # cli/yamlbook.py
                     "schedule", "scheduler",  # cli/schedule.py
                     "notify-test", "web",
-                    "logs"}  # cli/logs.py
+                    "logs",  # cli/logs.py
+                    "prune"}  # cli/prune.py
 
 
 def test_the_table_names_every_call_once_and_every_call_has_one_handler():
