@@ -82,9 +82,13 @@ class _Task:
 
 @dataclass
 class _Link:
-    """The connection to one trail server."""
+    """The connection to one trail server; until ``connect_by`` is None, it is being made
+    and what is said to the trail waits in ``unsent``."""
 
     sock: socket.socket
+    where: str
+    connect_by: float | None
+    unsent: bytearray = field(default_factory=bytearray)
     buffer: bytearray = field(default_factory=bytearray)
     waiting: dict[int, tuple[_Task, bytes, bool, str]] = field(default_factory=dict)
     steps: dict[int, _Step] = field(default_factory=dict)
@@ -150,6 +154,8 @@ class Agent:
 
     def _wait(self) -> float | None:
         times = [s.kill_at for s in self.steps if s.kill_at is not None]
+        times += [link.connect_by for link in self.links.values()
+                  if link.connect_by is not None]
         wait = max(0.0, min(times) - time.monotonic()) if times else None
         if any(s.status is not None for s in self.steps):
             wait = min(wait if wait is not None else _STRAGGLERS_EVERY, _STRAGGLERS_EVERY)
@@ -157,6 +163,10 @@ class Agent:
 
     def _deadlines(self) -> None:
         now = time.monotonic()
+        for link in list(self.links.values()):
+            if link.connect_by is not None and now >= link.connect_by:
+                self._link_lost(link, f"cannot reach the trail at {link.where}: no answer "
+                                      f"in {wire.CONNECT_TIMEOUT:.0f} s")
         for step in list(self.steps):
             if step.kill_at is not None and now >= step.kill_at:
                 step.kill()
@@ -204,11 +214,7 @@ class Agent:
             return
         hello = {"key": header["key"], "pid": header["pid"]}
         link.waiting[run_id] = (task, payload, bool(header["capture"]), str(header["key"]))
-        try:
-            wire.send_all(link.sock, wire.run_frame(wire.HELLO, run_id,
-                                                    json.dumps(hello).encode()))
-        except OSError:
-            self._link_lost(link)
+        self._send(link, wire.run_frame(wire.HELLO, run_id, json.dumps(hello).encode()))
 
     def _stop(self, keys: list[str]) -> list[str]:
         """SIGKILL these tasks' steps and answer once their processes are gone (a take-up
@@ -224,18 +230,41 @@ class Agent:
     # --- links to trail servers ---
 
     def _link(self, host: str, port: int, token: str, header: dict[str, Any]) -> _Link:
+        """The link to this trail; a new one is connected without waiting here (a trail
+        that does not answer must not hold up the other steps' relays and stops)."""
         link = self.links.get((host, port, token))
         if link is not None:
             return link
-        sock = socket.create_connection((host, port), timeout=wire.CONNECT_TIMEOUT)
+        sock = wire.start_connect(host, port)
         wire.tune(sock)
         opening = {"token": token, "worker": header["worker"], "host": socket.gethostname(),
                    "pid": os.getpid()}
-        sock.sendall(frame(json.dumps(opening).encode()))
-        sock.setblocking(False)
-        link = self.links[(host, port, token)] = _Link(sock)
-        self.sel.register(sock, selectors.EVENT_READ, lambda _s: self._from_trail(link))
+        link = _Link(sock, f"{host}:{port}", time.monotonic() + wire.CONNECT_TIMEOUT,
+                     bytearray(frame(json.dumps(opening).encode())))
+        self.links[(host, port, token)] = link
+        self.sel.register(sock, selectors.EVENT_WRITE, lambda _s: self._connected(link))
         return link
+
+    def _connected(self, link: _Link) -> None:
+        """The link's connection was made (or failed): say what waited, then listen."""
+        try:
+            wire.finish_connect(link.sock)
+        except OSError as exc:
+            self._link_lost(link, f"cannot reach the trail at {link.where}: {exc}")
+            return
+        link.connect_by = None
+        self.sel.modify(link.sock, selectors.EVENT_READ, lambda _s: self._from_trail(link))
+        unsent, link.unsent = bytes(link.unsent), bytearray()
+        self._send(link, unsent)
+
+    def _send(self, link: _Link, data: bytes) -> None:
+        if link.connect_by is not None:
+            link.unsent += data
+            return
+        try:
+            wire.send_all(link.sock, data)
+        except OSError:
+            self._link_lost(link)
 
     def _from_trail(self, link: _Link) -> None:
         frames, closed = wire.recv_frames(link.sock, link.buffer)
@@ -290,7 +319,7 @@ class Agent:
                 os.close(fd)
         return fork_spare()
 
-    def _link_lost(self, link: _Link) -> None:
+    def _link_lost(self, link: _Link, why: str = "the trail closed its connection") -> None:
         """The trail's server is gone: its steps are stopped, its waiting tasks refused."""
         if link.closed:
             return
@@ -301,7 +330,7 @@ class Agent:
         self.sel.unregister(link.sock)
         link.sock.close()
         for task, _payload, _capture, _key in link.waiting.values():
-            task.answer(refused="the trail closed its connection")
+            task.answer(refused=why)
         link.waiting.clear()
         for step in link.steps.values():
             step.link = None
@@ -309,12 +338,8 @@ class Agent:
         link.steps.clear()
 
     def _up(self, step: _Step, tag: bytes, body: bytes) -> None:
-        if step.link is None:
-            return
-        try:
-            wire.send_all(step.link.sock, wire.run_frame(tag, step.run_id, body))
-        except OSError:
-            self._link_lost(step.link)
+        if step.link is not None:
+            self._send(step.link, wire.run_frame(tag, step.run_id, body))
 
     # --- steps ---
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import multiprocessing
 import os
 import socket
@@ -22,6 +23,8 @@ from typing import Any
 from trail.layer1.executors.dask import wire
 from trail.layer1.executors.process import frame
 
+log = logging.getLogger(__name__)
+
 AGENT_TIMEOUT = 60.0  # seconds an agent may take to start, or to answer a take-up's stop
 _lock = threading.Lock()
 _agent: subprocess.Popen[bytes] | None = None
@@ -34,6 +37,8 @@ def ensure_agent() -> str:
     with _lock:
         if _agent is not None and _agent.poll() is None:
             return _agent_socket
+        if _agent_socket:  # the agent died without its clean-up (SIGKILL): do it for it
+            _remove_socket(_agent_socket)
         # The listener is made here, so a task can connect before the agent is up.
         path = str(Path(tempfile.mkdtemp(prefix="trail-dask-")) / "agent.sock")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -54,6 +59,19 @@ def ensure_agent() -> str:
         _agent.stdin.flush()
         _agent_socket = path
         return path
+
+
+def _remove_socket(path: str) -> None:
+    """Remove an agent's socket and its private directory, whatever is left of them."""
+    socket_path = Path(path)
+    socket_path.unlink(missing_ok=True)
+    try:
+        socket_path.parent.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # someone put something there: leave it
+        log.warning("cannot remove the trail agent's directory %s: %s", socket_path.parent,
+                    exc)
 
 
 async def start_agent() -> None:
