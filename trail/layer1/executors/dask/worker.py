@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from trail.layer1.executors.dask import wire
-from trail.layer1.executors.process import frame
+from trail.layer1.executors.process import frame, unframe
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +81,15 @@ async def start_agent() -> None:
                                                      AGENT_TIMEOUT)
 
 
-def work(endpoint: tuple[str, int], token: str, run_id: int, payload: bytes, capture: bool,
-         key: str) -> str:
+async def work(endpoint: tuple[str, int], token: str, run_id: int, payload: bytes,
+               capture: bool, key: str) -> str:
     """The Dask task: the worker's agent asks the trail for the go, runs the step and
-    answers when it is over; how it ended, or why it did not run."""
+    answers when it is over; how it ended, or why it did not run.
+
+    A coroutine: the worker awaits it on its event loop, where waiting costs nothing; run
+    on a thread of the worker's pool, the wait held the thread, and the worker's profiler
+    looked at it every 10 ms while the step ran.
+    """
     try:
         from distributed import get_worker
 
@@ -93,7 +98,7 @@ def work(endpoint: tuple[str, int], token: str, run_id: int, payload: bytes, cap
         worker = "?"
     header = {"endpoint": list(endpoint), "token": token, "run": run_id, "key": key,
               "capture": capture, "worker": worker, "pid": os.getpid()}
-    answer = _ask(header, payload)
+    answer = await _ask_async(header, payload)
     if answer is None:
         return "lost: the worker's trail agent died"
     if "refused" in answer:
@@ -107,6 +112,27 @@ def stop_steps(keys: list[str]) -> list[str]:
         return []
     answer = _ask({"stop": keys}, b"", AGENT_TIMEOUT)
     return list(answer["found"]) if answer else []
+
+
+async def _ask_async(header: dict[str, Any], payload: bytes) -> dict[str, Any] | None:
+    """``_ask`` on the worker's event loop."""
+    if _agent is None or _agent.poll() is not None:  # starting it takes a moment: not here
+        path = await asyncio.get_running_loop().run_in_executor(None, ensure_agent)
+    else:
+        path = _agent_socket
+    reader, writer = await asyncio.open_unix_connection(path)
+    try:
+        writer.write(frame(json.dumps(header).encode()) + frame(payload))
+        await writer.drain()
+        buffer = bytearray()
+        while not (frames := unframe(buffer)):
+            chunk = await reader.read(1 << 16)
+            if not chunk:
+                return None
+            buffer += chunk
+    finally:
+        writer.close()
+    return dict(json.loads(frames[0]))
 
 
 def _ask(header: dict[str, Any], payload: bytes,
