@@ -9,11 +9,12 @@ time per step, against a bare ``client.submit(f).result()`` floor measured in th
 weighs on both alike); ``--rounds`` rounds, the medians and the median ratio reported.
 Throughput: ``--steps`` independent steps each burning ``--cpu-ms`` of CPU, on ``--workers``
 single-threaded workers, and under the process executor on this machine (``max_parallel``
-= the machine's CPUs), alternating for ``--fan-rounds``. Wall times, and the CPU each run
-cost beyond the steps' own (this process and its descendants: the trail, the scheduler,
-the workers, their agents, the steps): on a machine other work shares, the wall times
-follow its load, the CPU does not. On one machine the cluster shares its cores: there the
-figures say what each executor costs per step; with workers on other hosts
+= the machine's CPUs), alternating for ``--fan-rounds``; then the same burns as bare Dask
+tasks (``client.submit``) on the same cluster: what Dask itself costs. Wall times, and the
+CPU each run cost beyond the steps' own (this process and its descendants: the trail, the
+scheduler, the workers, their agents, the steps): on a machine other work shares, the wall
+times follow its load, the CPU does not. On one machine the cluster shares its cores:
+there the figures say what each executor costs per step; with workers on other hosts
 (``--scheduler``, whose workers this process cannot count) what the cluster buys.
 """
 
@@ -41,8 +42,10 @@ def bare() -> int:
 
 
 def burn(ms: float) -> None:
-    end = time.process_time() + ms / 1000
-    while time.process_time() < end:
+    # The thread's CPU: run as a bare Dask task, the worker's other threads (its event loop)
+    # are Dask's cost, not the task's (in a step's own process the two are the same).
+    end = time.thread_time() + ms / 1000
+    while time.thread_time() < end:
         pass
 
 
@@ -88,6 +91,10 @@ def main() -> None:
     parser.add_argument("--fan-rounds", type=int, default=1)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--scheduler", help="an existing cluster (default: a LocalCluster)")
+    parser.add_argument("--quiet-cluster", action="store_true",
+                        help="the LocalCluster's event loops check their health every 1 s "
+                             "(not 20 ms) and its workers do not profile their tasks: idle, "
+                             "its processes then take half the CPU or less")
     parser.add_argument("--process-executor", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.process_executor:
@@ -101,6 +108,11 @@ def main() -> None:
     if options.scheduler:
         client = Client(options.scheduler)
     else:
+        if options.quiet_cluster:
+            import dask
+
+            dask.config.set({"distributed.admin.tick.interval": "1s",
+                             "distributed.worker.profile.enabled": False})
         cluster = LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None)
         client = Client(cluster)
@@ -135,18 +147,26 @@ def main() -> None:
                 [sys.executable, __file__, "--process-executor", "--steps",
                  str(options.steps), "--cpu-ms", str(options.cpu_ms)], check=True,
                 capture_output=True, text=True).stdout.split())
-            fans.append((on_dask, local, dask_cpu, local_cpu))
+            # Dask's own floor: the same burns as bare tasks on the same cluster.
+            cpu = tree_cpu()
+            started = time.monotonic()
+            client.gather([client.submit(burn, options.cpu_ms, pure=False)  # type: ignore[attr-defined]
+                           for _ in range(options.steps)])
+            bare, bare_cpu = time.monotonic() - started, tree_cpu() - cpu
+            fans.append((on_dask, local, dask_cpu, local_cpu, bare, bare_cpu))
             print(f"  round: dask {on_dask:.1f} s ({beyond(dask_cpu, options)}), process "
-                  f"executor {local:.1f} s ({beyond(local_cpu, options)})", flush=True)
+                  f"executor {local:.1f} s ({beyond(local_cpu, options)}), bare Dask tasks "
+                  f"{bare:.1f} s ({beyond(bare_cpu, options)})", flush=True)
         if fans:
-            on_dask, local, dask_cpu, local_cpu = (statistics.median(f[i] for f in fans)
-                                                   for i in range(4))
+            on_dask, local, dask_cpu, local_cpu, bare, bare_cpu = (
+                statistics.median(f[i] for f in fans) for i in range(6))
             print(f"{options.steps} steps of {options.cpu_ms:.0f} ms CPU (median of "
                   f"{len(fans)}): dask ({options.workers} workers) {on_dask:.1f} s, process "
                   f"executor here ({os.cpu_count()} at once) {local:.1f} s, ratio "
-                  f"{statistics.median(f[0] / f[1] for f in fans):.2f}; CPU beyond the "
-                  f"steps' own: dask {beyond(dask_cpu, options)}, process executor "
-                  f"{beyond(local_cpu, options)}")
+                  f"{statistics.median(f[0] / f[1] for f in fans):.2f}, bare Dask tasks "
+                  f"{bare:.1f} s; CPU beyond the steps' own: dask {beyond(dask_cpu, options)}, "
+                  f"process executor {beyond(local_cpu, options)}, bare Dask tasks "
+                  f"{beyond(bare_cpu, options)}")
     finally:
         client.close()
         if cluster is not None:

@@ -92,7 +92,7 @@ def journaled_where(client: Any) -> dict[int, str]:
     server = client.server
     with sqlite3.connect(server.journal.path) as db:
         return dict(db.execute("SELECT n, message FROM messages WHERE run_id = ? AND "
-                               "kind = 'where'", (server.run_id,)).fetchall())
+                               "kind = 'where' ORDER BY id", (server.run_id,)).fetchall())
 
 
 def test_a_diamond_runs_with_return_values_on_workers(dask_serve):
@@ -259,7 +259,8 @@ def test_pause_skip_and_a_mixed_trail(dask_serve, tmp_path):
     wait_states(client, {"here": "Succeeded", "there": "Paused"})
     client.resume(dry_run=False, name="there")
     wait_states(client, {"there": "Succeeded", "skipped": "Skipped"})
-    # Only the dask step ran on a worker; the journal says which worker and task.
+    # Only the dask step ran on a worker; the journal says which task (at submission),
+    # then which worker.
     where = journaled_where(client)
     assert set(where) == {1}
     assert where[1].startswith('"running on Dask worker tcp://127.0.0.1:')
@@ -368,12 +369,12 @@ def test_kill_9_of_the_server_stops_the_step_and_take_up_finds_it_interrupted(
 
         def journaled_where() -> Any:
             with sqlite3.connect(server.journal) as db:
-                return db.execute("SELECT message FROM messages WHERE kind = 'where'"
-                                  ).fetchone()
+                return db.execute("SELECT message FROM messages WHERE kind = 'where' "
+                                  "ORDER BY id").fetchone()
 
-        # Where it runs is journaled as the worker reports it (a moment after the step's
-        # own code starts): the kill comes after, as take-up needs it.
-        (where,) = wait_until(journaled_where, "where the step runs, in the journal")
+        # The task's key is journaled with the step's Running, before it is submitted: a
+        # kill at any moment after the step started leaves take-up what it needs.
+        (where,) = journaled_where()
         server.kill()
         # The worker's agent saw the server go and stopped the step.
         wait_until(lambda: not pid_alive(pid), "the orphaned step to be stopped", timeout=10)
@@ -381,8 +382,8 @@ def test_kill_9_of_the_server_stops_the_step_and_take_up_finds_it_interrupted(
         client = server.start()
         assert client.info()["resumed"]
         assert states(client) == {"long": "Interrupted"}
-        assert journaled_where() == (where,)  # which worker and task ran it
-        assert "running on Dask worker tcp://127.0.0.1:" in where and "task trail-step-" in where
+        assert journaled_where() == (where,)  # which task ran it
+        assert where.startswith('"submitted to Dask as task trail-step-')
         time.sleep(1)
         assert not pid_file.exists()  # nothing ran it again behind the trail's back
         client.shutdown(dry_run=False)
@@ -496,3 +497,65 @@ def test_interrupt_of_a_step_blocked_in_subprocess_run_leaves_no_process(dask_se
     client.interrupt(dry_run=False)
     wait_until(lambda: not any(pid_alive(p) for p in recorded), "no process left", timeout=5)
     assert states(client) == {"waits_on_a_command": "Interrupted"}
+
+
+def test_an_agent_killed_by_sigkill_leaves_no_socket_behind_once_replaced():
+    require_distributed()
+    from trail.layer1.executors.dask import worker
+
+    first = Path(worker.ensure_agent())
+    agent = worker._agent
+    assert agent is not None and first.exists()
+    try:
+        agent.kill()  # no clean-up of its own
+        agent.wait(10)
+        second = Path(worker.ensure_agent())  # the next task's: a new agent
+        assert second != first and second.exists()
+        assert not first.parent.exists()
+    finally:
+        # End of its input: this "worker" is gone; the agent removes its own socket.
+        last = worker._agent
+        assert last is not None and last.stdin is not None
+        last.stdin.close()
+        last.wait(10)
+        assert not Path(worker._agent_socket).parent.exists()
+        worker._agent, worker._agent_socket = None, ""
+
+
+def test_an_agent_serves_on_while_a_trail_does_not_answer_its_connection():
+    require_distributed()
+    import socket
+    import threading
+
+    from trail.layer1.executors.dask import worker
+
+    # A listener that never accepts, its queue full: a further connection gets no answer.
+    silent = socket.create_server(("127.0.0.1", 0), backlog=0)
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(silent.getsockname())
+        fillers.append(filler)
+    header = {"endpoint": list(silent.getsockname()), "token": "x", "run": 1,
+              "key": "trail-step-test-1", "capture": False, "worker": "?", "pid": 0}
+    answers: list[Any] = []
+    task = threading.Thread(target=lambda: answers.append(worker._ask(header, b"")))
+    worker.ensure_agent()
+    try:
+        task.start()
+        time.sleep(0.5)  # its connection under way
+        # Another task (a take-up's stop) is answered meanwhile.
+        assert worker._ask({"stop": []}, b"", 30) == {"found": []}
+        assert task.is_alive() and not answers
+        task.join(30)  # the connection's own deadline refuses it
+        assert answers and "cannot reach the trail" in answers[0]["refused"]
+    finally:
+        silent.close()
+        for filler in fillers:
+            filler.close()
+        last = worker._agent
+        assert last is not None and last.stdin is not None
+        last.stdin.close()
+        last.wait(10)
+        worker._agent, worker._agent_socket = None, ""

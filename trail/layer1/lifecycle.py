@@ -115,6 +115,11 @@ class StepRuns:
         record.begin_run(run_id, executor, env)
         self.run.apply(record, Action.RUN, "started")
         self.run.scheduler.take_slot(run_id, record)
+        where = executor.where(run_id)
+        if where is not None and self.run.journal is not None:
+            # In the commit that journals it Running: a take-up after a crash at any
+            # moment from its start on finds where to look for it.
+            self.run.journal.message(record.n, record.attempt, Kind.WHERE, where)
         try:
             args, kwargs = step.pre_processor(env, self.run.context)
         except Exception as exc:

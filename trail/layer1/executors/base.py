@@ -213,6 +213,11 @@ class Executor(ABC):
     def prepare(self, run_id: int) -> TrailEnvironment:
         """Set up a run's channel; the pre-processor gets the environment before ``start``."""
 
+    def where(self, run_id: int) -> str | None:
+        """Where a prepared run will run, to journal before it starts (with its Running);
+        None when there is nothing a take-up would need to find it by."""
+        return None
+
     @abstractmethod
     def start(
         self, run_id: int, function: Callable[..., Any], args: Any, kwargs: dict[str, Any]

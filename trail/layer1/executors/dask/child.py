@@ -56,6 +56,16 @@ def fork_spare() -> Spare:
     return Spare(pid, in_w, out_r, print_r)
 
 
+def take_spare(spare: Spare | None) -> Spare:
+    """The process forked ahead of time, if it is still there; else one forked now."""
+    if spare is not None and os.waitpid(spare.pid, os.WNOHANG)[0] == 0:
+        return spare
+    if spare is not None:  # someone killed it
+        for fd in (spare.in_w, spare.out_r, spare.print_r):
+            os.close(fd)
+    return fork_spare()
+
+
 def job(payload: bytes, capture: bool) -> bytes:
     """The frame that hands a spare its step."""
     return frame((b"1" if capture else b"0") + payload)
@@ -119,13 +129,9 @@ def _load(payload: bytes, channel: _ChildChannel) -> tuple[Any, Any, dict[str, A
 def _close_all_but(*keep: int) -> None:
     """Close every inherited descriptor (the links, the tasks' sockets) but ``keep`` and the
     standard three."""
-    try:
-        open_fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
-    except OSError:  # no /proc: the usual range
-        open_fds = list(range(3, 1024))
-    for fd in open_fds:
-        if fd > 2 and fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass  # the directory's own descriptor, closed already
+    # Ranges between the kept ones: one close_range call each where the kernel has it.
+    low = 3
+    for fd in sorted(fd for fd in keep if fd >= low):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))

@@ -134,8 +134,13 @@ class DaskExecutor(Executor):
     # --- the Executor interface ---
 
     def prepare(self, run_id: int) -> TrailEnvironment:
-        self._runs[run_id] = DaskRun(run_id)
+        self._runs[run_id] = DaskRun(run_id, key=f"{self._prefix}-{run_id}")
         return TrailEnvironment(_ManagerChannel(self, run_id))
+
+    def where(self, run_id: int) -> str | None:
+        # The task's key is all a take-up needs to find the step (stop_orphans); the
+        # worker it runs on is journaled too once its agent asks for the go.
+        return f"submitted to Dask as task {self._runs[run_id].key}"
 
     def discard(self, run_id: int) -> None:
         self._runs.pop(run_id, None)
@@ -171,7 +176,6 @@ class DaskExecutor(Executor):
             self._post(Message(run.run_id, Kind.EXIT, "was interrupted before it was submitted"))
             return
         assert self.endpoint is not None and self._links is not None
-        run.key = f"{self._prefix}-{run.run_id}"
         run.future = self._client.submit(work, self.endpoint, self._token, run.run_id, payload,
                                          self.step_output is not None, run.key, key=run.key,
                                          pure=False, retries=0)

@@ -14,6 +14,8 @@ Trail -> agent: JSON frames naming the run: ``{"run", "go", "why"}`` answers an 
 
 from __future__ import annotations
 
+import errno
+import os
 import select
 import socket
 import struct
@@ -48,6 +50,30 @@ def send_all(sock: socket.socket, data: bytes, timeout: float = CONNECT_TIMEOUT)
             if left <= 0:
                 raise TimeoutError("the other end does not read") from None
             select.select([], [sock], [], left)
+
+
+def start_connect(host: str, port: int) -> socket.socket:
+    """A non-blocking socket whose connection to ``host:port`` is under way: writable once
+    it is made or failed (``finish_connect`` says which)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port,
+                                                         type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        code = sock.connect_ex(address)
+        if code not in (0, errno.EINPROGRESS):
+            raise OSError(code, os.strerror(code))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def finish_connect(sock: socket.socket) -> None:
+    """Raise why a socket from ``start_connect`` could not connect, if it could not."""
+    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code:
+        raise OSError(code, os.strerror(code))
 
 
 def recv_frames(sock: socket.socket, buffer: bytearray) -> tuple[list[bytes], bool]:
