@@ -193,10 +193,10 @@ def wrapped_at_once(sshd: Sshd, hosts: list[str], command: str) -> float:
         process.stdin.write(preamble(tag, None))
         process.stdin.flush()
         running.append(process)
-    for process in running:
+    for process in running:  # the input stays open until the command ends, as in trail
+        assert process.wait() == 0
         assert process.stdin is not None
         process.stdin.close()
-        assert process.wait() == 0
     return time.perf_counter() - started
 
 
