@@ -57,7 +57,7 @@ class InProcessTrail:
         self.run = Run(make_trail_graph(definition), context,
                        settings or Settings(executor="thread", random_fraction=lambda: 0.5),
                        timers=Timers(self.clock))
-        self.run.listening = True
+        self.run.outbox.listening = True
         self.events: list[Event] = []
         self.loop = Loop(self.run, on_event=self.events.append)
         self.client = TrailClient("in-process", transport=InProcessTransport(self._handle))

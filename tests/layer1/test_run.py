@@ -15,7 +15,7 @@ from tests.support import pid_alive, wait_until
 from trail import Step, StepTimeoutError, TransitionError
 from trail.core.states import Action, State
 from trail.layer1.events import StateChanged
-from trail.layer1.run import Settings
+from trail.layer1.run import Settings, take_up
 from trail.testing import InProcessTrail, MockClock
 
 
@@ -137,7 +137,7 @@ def test_recovery_is_a_journaled_transition(tmp_path):
     trail.run.journal = JournalRun(journal, run_id)
     saved = {n: SavedStep(n, name, "Running", True, 1, None, None, None, [], [], [])
              for n, name in ((0, "a"), (1, "b"))}
-    trail.run.restore(saved, "recovered")
+    take_up(trail.run, saved, "recovered")
     trail.run.commit()
     assert trail.states() == {"a": "Interrupted", "b": "Waiting"}
     rows = journal.db.execute("SELECT n, old, new, cause FROM transitions ORDER BY id").fetchall()

@@ -126,7 +126,7 @@ def info(run: Run, args: Args) -> dict[str, Any]:
         "waiting_for": {what: [list(step) for step in steps[:WAITING_LISTED]]
                         for what, steps in waiting.items()},
         "waiting_counts": {what: len(steps) for what, steps in waiting.items()},
-        "published": run.published,  # the seq of the last event sent (0: none yet)
+        "published": run.outbox.published,  # the seq of the last event sent (0: none yet)
     }
 
 

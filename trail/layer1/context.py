@@ -20,8 +20,14 @@ Where it flows:
 
 from __future__ import annotations
 
+import logging
 import pickle
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trail.layer1.journal import JournalRun
+
+log = logging.getLogger(__name__)
 
 Parts = dict[str, bytes]  # part name -> pickled value
 
@@ -124,3 +130,46 @@ def after_fork(context: Any) -> None:
 def tracked(context: Any) -> bool:
     """Whether a forked step must send back what it changed (not so for a shared one)."""
     return context is not None and not _shared(context) and parts_of(context) is not None
+
+
+class DurableContext:
+    """A run's context and what of it the journal holds: the parts saved, and whether a
+    step may have changed it since (``dirty``: saved at the next ``save``)."""
+
+    def __init__(self, context: Any, journal: JournalRun | None) -> None:
+        self.context = context
+        self.journal = journal
+        self.dirty = False
+        self._saved: Parts = {}
+
+    def save_from_start(self) -> list[str]:
+        """A new run: save the whole context at the next commit; return what of it cannot
+        be saved."""
+        self.dirty = True
+        return problems(self.context)
+
+    def restore(self, cause: str) -> None:
+        """A run taken up: put back what the steps had put in the context."""
+        if self.journal is None:
+            return
+        saved = self.journal.saved_context()
+        apply(self.context, saved)
+        self._saved = dict(saved)
+        self.dirty = True  # parts the new context has and the old did not
+        if saved:
+            log.info("context restored (%s): %s", cause, ", ".join(sorted(saved)))
+
+    def changed(self, parts: Parts) -> None:
+        """A step in a copy of the context (a forked process) changed these parts."""
+        apply(self.context, parts)
+        self.dirty = True
+
+    def save(self) -> None:
+        """Journal the parts changed since the last save (in the wake-up's transaction)."""
+        if not self.dirty:
+            return
+        self.dirty = False
+        if self.journal is not None:
+            now = snapshot(self.context)
+            self.journal.save_context(changed(self._saved, now))
+            self._saved = now

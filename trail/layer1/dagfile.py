@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,9 @@ from trail.layer1.journal import SavedStep
 
 if TYPE_CHECKING:
     from trail.layer1.records import StepRecord
+    from trail.layer1.timers import Timers
+
+DAG_FILE_INTERVAL = 0.5  # seconds: how stale AutoTrail's DAG file may be while a run is busy
 
 # What AutoTrail's restore_trail does with these states unless told otherwise.
 DEFAULT_MAPPING = {State.BLOCKED.value: State.PAUSED.value,
@@ -91,3 +96,50 @@ def read_dag_file(path: str, graph: nx.DiGraph,
                              entry.get("Output messages", []),
                              entry.get("Prompt messages", []), entry.get("Input messages", []))
     return saved
+
+
+class DagFile:
+    """A run's AutoTrail DAG file (at ``path``; None: none), rewritten as its steps change.
+
+    At the next wake-up after a change, or DAG_FILE_INTERVAL after the last write: it is
+    the whole trail, too big to write at every wake-up of a busy run (AutoTrail did), and a
+    commit that precedes a step's start must not wait for it. A trail so big that a write
+    takes longer than a tenth of that waits ten writes' time instead, so the file never
+    takes more than a tenth of the loop's time."""
+
+    def __init__(self, records: Sequence[StepRecord], graph: nx.DiGraph,
+                 timers: Timers) -> None:
+        self.path: str | None = None
+        self._records = records
+        self._graph = graph
+        self._timers = timers
+        self._stale = False  # steps changed since it was last written
+        self._at = -math.inf  # when it was last written (the timers' clock)
+        self._timer = False
+        self._took = 0.0  # seconds the last write took
+
+    def changed(self) -> None:
+        """Steps changed: write the file soon."""
+        if self.path is None:
+            return
+        self._stale = True
+        if not self._timer:  # a timer even when due: never delay a step's start
+            self._timer = True
+            interval = max(DAG_FILE_INTERVAL, 10 * self._took)
+            wait = self._at + interval - self._timers.clock()
+            self._timers.call_later(max(0.0, wait), self._due)
+
+    def _due(self) -> None:
+        self._timer = False
+        if self._stale:
+            self.save()
+
+    def save(self) -> None:
+        """Write it now (if the run has one) with every step as it is."""
+        if self.path is None:
+            return
+        began = time.perf_counter()
+        write_dag_file(self.path, self._records, self._graph)
+        self._took = time.perf_counter() - began
+        self._stale = False
+        self._at = self._timers.clock()

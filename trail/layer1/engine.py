@@ -17,7 +17,7 @@ from trail.core.dag import numbered_edges, steps_in_order
 from trail.core.states import State
 from trail.layer1.journal import Journal, JournalRun, default_journal_path, open_run, shape_of
 from trail.layer1.loop import Loop
-from trail.layer1.run import Run
+from trail.layer1.run import Run, take_up
 from trail.layer1.settings import Settings
 from trail.layer1.sockets import (
     ServerSockets,
@@ -131,7 +131,7 @@ def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
                   timers=timers, info=info)
         if run.journal is not None:
             # Named now, not discovered after a crash: what of the context cannot be saved.
-            problems = run.save_context_from_start()
+            problems = run.durable.save_from_start()
             for problem in problems:
                 log.warning("%s", problem)
             run.info["context_problems"] = problems
@@ -139,8 +139,8 @@ def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
             run.step_logs = StepLogs(logs_dir, prefix_for(run_id), logs_cap,
                                      run.timers.call_later)
         if restored:
-            run.restore_context("recovered from the journal")
-            run.restore(restored, "recovered from the journal")
+            run.durable.restore("recovered from the journal")
+            take_up(run, restored, "recovered from the journal")
         run.commit()
         if restored and book is not None and run_id is not None:
             stop_orphans_on_dask(book, run_id, settings)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, fields
 from dataclasses import field as dataclass_field
 from typing import Any, ClassVar
@@ -220,6 +221,30 @@ class Finished(Event):
     counts: dict[str, int] = dataclass_field(default_factory=dict)
 
 
+class Outbox:
+    """A run's events of one wake-up, numbered and stamped as they are made, until the loop
+    sends them (once the wake-up's changes are journaled). While nobody ``listening``, no
+    event is made: a run nobody watches skips building them."""
+
+    def __init__(self) -> None:
+        self.listening = False
+        self.published = 0  # the seq of the last event (a subscriber that saw less lost some)
+        self._events: list[Event] = []
+
+    def publish(self, event: Event) -> None:
+        if self.listening:
+            self.published += 1
+            # Every event is made to be published, once, so it is stamped in place
+            # (``dataclasses.replace`` costs more than the rest of a step).
+            object.__setattr__(event, "seq", self.published)
+            object.__setattr__(event, "time", time.time())
+            self._events.append(event)
+
+    def take(self) -> list[Event]:
+        taken, self._events = self._events, []
+        return taken
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (Hello, StateChanged, Output, Prompt, Input, PauseOnFailChanged, Stopped,
@@ -232,6 +257,7 @@ __all__ = [
     "Finished",
     "Hello",
     "Input",
+    "Outbox",
     "Output",
     "PauseOnFailChanged",
     "Prompt",

@@ -188,11 +188,11 @@ class Loop:
                 return
             if note[:1] == b"\x01":  # a subscription
                 self._subscribers += 1
-                self.run.listening = True
+                self.run.outbox.listening = True
                 self.run.publish(events.Hello())
             elif note[:1] == b"\x00":  # an unsubscription, or a subscriber gone
                 self._subscribers -= 1
-                self.run.listening = self._subscribers > 0
+                self.run.outbox.listening = self._subscribers > 0
 
     def flush(self) -> None:
         """Commit this wake-up's changes, then let its events and replies go.
@@ -200,7 +200,7 @@ class Loop:
         Nothing is acknowledged or published before it is in the journal.
         """
         self.run.commit()
-        for event in self.run.take_events():
+        for event in self.run.outbox.take():
             if self.on_event is not None:
                 self.on_event(event)
             if self.events_socket is None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -27,7 +26,7 @@ from trail.core.states import DONE_STATES, Action, State, transition
 from trail.core.step import Step
 from trail.layer1 import context as durable
 from trail.layer1 import events
-from trail.layer1.dagfile import write_dag_file
+from trail.layer1.dagfile import DagFile
 from trail.layer1.executors import make_executor
 from trail.layer1.journal import JournalRun, SavedStep
 from trail.layer1.lifecycle import DEFAULT_GRACE, StepRuns
@@ -47,8 +46,8 @@ class Run:
 
     Everything here happens on one thread (the loop's): no lock guards a record.
     ``journal`` (a JournalRun) receives every transition and message as it happens and
-    each changed step at ``commit``; ``listening`` says whether anyone wants the events
-    (``take_events``), so a run nobody watches skips building them.
+    each changed step at ``commit``; ``outbox.listening`` says whether anyone wants the
+    events, so a run nobody watches skips building them.
     """
 
     def __init__(self, graph: nx.DiGraph, context: Any = None, settings: Settings | None = None,
@@ -77,19 +76,12 @@ class Run:
             make_executor(name, dask=self.settings.dask)
         self.steps = StepRuns(self)
         self.executors = self.steps.executors
-        self._seq = 0
-        self._events: list[events.Event] = []
-        self.listening = False
+        self.outbox = events.Outbox()
         self.stopping = False
-        self.dag_file: str | None = None  # AutoTrail's JSON backup (see save_dag_file)
-        self._dag_file_stale = False  # steps changed since it was last written
-        self._dag_file_at = -math.inf  # when it was last written (the timers' clock)
-        self._dag_file_timer = False
-        self._dag_file_took = 0.0  # seconds the last write took
+        self.dag = DagFile(self.records, graph, self.timers)  # AutoTrail's JSON backup
         self.by: str | None = None  # who sent the request being served (api.handle sets it)
-        # The durable context (layer1/context.py): saved when a step has ended.
-        self._context_dirty = False
-        self._saved_context: durable.Parts = {}
+        # The context, saved in the journal when a step has ended (layer1/context.py).
+        self.durable = durable.DurableContext(context, journal)
         self._finished_sent = False
         self.stopped = False  # an operator stopped it (stop, a signal): how it ends if unfinished
         self.step_logs: StepLogs | None = None  # each step's full output (engine sets it)
@@ -113,7 +105,7 @@ class Run:
             record.end_run()  # (and lets go of its environment: nothing talks to it now)
             if self.step_logs is not None:
                 self.step_logs.ended(record.n)
-            self._context_dirty = True  # the step may have changed the context
+            self.durable.dirty = True  # the step may have changed the context
         # (``_value_``: ``value`` is a property, and this runs a few times for every step.)
         if self.journal is not None:
             self.journal.transition(record.n, old._value_, new._value_, cause)
@@ -127,7 +119,7 @@ class Run:
             self.scheduler.mark(record)
         if log.isEnabledFor(logging.INFO):
             log.info("step %s %s: %s -> %s (%s)", record.n, record.name, old, new, cause)
-        if self.listening:
+        if self.outbox.listening:
             # Leaving Running (an end, a retry, an interrupt) sets the value status shows.
             if old is State.RUNNING:
                 event = events.StateChanged(n=record.n, name=record.name, state=new._value_,
@@ -144,19 +136,7 @@ class Run:
 
     def publish(self, event: events.Event) -> None:
         """Queue an event for the loop to send once this wake-up's changes are journaled."""
-        if self.listening:
-            self._seq += 1
-            event = _stamped(event, self._seq)
-            self._events.append(event)
-
-    @property
-    def published(self) -> int:
-        """The seq of the last event published: a subscriber that saw less lost some."""
-        return self._seq
-
-    def take_events(self) -> list[events.Event]:
-        taken, self._events = self._events, []
-        return taken
+        self.outbox.publish(event)
 
     def say(self, record: StepRecord, kind: str, message: Any) -> None:
         """Journal and publish what a step said (output) or asked (prompt)."""
@@ -166,55 +146,13 @@ class Run:
                 gone = record.journaled_output(row, message)
                 if gone:  # the journal keeps the same bounded tail as the record
                     self.journal.drop_messages(gone)
-        if self.listening:
+        if self.outbox.listening:
             event_type = {"output": events.Output, "prompt": events.Prompt}[kind]
             self.publish(event_type(n=record.n, name=record.name, message=message))
 
-    # --- recovery ------------------------------------------------------------------------
-
-    def restore(self, saved: dict[int, SavedStep], cause: str) -> None:
-        """Take up a run where it stopped: done steps stay done; a step that was running
-        comes back Interrupted (the operator decides), or Waiting if it is idempotent."""
-        for record in self.records:
-            if record.n in saved:
-                record.restore(saved[record.n])
-        self.standing.recount()
-        self.steps.number_from(max((r.attempt for r in self.records), default=0) + 1)
-        for record in self.records:
-            if record.state is State.RUNNING:
-                action = Action.RECOVER_AGAIN if record.step.idempotent else Action.RECOVER
-                self.apply(record, action, f"{cause}: it was running")
-            elif record.state.done:
-                self.scheduler.mark_done(record.step)
-            elif record.state in PENDING:
-                self.scheduler.mark(record)
-            retry_at = saved[record.n].retry_at if record.n in saved else None
-            if record.state is State.WAITING and retry_at is not None:
-                # A retry waits out what was left of its back-off, crash or not.
-                wait = max(0.0, retry_at - time.time())
-                record.schedule_retry(self.timers.clock() + wait, retry_at)
-                self.timers.call_later(wait, functools.partial(self.scheduler.mark, record))
-
-    def save_context_from_start(self) -> list[str]:
-        """A new run: save the whole context now; return what of it cannot be saved."""
-        self._context_dirty = True
-        return durable.problems(self.context)
-
-    def restore_context(self, cause: str) -> None:
-        """A run taken up: put back what the steps had put in the context."""
-        if self.journal is None:
-            return
-        saved = self.journal.saved_context()
-        durable.apply(self.context, saved)
-        self._saved_context = dict(saved)
-        self._context_dirty = True  # parts the new context has and the old did not
-        if saved:
-            log.info("context restored (%s): %s", cause, ", ".join(sorted(saved)))
-
     def context_changed(self, parts: durable.Parts) -> None:
         """A step in a copy of the context (a forked process) changed these parts."""
-        durable.apply(self.context, parts)
-        self._context_dirty = True
+        self.durable.changed(parts)
 
     # --- moving steps --------------------------------------------------------------------
 
@@ -298,19 +236,12 @@ class Run:
         The context is saved with the steps whose end changed it: one transaction."""
         if self._touched:
             self._check_finished()
-        if self._context_dirty:
-            self._context_dirty = False
-            if self.journal is not None:
-                now = durable.snapshot(self.context)
-                self.journal.save_context(durable.changed(self._saved_context, now))
-                self._saved_context = now
+        self.durable.save()
         if not self._touched:
             if self.journal is not None:
                 self.journal.commit()  # transitions and messages of unchanged steps
             return
-        if self.dag_file is not None:
-            self._dag_file_stale = True
-            self._save_dag_file_soon()
+        self.dag.changed()
         if self.journal is not None:
             self.journal.steps([
                 (record.n, record.state.value, record.attempt, record.pause_on_fail,
@@ -320,32 +251,18 @@ class Run:
             self.journal.commit()
         self._touched.clear()
 
-    def _save_dag_file_soon(self) -> None:
-        """Write the DAG file at the next wake-up, or DAG_FILE_INTERVAL after the last write:
-        it is the whole trail, too big to write at every wake-up of a busy run (AutoTrail
-        did), and a commit that precedes a step's start must not wait for it. A trail so
-        big that a write takes longer than a tenth of that waits ten writes' time instead,
-        so the file never takes more than a tenth of the loop's time."""
-        if not self._dag_file_timer:  # a timer even when due: never delay a step's start
-            self._dag_file_timer = True
-            interval = max(DAG_FILE_INTERVAL, 10 * self._dag_file_took)
-            wait = self._dag_file_at + interval - self.timers.clock()
-            self.timers.call_later(max(0.0, wait), self._dag_file_due)
+    @property
+    def dag_file(self) -> str | None:
+        """AutoTrail's DAG file of this run (None: none), kept up to date as steps change."""
+        return self.dag.path
 
-    def _dag_file_due(self) -> None:
-        self._dag_file_timer = False
-        if self._dag_file_stale:
-            self.save_dag_file()
+    @dag_file.setter
+    def dag_file(self, path: str | None) -> None:
+        self.dag.path = path
 
     def save_dag_file(self) -> None:
         """Write AutoTrail's DAG file (if the run has one) with every step as it is now."""
-        if self.dag_file is None:
-            return
-        began = time.perf_counter()
-        write_dag_file(self.dag_file, self.records, self.graph)
-        self._dag_file_took = time.perf_counter() - began
-        self._dag_file_stale = False
-        self._dag_file_at = self.timers.clock()
+        self.dag.save()
 
     def interrupt_running(self) -> None:
         """Interrupt every running step (the server is going); ``close`` comes after their
@@ -368,13 +285,27 @@ class Run:
 # at once. A wake-up of 100,000 starts would hold every request, event and journal commit
 # until all were done, and all their events and transitions in memory at once.
 MOVES_PER_WAKE_UP = 500
-DAG_FILE_INTERVAL = 0.5  # seconds: how stale AutoTrail's DAG file may be while a run is busy
 
 
-def _stamped(event: events.Event, seq: int) -> events.Event:
-    """``event`` with its number and time. Every event is made to be published, once, so
-    it is stamped in place (``dataclasses.replace`` costs more than the rest of a step)."""
-    object.__setattr__(event, "seq", seq)
-    object.__setattr__(event, "time", time.time())
-    return event
-
+def take_up(run: Run, saved: dict[int, SavedStep], cause: str) -> None:
+    """Take up a run where it stopped: done steps stay done; a step that was running
+    comes back Interrupted (the operator decides), or Waiting if it is idempotent."""
+    for record in run.records:
+        if record.n in saved:
+            record.restore(saved[record.n])
+    run.standing.recount()
+    run.steps.number_from(max((r.attempt for r in run.records), default=0) + 1)
+    for record in run.records:
+        if record.state is State.RUNNING:
+            action = Action.RECOVER_AGAIN if record.step.idempotent else Action.RECOVER
+            run.apply(record, action, f"{cause}: it was running")
+        elif record.state.done:
+            run.scheduler.mark_done(record.step)
+        elif record.state in PENDING:
+            run.scheduler.mark(record)
+        retry_at = saved[record.n].retry_at if record.n in saved else None
+        if record.state is State.WAITING and retry_at is not None:
+            # A retry waits out what was left of its back-off, crash or not.
+            wait = max(0.0, retry_at - time.time())
+            record.schedule_retry(run.timers.clock() + wait, retry_at)
+            run.timers.call_later(wait, functools.partial(run.scheduler.mark, record))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from trail.core.dag import first_step, make_trail_graph
 from trail.layer1.dagfile import read_dag_file
 from trail.layer1.engine import open_engine
+from trail.layer1.run import take_up
 from trail.layer1.settings import Settings
 from trail.layer2 import notify as notifications
 
@@ -187,7 +188,7 @@ class TrailServer:
         ``serve``. Running and Blocked steps come back Paused unless the mapping says
         otherwise (AutoTrail's default)."""
         saved = read_dag_file(dag_file, self.graph, state_transformation_mapping)
-        self._engine.run.restore(saved, f"restored from {dag_file}")
+        take_up(self._engine.run, saved, f"restored from {dag_file}")
 
     def serve(self, threaded: bool = False) -> None:
         """Run the trail manager until a shutdown call.
