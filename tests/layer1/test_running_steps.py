@@ -391,6 +391,16 @@ def tidy_stopper(trail_env, context):
     raise StepInterruptedError("stopped")
 
 
+def next_stopped(stream: Any) -> Any:
+    """The next ``stopped`` event on the stream (within a generous deadline)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        event = stream.next(1)
+        if event is not None and event["kind"] == "stopped":
+            return event
+    raise AssertionError("no stopped event came")
+
+
 @pytest.mark.parametrize("executor", ["process", "thread"])
 def test_a_stopped_step_is_heard_until_it_ends_and_says_how_its_stop_went(serve, executor):
     """After interrupt, what the step says while it stops is kept (its output, its stop
@@ -402,13 +412,8 @@ def test_a_stopped_step_is_heard_until_it_ends_and_says_how_its_stop_went(serve,
         wait_states(client, {"tidy": "Running"})
         time.sleep(0.2)  # into its loop
         client.interrupt(dry_run=False)
-        stopped = None
-        deadline = time.monotonic() + 20
-        while stopped is None and time.monotonic() < deadline:
-            event = stream.next(1)
-            if event is not None and event["kind"] == "stopped":
-                stopped = event
-    assert stopped is not None and stopped["ended"], stopped
+        stopped = next_stopped(stream)
+    assert stopped["ended"], stopped
     assert stopped["reports"] == [{"where": "db1", "confirmed": True,
                                    "detail": "the job ended"}]
     output = client.status(name="tidy", fields=["Output messages"])[0]["Output messages"]
@@ -419,11 +424,12 @@ def test_a_stopped_step_is_heard_until_it_ends_and_says_how_its_stop_went(serve,
 def test_a_stopped_thread_step_that_never_ends_is_given_up_after_its_grace(serve):
     """A thread cannot be killed: its run is given up (``ended`` false) after the grace
     period, and what it says later is dropped."""
-    release = threading.Event()
+    release, said = threading.Event(), threading.Event()
 
     def stubborn(trail_env, context):
         release.wait(30)
         trail_env.output("too late")
+        said.set()
 
     client = serve(Step(stubborn, name="stubborn", kill_grace=0.5), executor="thread")
     try:
@@ -431,15 +437,12 @@ def test_a_stopped_thread_step_that_never_ends_is_given_up_after_its_grace(serve
             client.start()
             wait_states(client, {"stubborn": "Running"})
             client.interrupt(dry_run=False)
-            stopped = None
-            deadline = time.monotonic() + 20
-            while stopped is None and time.monotonic() < deadline:
-                event = stream.next(1)
-                if event is not None and event["kind"] == "stopped":
-                    stopped = event
-        assert stopped is not None and not stopped["ended"] and stopped["reports"] == []
+            stopped = next_stopped(stream)
+        assert not stopped["ended"] and stopped["reports"] == []
     finally:
         release.set()
-    time.sleep(0.3)
+    assert said.wait(10)
+    client.status(name="stubborn")  # a wake-up of the loop after the line came ...
+    client.status(name="stubborn")  # ... and one after that, which collected it
     output = client.status(name="stubborn", fields=["Output messages"])[0]["Output messages"]
     assert "too late" not in output
