@@ -577,21 +577,27 @@ def call_command(spec: CallSpec) -> click.Command:
 
 
 STOP_FOLLOW_LIMIT = 120.0  # seconds; the server gives up on a stopped run well before
+STOP_FOLLOW_QUIET = 15.0  # seconds without any event: what is left is still stopping
 
 
 def follow_stops(stream: EventStream, steps: list[dict[str, Any]]) -> list[Event]:
     """The ``stopped`` events of the runs a stop or interrupt call stopped, as they come
-    (each once its run ends, or the server gives up on it)."""
+    (each once its run ends, or the server gives up on it); a line says how many are
+    still stopping when the wait ends before them (a long grace period, lost events)."""
     waiting = {step["n"] for step in steps}
     seen: list[Event] = []
     deadline = time.monotonic() + STOP_FOLLOW_LIMIT
     while waiting and (left := deadline - time.monotonic()) > 0:
-        event = stream.next(left)
+        event = stream.next(min(left, STOP_FOLLOW_QUIET))
         if event is None:
             break
         if isinstance(event, Stopped) and event.n in waiting:
             waiting.discard(event.n)
             seen.append(event)
+    if waiting:
+        click.echo(f"{len(waiting)} stopped step(s) still stopping, no word yet: "
+                   + ", ".join(str(n) for n in sorted(waiting)[:10])
+                   + (" ..." if len(waiting) > 10 else ""))
     return seen
 
 
