@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from itertools import chain
+from itertools import chain, compress
+from operator import not_
 from typing import Any, TypeVar
 
 import networkx as nx
@@ -51,8 +52,14 @@ def _breadth_first(graph: nx.DiGraph) -> dict[Step, int]:
     It reads the graph's adjacency dicts: networkx's views cost a call per step, and a
     trail may have 100,000 steps."""
     succ, pred = graph._succ, graph._pred
+    order = list(compress(pred, map(not_, pred.values())))  # the roots
+    if max(map(len, pred.values()), default=0) == 1:
+        # A forest (a fan, a tree): a step's one parent is its last, its children follow it
+        # at once. ``map``s, no Python code per step: each node's children are added to
+        # the list as the map reaches the node.
+        deque(map(order.extend, map(succ.__getitem__, order)), maxlen=0)
+        return dict(zip(order, range(len(order)), strict=True))
     waiting_on = {node: len(parents) for node, parents in pred.items()}
-    order = [node for node, count in waiting_on.items() if count == 0]
     for node in order:  # the queue: it grows as the walk goes
         children = succ[node]
         if not children:
