@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from itertools import chain, compress
+from itertools import chain, compress, repeat
 from operator import not_
 from typing import Any, TypeVar
 
@@ -172,8 +172,12 @@ def tags_of(graph: nx.DiGraph, step: Step) -> dict[str, Any]:
 
 def numbered_edges(graph: nx.DiGraph) -> list[tuple[int, int]]:
     """The edges as (parent n, child n) pairs, sorted."""
-    numbers = graph.graph[_NUMBERS]
-    return sorted((numbers[parent], numbers[child]) for parent, child in graph.edges)
+    number, succ = graph.graph[_NUMBERS].__getitem__, graph._succ
+    # From the adjacency dicts with ``map``s (no Python code per link): each parent as many
+    # times as it has children, beside its children.
+    parents = chain.from_iterable(map(repeat, succ, map(len, succ.values())))
+    children = chain.from_iterable(succ.values())
+    return sorted(zip(map(number, parents), map(number, children), strict=True))
 
 
 def _add_items(graph: TrailGraph, items: Any) -> None:
