@@ -19,11 +19,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
+from itertools import chain, compress, repeat
+from operator import not_
 from typing import Any, TypeVar
 
 import networkx as nx
 
-from trail.core.step import Chain, Step
+from trail.core.step import Chain, Step, with_options
 from trail.errors import CycleError, DefinitionError
 
 V = TypeVar("V", bound=Hashable)
@@ -36,7 +38,7 @@ def make_trail_graph(definition: Any) -> nx.DiGraph:
     CycleError (naming the steps on the cycle) for a cycle.
     """
     graph = definition_graph(definition)
-    numbers = {step: n for n, step in enumerate(_breadth_first(graph))}
+    numbers = _breadth_first(graph)
     if len(numbers) < graph.number_of_nodes():  # the walk never reaches a step on a cycle
         cycle = nx.find_cycle(graph)  # to name it
         raise CycleError(str(parent) for parent, _child in cycle)
@@ -44,17 +46,34 @@ def make_trail_graph(definition: Any) -> nx.DiGraph:
     return graph
 
 
-def _breadth_first(graph: nx.DiGraph) -> Iterator[Step]:
-    """AutoTrail's order: a FIFO walk that queues a child once all its parents are out."""
-    waiting_on = dict(graph.in_degree())
-    queue = deque(node for node, count in waiting_on.items() if count == 0)
-    while queue:
-        node = queue.popleft()
-        yield node
-        for child in graph.successors(node):
-            waiting_on[child] -= 1
-            if waiting_on[child] == 0:
-                queue.append(child)
+def _breadth_first(graph: nx.DiGraph) -> dict[Step, int]:
+    """AutoTrail's numbers: a FIFO walk that queues a child once all its parents are out.
+
+    It reads the graph's adjacency dicts: networkx's views cost a call per step, and a
+    trail may have 100,000 steps."""
+    succ, pred = graph._succ, graph._pred
+    order = list(compress(pred, map(not_, pred.values())))  # the roots
+    if max(map(len, pred.values()), default=0) == 1:
+        # A forest (a fan, a tree): a step's one parent is its last, its children follow it
+        # at once. ``map``s, no Python code per step: each node's children are added to
+        # the list as the map reaches the node.
+        deque(map(order.extend, map(succ.__getitem__, order)), maxlen=0)
+        return dict(zip(order, range(len(order)), strict=True))
+    waiting_on = {node: len(parents) for node, parents in pred.items()}
+    for node in order:  # the queue: it grows as the walk goes
+        children = succ[node]
+        if not children:
+            continue
+        if max(map(waiting_on.__getitem__, children)) == 1:
+            order.extend(children)  # their last parent, each (a fan's, a tree's): at once
+            continue
+        for child in children:
+            count = waiting_on[child]
+            if count == 1:  # each link is walked once: this was the child's last parent
+                order.append(child)
+            else:
+                waiting_on[child] = count - 1
+    return dict(zip(order, range(len(order)), strict=True))
 
 
 def definition_graph(definition: Any) -> nx.DiGraph:
@@ -68,7 +87,7 @@ def definition_graph(definition: Any) -> nx.DiGraph:
         for node in definition.nodes:
             _require_step(node, "a node of the trail graph")
         graph.add_nodes_from(definition.nodes)
-        graph.add_edges_from(definition.edges)
+        graph.add_links(list(definition.edges))
     else:
         _add_items(graph, [definition] if isinstance(definition, (Step, Chain)) else definition)
     if graph.number_of_nodes() == 0:
@@ -107,6 +126,26 @@ class TrailGraph(nx.DiGraph):
     node_attr_dict_factory = _Shared()
     edge_attr_dict_factory = node_attr_dict_factory
 
+    def add_links(self, pairs: list[tuple[Step, Step]]) -> None:
+        """``add_edges_from(pairs)``: the same graph, its nodes in the same order, written
+        straight into networkx's adjacency dicts (``_succ``, ``_pred``, ``_node``, its
+        documented data structure). ``add_edges_from`` looks up and calls a dozen things
+        per link, most of the cost of serving a trail of 100,000 steps."""
+        succ, pred, nodes = self._succ, self._pred, self._node
+        shared = self.node_attr_dict_factory()
+        # New nodes in order of first appearance, parent before child, as it adds them.
+        for node in chain.from_iterable(pairs):
+            if node not in succ:
+                succ[node] = {}
+                pred[node] = {}
+                nodes[node] = shared
+        for parent, child in pairs:
+            succ[parent][child] = shared
+            pred[child][parent] = shared
+        cache = getattr(self, "__networkx_cache__", None)  # what networkx derived from it
+        if cache:
+            cache.clear()
+
 
 _NUMBERS = "trail numbering"  # the graph attribute: Step -> n
 
@@ -133,11 +172,15 @@ def tags_of(graph: nx.DiGraph, step: Step) -> dict[str, Any]:
 
 def numbered_edges(graph: nx.DiGraph) -> list[tuple[int, int]]:
     """The edges as (parent n, child n) pairs, sorted."""
-    numbers = graph.graph[_NUMBERS]
-    return sorted((numbers[parent], numbers[child]) for parent, child in graph.edges)
+    number, succ = graph.graph[_NUMBERS].__getitem__, graph._succ
+    # From the adjacency dicts with ``map``s (no Python code per link): each parent as many
+    # times as it has children, beside its children.
+    parents = chain.from_iterable(map(repeat, succ, map(len, succ.values())))
+    children = chain.from_iterable(succ.values())
+    return sorted(zip(map(number, parents), map(number, children), strict=True))
 
 
-def _add_items(graph: nx.DiGraph, items: Any) -> None:
+def _add_items(graph: TrailGraph, items: Any) -> None:
     if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
         raise DefinitionError(
             f"a trail definition is a list of (parent, child) pairs of Steps, a Step, "
@@ -156,16 +199,16 @@ def _add_items(graph: nx.DiGraph, items: Any) -> None:
             _require_step(child, f"the child in {where}")
             pairs.append((parent, child))
             continue
-        graph.add_edges_from(pairs)
+        graph.add_links(pairs)
         pairs.clear()
         if isinstance(item, Step):
             graph.add_node(item)
         elif isinstance(item, Chain):
             graph.add_nodes_from(item.steps)
-            graph.add_edges_from(item.pairs)
+            graph.add_links(item.pairs)
         else:
             raise DefinitionError(f"{where} is not a (parent, child) pair of Steps: {item!r}")
-    graph.add_edges_from(pairs)
+    graph.add_links(pairs)
 
 
 def _require_step(value: Any, where: str) -> None:
@@ -178,13 +221,25 @@ def steps_in_order(graph: nx.DiGraph) -> list[Step]:
     return list(graph.graph[_NUMBERS])  # numbered in order
 
 
+def optioned(graph: nx.DiGraph) -> list[Step]:
+    """The steps of a trail graph that set an option (see ``with_options``), by n in a
+    graph made by ``make_trail_graph``; found once per graph."""
+    found = graph.graph.get(_OPTIONED)
+    if found is None:
+        found = graph.graph[_OPTIONED] = with_options(graph.graph.get(_NUMBERS) or graph)
+    return found  # type: ignore[no-any-return]
+
+
+_OPTIONED = "trail optioned steps"  # the graph attribute: the steps that set an option
+
+
 def pool_sizes(graph: nx.DiGraph) -> dict[str, int]:
     """The pool sizes the trail's steps declare (``Step(pool=..., pool_size=...)``).
 
     Raises DefinitionError naming the steps when two steps of one pool disagree.
     """
     sizes: dict[str, tuple[int, Step]] = {}
-    for step in steps_in_order(graph):
+    for step in optioned(graph):
         if step.pool_size is None:
             continue
         pool = str(step.tags["pool"])
@@ -211,8 +266,7 @@ def gates_of(graph: nx.DiGraph) -> frozenset[Step]:
     """The trail's gate steps (``Step(gate=True)``), found once per graph."""
     gates = graph.graph.get(_GATES)
     if gates is None:
-        gates = graph.graph[_GATES] = frozenset(
-            step for step in graph.nodes if getattr(step, "gate", False))
+        gates = graph.graph[_GATES] = frozenset(step for step in optioned(graph) if step.gate)
     return gates  # type: ignore[no-any-return]
 
 
@@ -296,9 +350,8 @@ class Frontier:
         self._graph = graph
         self._index: dict[Any, int] = graph.graph.get(_NUMBERS) or {
             vertex: i for i, vertex in enumerate(graph)}
-        self._waiting_on = [0] * len(self._index)
-        for vertex, degree in graph.in_degree():
-            self._waiting_on[self._index[vertex]] = degree
+        # Each vertex's parents, by its index (its number): the graph's own dicts of them.
+        self._waiting_on = list(map(len, map(graph._pred.__getitem__, self._index)))
         self._done = bytearray(len(self._index))
 
     def reached(self, vertex: Any) -> bool:

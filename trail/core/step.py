@@ -11,7 +11,8 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any, Generic, TypeVar, overload
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from trail.core.states import State
 from trail.errors import DefinitionError
@@ -51,24 +52,30 @@ class _Options:
         return tuple(getattr(self, name) for name in self.__slots__[:-1])
 
 
-class _Option(Generic[T]):
-    """A Step option: read from the step's options, set on options of the step's own."""
+class _Option(property, Generic[T]):
+    """A Step option: read from the step's options, set on options of the step's own.
 
-    def __set_name__(self, owner: type, name: str) -> None:
+    A property whose getter is an ``attrgetter``: reading an option runs no Python code,
+    and trail reads a few of every step's on its way through a run."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(attrgetter(f"_options.{name}"), self._set,
+                         doc=f"The step's option {name} (see Step).")
         self.name = name
 
-    @overload
-    def __get__(self, step: None, owner: type | None = None) -> _Option[T]: ...
+    if TYPE_CHECKING:
+        @overload  # type: ignore[override]
+        def __get__(self, step: None, owner: type | None = None) -> _Option[T]: ...
 
-    @overload
-    def __get__(self, step: Step, owner: type | None = None) -> T: ...
+        @overload
+        def __get__(self, step: Step, owner: type | None = None) -> T: ...
 
-    def __get__(self, step: Step | None, owner: type | None = None) -> T | _Option[T]:
-        if step is None:
-            return self
-        return getattr(step._options, self.name)  # type: ignore[no-any-return]
+        def __get__(self, step: Step | None, owner: type | None = None) -> T | _Option[T]:
+            ...
 
-    def __set__(self, step: Step, value: T) -> None:
+        def __set__(self, step: Step, value: T) -> None: ...
+
+    def _set(self, step: Step, value: T) -> None:
         options = step.__dict__.get("_options")
         if options is None or options.owner is not step:  # shared (or a copy's): copy it
             options = step._options = _Options(
@@ -106,25 +113,25 @@ class Step:
     holds up nothing below the gate).
     """
 
-    _given: dict[str, Any]  # the options as the caller wrote them (see __new__)
+    _given: dict[str, Any] | None = None  # the options as the caller wrote them (__new__)
     _options: _Options  # the options as trail reads them; see _Option
 
-    pause_on_fail: _Option[bool] = _Option()
-    skip_progeny_on_failure: _Option[bool] = _Option()
-    timeout: _Option[float | None] = _Option()
-    kill_grace: _Option[float] = _Option()
-    idempotent: _Option[bool] = _Option()
-    executor: _Option[str | None] = _Option()
-    conditional: _Option[bool] = _Option()
-    retries: _Option[int] = _Option()
-    retry_delay: _Option[float] = _Option()
-    backoff: _Option[float] = _Option()
-    max_delay: _Option[float] = _Option()
-    jitter: _Option[float] = _Option()
-    retry_on: _Option[Callable[[BaseException], bool] | None] = _Option()
-    priority: _Option[float] = _Option()
-    pool_size: _Option[int | None] = _Option()
-    gate: _Option[bool] = _Option()
+    pause_on_fail: _Option[bool] = _Option("pause_on_fail")
+    skip_progeny_on_failure: _Option[bool] = _Option("skip_progeny_on_failure")
+    timeout: _Option[float | None] = _Option("timeout")
+    kill_grace: _Option[float] = _Option("kill_grace")
+    idempotent: _Option[bool] = _Option("idempotent")
+    executor: _Option[str | None] = _Option("executor")
+    conditional: _Option[bool] = _Option("conditional")
+    retries: _Option[int] = _Option("retries")
+    retry_delay: _Option[float] = _Option("retry_delay")
+    backoff: _Option[float] = _Option("backoff")
+    max_delay: _Option[float] = _Option("max_delay")
+    jitter: _Option[float] = _Option("jitter")
+    retry_on: _Option[Callable[[BaseException], bool] | None] = _Option("retry_on")
+    priority: _Option[float] = _Option("priority")
+    pool_size: _Option[int | None] = _Option("pool_size")
+    gate: _Option[bool] = _Option("gate")
 
     def retry_wait(self, failures: int, random: Callable[[], float]) -> float:
         """Seconds to wait before the retry after ``failures`` failed attempts."""
@@ -147,10 +154,10 @@ class Step:
     TOPAUSE = State.TO_PAUSE.value
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Step:
-        step = super().__new__(cls)
+        step = object.__new__(cls)
         # The options the caller wrote, as written: they stay tags (``__init__``). Most
         # steps give none (and a big trail has 100,000 steps): then nothing is kept.
-        if not _OPTION_NAMES.isdisjoint(kwargs):
+        if kwargs and not _OPTION_NAMES.isdisjoint(kwargs):
             step._given = {key: kwargs[key] for key in OPTIONS if key in kwargs}
         return step
 
@@ -187,22 +194,27 @@ class Step:
         self.pre_processor = pre_processor
         self.post_processor = post_processor
         self.failure_handler = failure_handler
-        options = (pause_on_fail, skip_progeny_on_failure, timeout, kill_grace, idempotent,
-                   executor, conditional, retries, retry_delay, backoff, max_delay, jitter,
-                   retry_on, priority, pool_size, gate)
-        if options == _DEFAULTS and tuple(map(type, options)) == _DEFAULT_TYPES:
-            # Every option as the signature has it (most steps of a big trail): nothing to
-            # read (the checks below are most of the cost of making a Step), and nothing to
-            # keep but the options every such step shares.
+        given = self._given
+        # Every option is the signature's default (most steps of a big trail): nothing to
+        # read (the checks are most of the cost of making a Step), nothing to keep but the
+        # options every such step shares. A Step made without an option says so at once:
+        # its call (``__new__`` saw it) named none. (A subclass may pass its own to this
+        # ``__init__``: its steps are compared with the defaults.)
+        if given is None and type(self) is Step:
             self._options = _DEFAULT_OPTIONS
+            self.tags: dict[str, Any] = tags
         else:
+            options = (pause_on_fail, skip_progeny_on_failure, timeout, kill_grace,
+                       idempotent, executor, conditional, retries, retry_delay, backoff,
+                       max_delay, jitter, retry_on, priority, pool_size, gate)
             self._options = _DEFAULT_OPTIONS
-            self._read_options(*options, tags)
-        # An option is a tag too, with the value as written (AutoTrail's tags are free-form):
-        # Step(f, priority='high') is found by list(priority='high').
-        given = getattr(self, "_given", None)
-        self.tags: dict[str, Any] = tags if not given else {
-            **{key: value for key, value in given.items() if not callable(value)}, **tags}
+            if options != _DEFAULTS or tuple(map(type, options)) != _DEFAULT_TYPES:
+                self._read_options(*options, tags)
+            # An option is a tag too, with the value as written (AutoTrail's tags are
+            # free-form): Step(f, priority='high') is found by list(priority='high').
+            self.tags = tags if not given else {
+                **{key: value for key, value in given.items() if not callable(value)},
+                **tags}
         if "name" not in tags:
             self.tags["name"] = _name_of(action_function)
 
@@ -359,6 +371,13 @@ _DEFAULTS = (True, False, None, 2.0, False, None, False, 0, 1.0, 2.0, 60.0, 0.1,
              False)
 _DEFAULT_TYPES = tuple(map(type, _DEFAULTS))
 _DEFAULT_OPTIONS = _Options(_DEFAULTS)
+
+
+def with_options(steps: Iterable[Step]) -> list[Step]:
+    """The steps among ``steps`` that set an option, in order: every other step reads each
+    option's default, so what an option does in a trail of 100,000 steps is found
+    without reading it from each of them."""
+    return [step for step in steps if step._options is not _DEFAULT_OPTIONS]
 
 
 def _steps_of(value: Any) -> list[Step]:

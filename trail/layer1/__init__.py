@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from trail.core.bulk import bulk_build
 from trail.core.dag import make_trail_graph, steps_in_order
 from trail.layer1.engine import Engine, open_engine
 from trail.layer1.executors import TrailEnvironment
@@ -30,10 +31,12 @@ def trail_manager(
     The layer-1 entry point (AutoTrail's name); TrailServer opens runs the same way and
     adds socket naming, a threaded mode and the journal by default.
     """
-    graph = make_trail_graph(trail_definition)
-    name = steps_in_order(graph)[0].name
-    open_engine(graph, socket_file, context, Settings(executor=executor), name=name,
-                journal=journal).serve()
+    with bulk_build():  # a trail of 100,000 steps makes a million objects
+        graph = make_trail_graph(trail_definition)
+        name = steps_in_order(graph)[0].name
+        engine = open_engine(graph, socket_file, context, Settings(executor=executor),
+                             name=name, journal=journal)
+    engine.serve()
 
 
 __all__ = [

@@ -6,7 +6,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -17,6 +17,7 @@ from trail.errors import DagFileMismatchError
 from trail.layer1.journal import SavedStep
 
 if TYPE_CHECKING:
+    from trail.core.step import Step
     from trail.layer1.records import StepRecord
     from trail.layer1.timers import Timers
 
@@ -27,25 +28,45 @@ DEFAULT_MAPPING = {State.BLOCKED.value: State.PAUSED.value,
                    State.RUNNING.value: State.PAUSED.value}
 
 
-def write_dag_file(path: str, records: Iterable[StepRecord], graph: nx.DiGraph) -> None:
-    """Write the trail's state as AutoTrail did (atomically: a crash leaves the old file)."""
-    parents = graph.predecessors
-    # Written step by step (the same JSON as json.dump of the whole dict, ten times faster
-    # for a trail of 100,000 steps, and never the whole text in memory at once): most
-    # steps have no messages to encode.
-    pieces = (
-        f'{", " if i else ""}{_text(record.name)}: '
-        f'{_UNTOUCHED if record.version == 0 else _entry(record)}'
-        f'"parents": [{", ".join([_text(parent.name) for parent in parents(record.step)])}]}}'
-        for i, record in enumerate(records))
+def write_dag_file(path: str, records: Sequence[StepRecord], graph: nx.DiGraph) -> None:
+    """Write the trail's state as AutoTrail did (atomically: a crash leaves the old file):
+    ``records`` are every step's, by n."""
     temporary = f"{path}.tmp"
     # 0600: return values and messages are the user's business only.
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(descriptor, "w", buffering=1 << 16) as out:
         out.write("{")
-        out.writelines(pieces)
+        out.writelines(_entries(records, graph))
         out.write("}")
     os.replace(temporary, path)
+
+
+def _entries(records: Sequence[StepRecord], graph: nx.DiGraph) -> Iterator[str]:
+    """The file's text but its braces, a few thousand steps at a time: the same JSON as
+    json.dump of the whole dict, ten times faster for a trail of 100,000 steps (most steps
+    have no messages to encode), and never the whole text in memory at once."""
+    parents_of, children_of = graph._pred, graph._succ  # networkx's adjacency dicts
+    # A parent's name as JSON, kept from its own entry: by n, parents come first.
+    named: dict[Step, str] = {}
+    pieces: list[str] = []
+    separator = ""
+    for record in records:
+        key = _text(record.name)
+        step = record.step
+        if children_of[step]:
+            named[step] = key
+        pieces.append(
+            f'{key}: {_UNTOUCHED if record.version == 0 else _entry(record)}"parents": ['
+            f'{", ".join(map(named.__getitem__, parents_of[step]))}]}}')
+        if len(pieces) == _CHUNK:
+            yield separator + ", ".join(pieces)
+            pieces.clear()
+            separator = ", "
+    if pieces:
+        yield separator + ", ".join(pieces)
+
+
+_CHUNK = 4096  # steps written at a time
 
 
 _text = json.encoder.encode_basestring_ascii  # a str as JSON, as json.dumps writes it

@@ -8,6 +8,8 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from itertools import count, repeat
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +112,11 @@ def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
             log.warning("could not remove stale socket files: %s", exc)
         if book is not None:
             steps = steps_in_order(graph)  # a step's n is its place here
-            shape = shape_of([(n, s.name) for n, s in enumerate(steps)], numbered_edges(graph))
-            ready = State.READY.value
-            initial = [(n, s.name, ready, s.pause_on_fail) for n, s in enumerate(steps)]
+            # ``map``s over the steps, each name read once: no Python code per step.
+            names = list(map(attrgetter("name"), steps))
+            shape = shape_of(enumerate(names), numbered_edges(graph))
+            initial = list(zip(count(), names, repeat(State.READY.value),
+                               map(attrgetter("pause_on_fail"), steps)))
             run_id, restored = open_run(book, name, shape, initial, socket_file, resume,
                                         origin)
         started = time.time()

@@ -51,7 +51,8 @@ class StepRecord:
                  "version", "on_change", "_rows", "_kept_chars", "_dropped", "journaled",
                  "journaled_chars")
 
-    def __init__(self, step: Step, n: int, name: str, pause_on_fail: bool) -> None:
+    def __init__(self, step: Step, n: int, name: str, pause_on_fail: bool,
+                 on_change: Callable[[StepRecord], None] | None = None) -> None:
         self.step = step
         self.n = n
         self.name = name
@@ -73,7 +74,7 @@ class StepRecord:
         self.retry_at: float | None = None  # clock time before which a retry must not start
         self.retry_at_wall: float | None = None  # the same, wall clock, for status, journal
         self.version = 0
-        self.on_change: Callable[[StepRecord], None] | None = None
+        self.on_change = on_change  # told of every change (the run journals what changed)
         # The encoded status row for one set of fields: (fields, version, JSON).
         self._rows: tuple[tuple[str, ...], int, bytes] | None = None
         self._kept_chars = 0  # about the size of output_messages

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trail.core.bulk import bulk_build
 from trail.core.dag import first_step, make_trail_graph
 from trail.layer1.dagfile import read_dag_file
 from trail.layer1.engine import open_engine
@@ -142,45 +143,46 @@ class TrailServer:
         origin: str | None = None,
         step_log_bytes: int | None = None,
     ) -> None:
-        self.graph = make_trail_graph(trail_definition)
-        # Which hosts get one command only (see steps/ssh.py, sharing_options); a process
-        # that never imported the ssh module has no remote command to count.
-        ssh = sys.modules.get("trail.layer2.steps.ssh")
-        if ssh is not None:
-            ssh.expect_commands(self.graph)
-        destinations = notifications.resolve(notify)  # a bad URL is refused before opening
-        self.context = context
-        self._temporary_dag_file = dag_file is None or dag_file is True
-        self.dag_file: str | None = (_temporary_dag_file() if self._temporary_dag_file
-                                     else str(dag_file) if dag_file else None)
-        self.name = name or first_step(self.graph).name
-        settings = Settings(executor=executor, max_parallel=max_parallel, pools=dict(pools or {}),
-                            step_output=step_output, dask=dask,
-                            step_log_bytes=step_log_bytes)
-        self.origin = origin or _calling_script()
-        try:
-            self._engine = open_engine(self.graph, socket_file, context, settings,
-                                       name=self.name, journal=journal, resume=resume,
-                                       origin=self.origin)
-        except BaseException:
-            self._remove_temporary_dag_file()
-            raise
-        self._engine.run.dag_file = self.dag_file
-        self._engine.run.save_dag_file()  # there from the start, as in AutoTrail
-        self.socket_file = self._engine.socket_file
-        self.events_file = self._engine.sockets.events_file
-        self.journal = self._engine.journal
-        self.run_id = self._engine.run_id
-        self.resumed = self._engine.resumed
-        self._notifications: notifications.Notifications | None = None
-        if notifications.wanted(self.graph, destinations, notify):
-            facts = notifications.facts_for(self.name, self.run_id, self.socket_file)
-            self._notifications = notifications.Notifications(
-                facts, self.graph, destinations,
-                self.journal.path if self.journal is not None else None)
-        self._thread: threading.Thread | None = None
-        self._done = threading.Event()
-        self._served = False
+        with bulk_build():  # a trail of 100,000 steps makes a million objects
+            self.graph = make_trail_graph(trail_definition)
+            # Which hosts get one command only (see steps/ssh.py, sharing_options); a process
+            # that never imported the ssh module has no remote command to count.
+            ssh = sys.modules.get("trail.layer2.steps.ssh")
+            if ssh is not None:
+                ssh.expect_commands(self.graph)
+            destinations = notifications.resolve(notify)  # a bad URL is refused before opening
+            self.context = context
+            self._temporary_dag_file = dag_file is None or dag_file is True
+            self.dag_file: str | None = (_temporary_dag_file() if self._temporary_dag_file
+                                         else str(dag_file) if dag_file else None)
+            self.name = name or first_step(self.graph).name
+            settings = Settings(executor=executor, max_parallel=max_parallel,
+                                pools=dict(pools or {}), step_output=step_output, dask=dask,
+                                step_log_bytes=step_log_bytes)
+            self.origin = origin or _calling_script()
+            try:
+                self._engine = open_engine(self.graph, socket_file, context, settings,
+                                           name=self.name, journal=journal, resume=resume,
+                                           origin=self.origin)
+            except BaseException:
+                self._remove_temporary_dag_file()
+                raise
+            self._engine.run.dag_file = self.dag_file
+            self._engine.run.save_dag_file()  # there from the start, as in AutoTrail
+            self.socket_file = self._engine.socket_file
+            self.events_file = self._engine.sockets.events_file
+            self.journal = self._engine.journal
+            self.run_id = self._engine.run_id
+            self.resumed = self._engine.resumed
+            self._notifications: notifications.Notifications | None = None
+            if notifications.wanted(self.graph, destinations, notify):
+                facts = notifications.facts_for(self.name, self.run_id, self.socket_file)
+                self._notifications = notifications.Notifications(
+                    facts, self.graph, destinations,
+                    self.journal.path if self.journal is not None else None)
+            self._thread: threading.Thread | None = None
+            self._done = threading.Event()
+            self._served = False
 
     def restore_trail(self, dag_file: str,
                       state_transformation_mapping: dict[str, str] | None = None) -> None:
