@@ -27,10 +27,10 @@ def bulk_build() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-        _trim_heap()
+        trim_heap()
 
 
-def _trim_heap() -> None:
+def trim_heap() -> None:
     """Give the heap's free pages back to the system (glibc's malloc_trim: a fraction of
     a millisecond; elsewhere nothing is done)."""
     import ctypes

@@ -23,6 +23,7 @@ from typing import Any
 
 import networkx as nx
 
+from trail.core.bulk import trim_heap
 from trail.core.dag import numbers_of, optioned, steps_in_order
 from trail.core.states import DONE_STATES, Action, State, transition
 from trail.core.step import Step
@@ -229,6 +230,7 @@ class Run:
             end = self.standing.end_state() or "failed"
             log.info("the run has finished: %s", end)
             self.publish(events.Finished(end=end, counts=self.standing.counts()))
+            trim_heap()  # what running every step dropped (megabytes at 100,000) goes back
 
     # --- what lasts ----------------------------------------------------------------------
 
