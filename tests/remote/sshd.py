@@ -40,15 +40,21 @@ class Sshd:
     (a key the server does not know), ``impostor`` (the server's key is not the one known),
     ``closed`` (a port nobody listens on)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, user: str | None = None) -> None:
+        """``user``: the account the hosts are logged into (default: this process's). sshd
+        reads its authorized keys as that user, so for another one the directory is
+        opened to read."""
         self.dir = directory
-        self.user = getpass.getuser()
+        self.user = user or getpass.getuser()
         self.port = free_port()
         host_key = keygen(directory / "host_key")
         client_key = keygen(directory / "client_key")
         keygen(directory / "stranger_key")
         other_host_key = keygen(directory / "other_host_key")
         (directory / "authorized_keys").write_text(client_key + "\n")
+        if self.user != getpass.getuser():
+            directory.chmod(0o755)
+            (directory / "authorized_keys").chmod(0o644)
         (directory / "known_hosts").write_text(f"trail-test-sshd {host_key}\n")
         (directory / "wrong_known_hosts").write_text(f"trail-test-sshd {other_host_key}\n")
         self.log = directory / "sshd.log"

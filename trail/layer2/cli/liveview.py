@@ -715,12 +715,17 @@ def _plain_loop(view: RunView, stream: EventStream, console: Console,
         _print_event(view, event, line)
         if isinstance(event, StateChanged):
             tell()
-    # Events sent before the server said "finished" may still be on their way: show them.
-    while (event := stream.next(0.2)) is not None:
+    # Events sent before the server said "finished" may still be on their way: show them,
+    # up to the last the server has published (not a quiet moment's wait at every end).
+    published = None
+    with contextlib.suppress(TrailError):
+        published = view.client.info().get("published", 0)
+    while (published is None or (stream.last_seq or 0) < published) \
+            and (event := stream.next(0.2)) is not None:
         own_up()
         _print_event(view, event, line)
-    with contextlib.suppress(TrailError):
-        stream.settle(view.client.info().get("published", 0))
+    if published is not None:
+        stream.settle(published)
     own_up()
 
 
