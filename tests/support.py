@@ -219,6 +219,20 @@ class RunbookProcess:
         if self.process is not None and self.process.poll() is None:
             self.kill()
 
+    def finished_steps(self) -> dict[str, Any]:
+        """Once `trail run` ends by itself (its trail finished, it exits at once: nothing
+        can be asked of it after), each step of its run as the journal has it, by name."""
+        from trail.layer1.journal import Journal
+
+        assert self.process is not None
+        assert self.process.wait(120) == 0, "trail run did not end with every step done"
+        book = Journal(self.journal, verify=False)
+        try:
+            latest = max(run["id"] for run in book.runs())
+            return {step.name: step for step in book.saved_steps(latest).values()}
+        finally:
+            book.close()
+
 
 def answers(client: Any) -> bool:
     """The server behind ``client`` answers a call."""

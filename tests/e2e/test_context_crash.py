@@ -46,10 +46,10 @@ def test_the_context_survives_a_kill_between_two_steps(tmp_path, kind, executor)
         client.resume(dry_run=False)
         wait_until(client.steps_waiting_for_user_input, "W to ask again")
         client.send_message_to_steps("go", dry_run=False, name="W")
-        wait_until(lambda: state_of(client, "B") == "Succeeded", "B to run")
-        seen = value_of(client, "B")
-        assert seen == {"value": stored["value"], "made": stored["made"], "seen": ["A"]}
-        client.shutdown(dry_run=False)
+        seen = server.finished_steps()["B"]  # B runs, the trail ends, trail run exits
+        assert seen.state == "Succeeded"
+        assert seen.return_value == {"value": stored["value"], "made": stored["made"],
+                                     "seen": ["A"]}
     finally:
         server.stop()
 
@@ -114,9 +114,7 @@ def test_the_failover_example_promotes_the_chosen_replica_after_a_kill(tmp_path)
         wait_until(lambda: [r for r in client.steps_waiting_for_user_input()
                             if r["Name"] == "fence_old_primary"], "the instruction again")
         client.send_message_to_steps(True, dry_run=False, name="fence_old_primary")
-        wait_until(lambda: client.info()["finished"], "the fail-over to finish", timeout=60)
-        verify = client.status(fields=["Return value"], name="verify")[0]["Return value"]
-        assert verify == "fail-over to db3 complete"
-        client.shutdown(dry_run=False)
+        verify = server.finished_steps()["verify"]  # the fail-over ends, trail run exits
+        assert verify.return_value == "fail-over to db3 complete"
     finally:
         server.stop()

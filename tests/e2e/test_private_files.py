@@ -19,7 +19,10 @@ def talk(trail_env, context):
     trail_env.output("a secret output")
     return trail_env.input("password?")
 
-trail = Step(talk)
+def hold(trail_env, context):
+    return trail_env.input("looked enough?")  # keeps the run (and its files) there
+
+trail = Step(talk) >> Step(hold)
 '''
 
 
@@ -42,8 +45,8 @@ def test_every_file_of_a_run_is_0600(tmp_path):
     try:
         client.start(dry_run=False)
         wait_states(client, {"talk": "Running"})
-        client.send_message_to_steps("hunter2", dry_run=False)
-        wait_states(client, {"talk": "Succeeded"})
+        client.send_message_to_steps("hunter2", dry_run=False, name="talk")
+        wait_states(client, {"talk": "Succeeded", "hold": "Running"})
         files = sorted(p for p in shared.rglob("*") if not p.is_dir())
         names = {str(p.relative_to(shared)) for p in files}
         assert {"journal.sqlite3", "journal.sqlite3-wal", "journal.sqlite3-shm",
