@@ -300,42 +300,6 @@ class Journal:
                         (time.time(), outcome, run_id))
         self.commit()
 
-    def prune(self, before: float | None = None, keep: int | None = None,
-              dry_run: bool = True) -> list[dict[str, Any]]:
-        """Forget closed runs that started before ``before`` (epoch seconds) and are not
-        among the newest ``keep``, with every row of theirs in every table (steps,
-        transitions, messages, context, notifications, ...); return them (id, name,
-        started, ended, outcome). Never a run still open (its server may be alive, or it
-        waits to be taken up) nor the latest run of a trail (``--resume`` takes it up).
-        With ``dry_run`` nothing is deleted."""
-        if before is None and keep is None:
-            raise ValueError("say which runs to forget: those older than a time, or all "
-                             "but the newest so many")
-        query = ("SELECT id, name, started, ended, outcome FROM runs WHERE ended IS NOT NULL"
-                 " AND id NOT IN (SELECT MAX(id) FROM runs GROUP BY name)")
-        args: list[Any] = []
-        if before is not None:
-            query += " AND started < ?"
-            args.append(before)
-        if keep is not None:
-            query += " AND id NOT IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?)"
-            args.append(keep)
-        found = [dict(zip(("id", "name", "started", "ended", "outcome"), row, strict=True))
-                 for row in self.db.execute(query + " ORDER BY id", args)]
-        if dry_run or not found:
-            return found
-        ids = [(run["id"],) for run in found]
-        tables = [name for (name,) in self.db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'runs'")]
-        self._begin()
-        for table in tables:
-            columns = {row[1] for row in self.db.execute(f'PRAGMA table_info("{table}")')}
-            if "run_id" in columns:
-                self.db.executemany(f'DELETE FROM "{table}" WHERE run_id = ?', ids)
-        self.db.executemany("DELETE FROM runs WHERE id = ?", ids)
-        self.commit()
-        return found
-
     def close(self) -> None:
         self.commit()
         self.db.close()
@@ -426,6 +390,43 @@ class Journal:
                 # prompts and replies of the latest run only
                 (saved.prompts if kind == "prompt" else saved.inputs).append(value)
         return steps
+
+
+def prune(book: Journal, before: float | None = None, keep: int | None = None,
+          dry_run: bool = True) -> list[dict[str, Any]]:
+    """Forget closed runs that started before ``before`` (epoch seconds) and are not
+    among the newest ``keep``, with every row of theirs in every table (steps,
+    transitions, messages, context, notifications, ...); return them (id, name,
+    started, ended, outcome). Never a run still open (its server may be alive, or it
+    waits to be taken up) nor the latest run of a trail (``--resume`` takes it up).
+    With ``dry_run`` nothing is deleted."""
+    if before is None and keep is None:
+        raise ValueError("say which runs to forget: those older than a time, or all "
+                         "but the newest so many")
+    query = ("SELECT id, name, started, ended, outcome FROM runs WHERE ended IS NOT NULL"
+             " AND id NOT IN (SELECT MAX(id) FROM runs GROUP BY name)")
+    args: list[Any] = []
+    if before is not None:
+        query += " AND started < ?"
+        args.append(before)
+    if keep is not None:
+        query += " AND id NOT IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?)"
+        args.append(keep)
+    found = [dict(zip(("id", "name", "started", "ended", "outcome"), row, strict=True))
+             for row in book.db.execute(query + " ORDER BY id", args)]
+    if dry_run or not found:
+        return found
+    ids = [(run["id"],) for run in found]
+    tables = [name for (name,) in book.db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'runs'")]
+    book._begin()
+    for table in tables:
+        columns = {row[1] for row in book.db.execute(f'PRAGMA table_info("{table}")')}
+        if "run_id" in columns:
+            book.db.executemany(f'DELETE FROM "{table}" WHERE run_id = ?', ids)
+    book.db.executemany("DELETE FROM runs WHERE id = ?", ids)
+    book.commit()
+    return found
 
 
 def _run_row(row: tuple) -> dict[str, Any]:

@@ -16,10 +16,11 @@ from trail.core.states import Action, State, states_for
 from trail.errors import StepProcessError, StepTimeoutError
 from trail.layer1 import events, values
 from trail.layer1.executors import Executor, Kind, Message, Outcome, make_executor
-from trail.layer1.executors.base import StopReport, signal_groups
+from trail.layer1.executors.base import signal_groups
 from trail.layer1.executors.groups import ProcessGroups
 from trail.layer1.executors.registry import Executors
 from trail.layer1.records import StepRecord
+from trail.layer1.stops import STOP_REPORT_MARGIN, StoppedRuns, stop_line
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -61,22 +62,6 @@ class Run(Protocol):
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = 2.0  # seconds from SIGTERM to SIGKILL where no step says otherwise
-# Seconds a stopped run that stops its own commands is listened to beyond the time it
-# said that takes: what it says meanwhile (how its work on a host ended) is kept.
-STOP_REPORT_MARGIN = 1.0
-
-
-class _Stopping:
-    """A run that was stopped (interrupted, timed out), until it ends or is given up."""
-
-    __slots__ = ("record", "until", "reports", "returned")
-
-    def __init__(self, record: StepRecord, until: float) -> None:
-        self.record = record
-        self.until = until  # time.monotonic() when it is given up
-        self.reports: list[StopReport] = []
-        self.returned = False  # its action function returned or raised
-
 
 class StepRuns:
     """Starts steps on their executors and ends their runs, for one Run."""
@@ -90,8 +75,7 @@ class StepRuns:
         # Steps made Running in this pass, waiting for the commit before they start:
         # (record, run id, executor, args, kwargs).
         self._launches: list[tuple[StepRecord, int, Executor, Any, Any]] = []
-        self.stopping: dict[int, _Stopping] = {}  # run id -> a stopped run not yet over
-        self.stopped: list[events.Stopped] = []  # each stopped run once over, as published
+        self.stops = StoppedRuns(run.timers, self._output, run.publish)
 
     def _make_executor(self, name: str) -> Executor:
         executor = make_executor(name, self.run.settings.step_output, self.run.settings.dask)
@@ -169,10 +153,7 @@ class StepRuns:
             self.groups.release(message.run_id)
         record = self.run.scheduler.live.get(message.run_id)
         if record is None:
-            stopping = self.stopping.get(message.run_id)
-            if stopping is not None:
-                self._after_stop(message, stopping)
-            else:
+            if not self.stops.take(message):
                 log.debug("dropped %s from run %s, which no longer counts", message.kind,
                           message.run_id)
             return
@@ -199,34 +180,6 @@ class StepRuns:
         self.run.say(record, "output", said)
         if self.run.step_logs is not None:
             self.run.step_logs.write(record.n, said)
-
-    def _after_stop(self, message: Message, stopping: _Stopping) -> None:
-        """What a stopped run says until it ends: its output and its stop reports are
-        kept; its result is not (the step is Interrupted, or failed for its timeout)."""
-        if message.kind == Kind.OUTPUT:
-            self._output(stopping.record, values.clipped(message.payload))
-        elif message.kind == Kind.STOP and isinstance(message.payload, StopReport):
-            stopping.reports.append(message.payload)
-            self._output(stopping.record, stop_line(message.payload))
-        elif message.kind == Kind.RESULT:
-            stopping.returned = True
-        elif message.kind == Kind.EXIT:
-            self._stop_over(message.run_id, ended=stopping.returned
-                            or message.payload == "finished")
-
-    def _stop_over(self, run_id: int, ended: bool) -> None:
-        """A stopped run ended (or is given up, ``ended`` False): publish what it said."""
-        stopping = self.stopping.pop(run_id, None)
-        if stopping is None:
-            return
-        record = stopping.record
-        reports = [{"where": r.where, "confirmed": r.confirmed, "detail": r.detail}
-                   for r in stopping.reports]
-        log.info("step %s %s: its stopped run %s %s", record.n, record.name, run_id,
-                 "ended" if ended else "was given up")
-        event = events.Stopped(n=record.n, name=record.name, ended=ended, reports=reports)
-        self.stopped.append(event)
-        self.run.publish(event)
 
     def _finish(self, record: StepRecord, outcome: Outcome) -> None:
         if outcome.context:
@@ -320,16 +273,10 @@ class StepRuns:
         itself = self.groups.stops_itself(run_id)
         kill_at = grace if itself is None else max(grace, itself)
         wait = kill_at + (0.0 if itself is None else STOP_REPORT_MARGIN)
-        self.stopping[run_id] = _Stopping(record, time.monotonic() + wait)
+        self.stops.begin(record, run_id, wait)
         executor.interrupt(run_id)
         self.groups.stop_run(run_id, grace)
         self.run.timers.call_later(kill_at, lambda: executor.kill(run_id))
-        self.run.timers.call_later(wait, lambda: self._stop_over(run_id, ended=False))
-
-    @property
-    def stop_deadline(self) -> float:
-        """Seconds the stopped runs may still take to end and say how it went."""
-        return max((s.until for s in self.stopping.values()), default=0.0) - time.monotonic()
 
     def close(self, grace: float) -> None:
         """Stop every executor and adopted process group (running steps were interrupted)."""
@@ -338,9 +285,3 @@ class StepRuns:
         self.executors.close(grace)  # waits up to the grace for the steps to end
         signal_groups(adopted, signal.SIGKILL)
 
-
-def stop_line(report: StopReport) -> str:
-    """A stop report as the step's output line."""
-    where = f" on {report.where}" if report.where else ""
-    said = "stopped" if report.confirmed else "stop not confirmed"
-    return f"[trail] {said}{where}: {report.detail}"

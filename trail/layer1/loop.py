@@ -73,18 +73,18 @@ class Loop:
         confirmed it), collecting what they report; requests wait (another thread refuses
         them meanwhile, so their socket leaves this poll)."""
         self.flush()
-        if not self.run.steps.stopping:
+        if not self.run.steps.stops.stopping:
             return False
         for socket in (self.api_socket, self.events_socket):
             if socket is not None:
                 with contextlib.suppress(KeyError):
                     self._poller.unregister(socket)
-        deadline = time.monotonic() + self.run.steps.stop_deadline
-        while self.run.steps.stopping:
+        deadline = time.monotonic() + self.run.steps.stops.deadline
+        while self.run.steps.stops.stopping:
             left_ms = int((deadline - time.monotonic()) * 1000) + 1
             if left_ms <= 0:
                 log.warning("shut down with %d stopped step runs still going",
-                            len(self.run.steps.stopping))
+                            len(self.run.steps.stops.stopping))
                 return True
             due = self.run.timers.wait_ms()
             for fd, _ in self._poller.poll(left_ms if due is None else min(due, left_ms)):

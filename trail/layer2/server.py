@@ -261,7 +261,7 @@ class TrailServer:
     def stopped_runs(self) -> list[Stopped]:
         """The ``stopped`` events of this server so far: each run it stopped (interrupt,
         timeout, shutdown) once over, with what it said of its work on hosts."""
-        return list(self._engine.run.steps.stopped)
+        return list(self._engine.run.steps.stops.stopped)
 
     @property
     def serving(self) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from trail.layer1.journal import Journal, default_journal_path
+from trail.layer1.journal import Journal, default_journal_path, prune
 from trail.layer1.steplogs import directory_for, remove_run_logs
 from trail.layer2.cli.commands import JSON, Failure, main, speaking
 from trail.layer2.cli.display import clock
@@ -25,7 +25,7 @@ def age(text: str) -> float:
     return float(found.group(1)) * _UNITS[found.group(2) or "d"]
 
 
-@main.command()
+@main.command("prune")
 @click.option("--older-than", "older", metavar="AGE", help="Forget runs started longer ago "
               "than this: 30d, 12h, 90m, 2w (a plain number: days).")
 @click.option("--keep", type=click.IntRange(0, 2**62), metavar="N",
@@ -35,7 +35,7 @@ def age(text: str) -> float:
 @click.option("--yes", "-y", is_flag=True, help="Do it (without: say what would go).")
 @JSON
 @click.pass_context
-def prune(ctx: click.Context, older: str | None, keep: int | None, journal: str | None,
+def prune_command(ctx: click.Context, older: str | None, keep: int | None, journal: str | None,
           yes: bool, as_json: bool) -> None:
     """Forget old runs: their steps, history and step log files (a dry run without --yes).
 
@@ -57,7 +57,7 @@ def prune(ctx: click.Context, older: str | None, keep: int | None, journal: str 
         before = None if older is None else time.time() - age(older)
         book = Journal(path)
         try:
-            runs = book.prune(before, keep, dry_run=not yes)
+            runs = prune(book, before, keep, dry_run=not yes)
         finally:
             book.close()
         logs = 0
