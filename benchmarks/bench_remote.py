@@ -29,6 +29,7 @@ step's Succeeded event. Also: how long after interrupt() the remote command is g
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import os
 import re
@@ -46,6 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
+import trail  # noqa: E402
 from benchmarks.bench_engine import ms, run_time  # noqa: E402
 from tests.remote.sshd import ALIASES, Sshd, fleet  # noqa: E402
 from trail import RemoteCommand, Step, TrailClient, TrailServer  # noqa: E402
@@ -467,6 +469,9 @@ def main() -> None:
     parser.add_argument("--fan", type=int, default=20)
     parser.add_argument("--stops", type=int, default=5)
     options = parser.parse_args()
+    # trail's modules byte-compiled, as an install leaves them: where PYTHONDONTWRITEBYTECODE
+    # is set an editable install would compile them again in every `trail run` timed here.
+    compileall.compile_dir(Path(trail.__file__).parent, quiet=1)
     if not options.classic:
         fleet_main(options)
         return

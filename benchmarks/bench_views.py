@@ -38,7 +38,8 @@ from rich.table import Table  # noqa: E402
 from trail import Step, TrailClient, TrailServer  # noqa: E402
 from trail.layer1.events import Prompt, StateChanged  # noqa: E402
 from trail.layer1.wire import StatusField as F  # noqa: E402
-from trail.layer2.cli.liveview import Frame, RunView  # noqa: E402
+from trail.layer2.cli.follow import RunView  # noqa: E402
+from trail.layer2.cli.liveview import Frame  # noqa: E402
 
 PHASES = ("drain", "upgrade", "restart", "verify")
 

@@ -85,6 +85,20 @@ def test_a_networkx_graph_is_a_definition():
     assert list(graph.edges) == [(a, b)]
 
 
+def test_a_trail_graph_is_the_same_graph_to_networkx_s_algorithms():
+    a, b, c, d = steps("abcd")
+    graph = make_trail_graph(a >> [b, c] >> d)
+    copy = graph.to_networkx()
+    assert isinstance(copy, nx.DiGraph)
+    assert list(copy.nodes) == list(graph.nodes) == [a, b, c, d]
+    assert sorted(map(str, copy.edges)) == sorted(map(str, graph.edges))
+    assert list(nx.topological_sort(copy))[0] == a and nx.descendants(copy, b) == {d}
+    assert set(graph.successors(a)) == {b, c} and set(graph.predecessors(d)) == {b, c}
+    assert graph.in_degree(d) == 2 and graph.out_degree(d) == 0
+    assert graph.has_edge(a, b) and not graph.has_edge(b, a)
+    assert make_trail_graph(graph).edges == graph.edges  # a trail graph is a definition too
+
+
 def test_a_step_in_two_trails_keeps_each_trails_numbering():
     a, b, c = steps("abc")
     first = make_trail_graph(a >> b)

@@ -10,7 +10,8 @@ from rich.console import Console
 
 from trail.layer1.events import Prompt, StateChanged
 from trail.layer1.wire import StatusField as F
-from trail.layer2.cli.liveview import RunView, Steering
+from trail.layer2.cli.follow import RunView
+from trail.layer2.cli.liveview import Steering
 from trail.layer2.groups import Filter, Index, arrange
 
 

@@ -168,7 +168,7 @@ def test_interactive_trail_prints_for_a_person(serve):
 
 
 def test_the_live_views_last_line_keeps_the_exit_code_and_stderr_in_view():
-    from trail.layer2.cli.liveview import short_line
+    from trail.layer2.cli.follow import short_line
 
     failed = ("ShellCommandFailedError: [Command: sh -c 'echo x; exit 7'] -- Failed with exit "
               "code: 7, STDERR (Last line): disk full")
@@ -243,7 +243,7 @@ def test_the_live_view_reads_the_status_again_when_a_runs_last_events_were_lost(
     """The live view's events lost at the end of a busy run (no later event shows the gap):
     when the server has sent more than arrived and a second later nothing came, it reads
     the status again rather than show steps running that are done."""
-    from trail.layer2.cli.liveview import RunView, _drain
+    from trail.layer2.cli.follow import RunView, drain
 
     # Three events a step, well past what the socket queues hold for a reader that reads
     # nothing meanwhile (the sender's and the receiver's high-water marks, the kernel's
@@ -258,16 +258,16 @@ def test_the_live_view_reads_the_status_again_when_a_runs_last_events_were_lost(
         view.load()
         client.start(dry_run=False)  # the view reads nothing while the run floods
         client.wait(timeout=60)
-        while _drain(view, stream, 0.2):
+        while drain(view, stream, 0.2):
             pass
         # Events were lost: in the middle of the run (a gap in seq, seen at once and the
         # status read again) or at its end (no later event shows that gap).
         if view.counts() != {"Succeeded": STEPS}:
             view.checked = 0.0  # a second on: the server sent more than came; noted
-            _drain(view, stream, 0.0)
+            drain(view, stream, 0.0)
             assert view.counts() != {"Succeeded": STEPS}
             view.checked = 0.0  # still nothing came: the status is read again
-            _drain(view, stream, 0.0)
+            drain(view, stream, 0.0)
         assert stream.missed > 0, "no event was lost"
         assert view.counts() == {"Succeeded": STEPS}
         assert view.index.layout().done == {"Succeeded": STEPS}  # the grouping follows

@@ -7,6 +7,11 @@ A trail definition is any of:
 - a single Step;
 - a ``networkx.DiGraph`` whose nodes are Steps.
 
+The graph trail keeps is its own ``TrailGraph``: links and nothing else, in networkx's
+layout (``_succ``/``_pred``), with the few methods a run needs. networkx itself is imported
+only where its algorithms are wanted (naming a cycle, ``TrailGraph.to_networkx``): its
+eager import of every algorithm it has was half of the ``trail`` command's start-up.
+
 ``make_trail_graph`` checks it once, and numbers the steps as AutoTrail does: a breadth-first
 topological walk (Kahn's, first in first out) from the roots in the order they first appear
 in the definition, each step's children in the order their links appear, a step numbered
@@ -17,21 +22,23 @@ and the numbers AutoTrail gave it. The numbers belong to the graph (``n_of``,
 
 from __future__ import annotations
 
+import sys
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, KeysView
 from itertools import chain, compress, repeat
 from operator import not_
-from typing import Any, TypeVar
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from trail.core.step import Chain, Step, with_options
 from trail.errors import CycleError, DefinitionError
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 V = TypeVar("V", bound=Hashable)
 
 
-def make_trail_graph(definition: Any) -> nx.DiGraph:
+def make_trail_graph(definition: Any) -> TrailGraph:
     """Check a trail definition and return its graph, numbered (see ``n_of``).
 
     Raises DefinitionError for an empty definition or one holding anything but Steps, and
@@ -40,13 +47,22 @@ def make_trail_graph(definition: Any) -> nx.DiGraph:
     graph = definition_graph(definition)
     numbers = _breadth_first(graph)
     if len(numbers) < graph.number_of_nodes():  # the walk never reaches a step on a cycle
-        cycle = nx.find_cycle(graph)  # to name it
-        raise CycleError(str(parent) for parent, _child in cycle)
+        raise CycleError(str(parent) for parent, _child in find_cycle(graph))
     graph.graph[_NUMBERS] = numbers
     return graph
 
 
-def _breadth_first(graph: nx.DiGraph) -> dict[Step, int]:
+def find_cycle(graph: TrailGraph) -> list[tuple[Step, Step]]:
+    """The links of a cycle of ``graph`` (networkx's ``find_cycle``), [] if it has none."""
+    import networkx as nx  # only here: naming a cycle is an error's work
+
+    try:
+        return list(nx.find_cycle(graph.to_networkx()))
+    except nx.NetworkXNoCycle:
+        return []
+
+
+def _breadth_first(graph: TrailGraph) -> dict[Step, int]:
     """AutoTrail's numbers: a FIFO walk that queues a child once all its parents are out.
 
     It reads the graph's adjacency dicts: networkx's views cost a call per step, and a
@@ -76,14 +92,14 @@ def _breadth_first(graph: nx.DiGraph) -> dict[Step, int]:
     return dict(zip(order, range(len(order)), strict=True))
 
 
-def definition_graph(definition: Any) -> nx.DiGraph:
+def definition_graph(definition: Any) -> TrailGraph:
     """The graph of a trail definition, its steps in order of first appearance, not checked
     for cycles nor numbered (``make_trail_graph`` does both); a diagram of a cycle uses it.
 
     Raises DefinitionError for an empty definition or one holding anything but Steps.
     """
     graph = TrailGraph()
-    if isinstance(definition, nx.DiGraph):
+    if _is_networkx_graph(definition) or isinstance(definition, TrailGraph):
         for node in definition.nodes:
             _require_step(node, "a node of the trail graph")
         graph.add_nodes_from(definition.nodes)
@@ -95,82 +111,129 @@ def definition_graph(definition: Any) -> nx.DiGraph:
     return graph
 
 
-class _NoAttributes(dict):  # type: ignore[type-arg]
-    """The attributes of every node and edge of a trail graph: one empty dict, shared (a
-    trail keeps none, and 200,000 empty dicts of a 100,000-step trail take 13 MB)."""
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> None:
-        raise TypeError("a trail graph keeps no node or edge attributes (copy it into a "
-                        "networkx.DiGraph of your own to add some)")
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        if kwargs or any(args):  # networkx updates with nothing when it adds an edge
-            self._refuse()
-
-    __setitem__ = __delitem__ = setdefault = pop = popitem = clear = __ior__ = _refuse  # type: ignore[assignment]
+def _is_networkx_graph(value: Any) -> bool:
+    networkx = sys.modules.get("networkx")  # not imported: the value cannot be one of its graphs
+    return networkx is not None and isinstance(value, networkx.DiGraph)
 
 
-class _Shared:
-    """A factory networkx calls for a new attribute dict: the shared empty one."""
+class TrailGraph:
+    """The graph of a trail: its steps and the links between them, nothing else.
+
+    Laid out as networkx lays out a DiGraph: ``_succ`` and ``_pred`` map each step to a
+    dict whose keys are its children, its parents (the values are unused, ``None``); the
+    steps are in the order they were added. ``graph`` holds what is known of the graph as
+    a whole (its numbering). ``to_networkx()`` is a ``networkx.DiGraph`` of the same steps
+    and links, for its algorithms.
+    """
 
     def __init__(self) -> None:
-        self.attributes = _NoAttributes()
+        self._succ: dict[Any, dict[Any, None]] = {}
+        self._pred: dict[Any, dict[Any, None]] = {}
+        self.graph: dict[str, Any] = {}
 
-    def __call__(self) -> dict[str, Any]:
-        return self.attributes
+    @property
+    def nodes(self) -> KeysView[Any]:
+        """The steps, in the order they were added."""
+        return self._succ.keys()
 
+    @property
+    def edges(self) -> list[tuple[Any, Any]]:
+        """The links, as (parent, child) pairs, parents in the order they were added."""
+        return [(parent, child) for parent, children in self._succ.items()
+                for child in children]
 
-class TrailGraph(nx.DiGraph):
-    """The graph of a trail: a networkx DiGraph whose nodes and edges carry no attributes."""
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._succ)
 
-    node_attr_dict_factory = _Shared()
-    edge_attr_dict_factory = node_attr_dict_factory
+    def __len__(self) -> int:
+        return len(self._succ)
 
-    def add_links(self, pairs: list[tuple[Step, Step]]) -> None:
-        """``add_edges_from(pairs)``: the same graph, its nodes in the same order, written
-        straight into networkx's adjacency dicts (``_succ``, ``_pred``, ``_node``, its
-        documented data structure). ``add_edges_from`` looks up and calls a dozen things
-        per link, most of the cost of serving a trail of 100,000 steps."""
-        succ, pred, nodes = self._succ, self._pred, self._node
-        shared = self.node_attr_dict_factory()
-        # New nodes in order of first appearance, parent before child, as it adds them.
+    def __contains__(self, node: object) -> bool:
+        return node in self._succ
+
+    def number_of_nodes(self) -> int:
+        return len(self._succ)
+
+    def is_directed(self) -> bool:
+        return True
+
+    def successors(self, node: Any) -> Iterator[Any]:
+        """The children of ``node`` (KeyError for a node not in the graph)."""
+        return iter(self._succ[node])
+
+    def predecessors(self, node: Any) -> Iterator[Any]:
+        """The parents of ``node`` (KeyError for a node not in the graph)."""
+        return iter(self._pred[node])
+
+    def in_degree(self, node: Any) -> int:
+        return len(self._pred[node])
+
+    def out_degree(self, node: Any) -> int:
+        return len(self._succ[node])
+
+    def has_edge(self, parent: Any, child: Any) -> bool:
+        return child in self._succ.get(parent, ())
+
+    def add_node(self, node: Any) -> None:
+        if node not in self._succ:
+            self._succ[node] = {}
+            self._pred[node] = {}
+
+    def add_nodes_from(self, nodes: Iterable[Any]) -> None:
+        for node in nodes:
+            self.add_node(node)
+
+    def add_edge(self, parent: Any, child: Any) -> None:
+        self.add_links([(parent, child)])
+
+    def add_edges_from(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        self.add_links(list(pairs))
+
+    def add_links(self, pairs: list[tuple[Any, Any]]) -> None:
+        """Add the links, and their steps in order of first appearance, parent before child."""
+        succ, pred = self._succ, self._pred
         for node in chain.from_iterable(pairs):
             if node not in succ:
                 succ[node] = {}
                 pred[node] = {}
-                nodes[node] = shared
         for parent, child in pairs:
-            succ[parent][child] = shared
-            pred[child][parent] = shared
-        cache = getattr(self, "__networkx_cache__", None)  # what networkx derived from it
-        if cache:
-            cache.clear()
+            succ[parent][child] = None
+            pred[child][parent] = None
+
+    def to_networkx(self) -> nx.DiGraph:
+        """A ``networkx.DiGraph`` of the same steps, in the same order, and links."""
+        import networkx as nx
+
+        copy = nx.DiGraph()
+        copy.add_nodes_from(self._succ)
+        copy.add_edges_from(self.edges)
+        return copy
 
 
 _NUMBERS = "trail numbering"  # the graph attribute: Step -> n
 
 
-def n_of(graph: nx.DiGraph, step: Step) -> int:
+def n_of(graph: TrailGraph, step: Step) -> int:
     """The number of ``step`` in a trail graph made by ``make_trail_graph``."""
     return int(graph.graph[_NUMBERS][step])
 
 
-def first_step(graph: nx.DiGraph) -> Step:
+def first_step(graph: TrailGraph) -> Step:
     """The step numbered 0 in a trail graph made by ``make_trail_graph``."""
     return next(iter(graph.graph[_NUMBERS]))  # numbered in order: the first is 0
 
 
-def numbers_of(graph: nx.DiGraph) -> dict[Step, int]:
+def numbers_of(graph: TrailGraph) -> dict[Step, int]:
     """Every step's n in a trail graph made by ``make_trail_graph`` (do not change it)."""
     return graph.graph[_NUMBERS]  # type: ignore[no-any-return]
 
 
-def tags_of(graph: nx.DiGraph, step: Step) -> dict[str, Any]:
+def tags_of(graph: TrailGraph, step: Step) -> dict[str, Any]:
     """A step's tags in this trail: its own, and its ``n`` here."""
     return {**step.tags, "n": n_of(graph, step)}
 
 
-def numbered_edges(graph: nx.DiGraph) -> list[tuple[int, int]]:
+def numbered_edges(graph: TrailGraph) -> list[tuple[int, int]]:
     """The edges as (parent n, child n) pairs, sorted."""
     number, succ = graph.graph[_NUMBERS].__getitem__, graph._succ
     # From the adjacency dicts with ``map``s (no Python code per link): each parent as many
@@ -216,12 +279,12 @@ def _require_step(value: Any, where: str) -> None:
         raise DefinitionError(f"{where} is not a Step: {value!r}")
 
 
-def steps_in_order(graph: nx.DiGraph) -> list[Step]:
+def steps_in_order(graph: TrailGraph) -> list[Step]:
     """The steps of a numbered trail graph, by ``n``."""
     return list(graph.graph[_NUMBERS])  # numbered in order
 
 
-def optioned(graph: nx.DiGraph) -> list[Step]:
+def optioned(graph: TrailGraph) -> list[Step]:
     """The steps of a trail graph that set an option (see ``with_options``), by n in a
     graph made by ``make_trail_graph``; found once per graph."""
     found = graph.graph.get(_OPTIONED)
@@ -233,7 +296,7 @@ def optioned(graph: nx.DiGraph) -> list[Step]:
 _OPTIONED = "trail optioned steps"  # the graph attribute: the steps that set an option
 
 
-def pool_sizes(graph: nx.DiGraph) -> dict[str, int]:
+def pool_sizes(graph: TrailGraph) -> dict[str, int]:
     """The pool sizes the trail's steps declare (``Step(pool=..., pool_size=...)``).
 
     Raises DefinitionError naming the steps when two steps of one pool disagree.
@@ -252,17 +315,22 @@ def pool_sizes(graph: nx.DiGraph) -> dict[str, int]:
     return {pool: size for pool, (size, _) in sizes.items()}
 
 
-def progeny(graph: nx.DiGraph, roots: Iterable[V]) -> set[V]:
+def progeny(graph: TrailGraph, roots: Iterable[V]) -> set[V]:
     """The roots and every step below them."""
     found: set[V] = set()
     for root in roots:
         if root not in found:
             found.add(root)
-            found |= nx.descendants(graph, root)
+            queue = deque([root])
+            while queue:
+                for child in graph.successors(queue.popleft()):
+                    if child not in found:
+                        found.add(child)
+                        queue.append(child)
     return found
 
 
-def gates_of(graph: nx.DiGraph) -> frozenset[Step]:
+def gates_of(graph: TrailGraph) -> frozenset[Step]:
     """The trail's gate steps (``Step(gate=True)``), found once per graph."""
     gates = graph.graph.get(_GATES)
     if gates is None:
@@ -273,7 +341,7 @@ def gates_of(graph: nx.DiGraph) -> frozenset[Step]:
 _GATES = "trail gates"  # the graph attribute: its gate steps
 
 
-def below_failures(graph: nx.DiGraph, failed: Iterable[V]) -> set[V]:
+def below_failures(graph: TrailGraph, failed: Iterable[V]) -> set[V]:
     """What failed steps hold up: them and every step below them, but a gate step (which
     runs whatever its parents' end) stops the walk from a failed step above it: what is
     below the gate is not held up by that failure.
@@ -295,7 +363,7 @@ def below_failures(graph: nx.DiGraph, failed: Iterable[V]) -> set[V]:
     return found
 
 
-def strict_progeny(graph: nx.DiGraph, roots: Iterable[V]) -> set[V]:
+def strict_progeny(graph: TrailGraph, roots: Iterable[V]) -> set[V]:
     """The roots and the steps below them that have no parent outside that set.
 
     A join step that also waits on a step outside the branch is left out, and so is
@@ -313,7 +381,7 @@ def strict_progeny(graph: nx.DiGraph, roots: Iterable[V]) -> set[V]:
 
 
 def topological_while(
-    graph: nx.DiGraph, done_check: Callable[[V], bool], ignore_check: Callable[[V], bool]
+    graph: Any, done_check: Callable[[V], bool], ignore_check: Callable[[V], bool]
 ) -> Iterator[V]:
     """Walk the graph in topological order, yielding each vertex until it is done or ignored.
 
@@ -346,7 +414,7 @@ class Frontier:
     per vertex rather than two hash tables: a trail may have 100,000 steps).
     """
 
-    def __init__(self, graph: nx.DiGraph) -> None:
+    def __init__(self, graph: TrailGraph) -> None:
         self._graph = graph
         self._index: dict[Any, int] = graph.graph.get(_NUMBERS) or {
             vertex: i for i, vertex in enumerate(graph)}

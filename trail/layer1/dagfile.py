@@ -9,9 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
-from trail.core.dag import n_of, steps_in_order
+from trail.core.dag import TrailGraph, n_of, steps_in_order
 from trail.core.states import State
 from trail.errors import DagFileMismatchError
 from trail.layer1.journal import SavedStep
@@ -28,7 +26,7 @@ DEFAULT_MAPPING = {State.BLOCKED.value: State.PAUSED.value,
                    State.RUNNING.value: State.PAUSED.value}
 
 
-def write_dag_file(path: str, records: Sequence[StepRecord], graph: nx.DiGraph) -> None:
+def write_dag_file(path: str, records: Sequence[StepRecord], graph: TrailGraph) -> None:
     """Write the trail's state as AutoTrail did (atomically: a crash leaves the old file):
     ``records`` are every step's, by n."""
     temporary = f"{path}.tmp"
@@ -41,7 +39,7 @@ def write_dag_file(path: str, records: Sequence[StepRecord], graph: nx.DiGraph) 
     os.replace(temporary, path)
 
 
-def _entries(records: Sequence[StepRecord], graph: nx.DiGraph) -> Iterator[str]:
+def _entries(records: Sequence[StepRecord], graph: TrailGraph) -> Iterator[str]:
     """The file's text but its braces, a few thousand steps at a time: the same JSON as
     json.dump of the whole dict, ten times faster for a trail of 100,000 steps (most steps
     have no messages to encode), and never the whole text in memory at once."""
@@ -91,7 +89,7 @@ _UNTOUCHED = ('{"State": "Ready", "Return value": "None", "Prompt messages": [],
               '"Output messages": [], "Input messages": [], ')
 
 
-def read_dag_file(path: str, graph: nx.DiGraph,
+def read_dag_file(path: str, graph: TrailGraph,
                   mapping: dict[str, str] | None = None) -> dict[int, SavedStep]:
     """The saved state of each step of ``graph`` in an AutoTrail DAG file, by n.
 
@@ -128,7 +126,7 @@ class DagFile:
     takes longer than a tenth of that waits ten writes' time instead, so the file never
     takes more than a tenth of the loop's time."""
 
-    def __init__(self, records: Sequence[StepRecord], graph: nx.DiGraph,
+    def __init__(self, records: Sequence[StepRecord], graph: TrailGraph,
                  timers: Timers) -> None:
         self.path: str | None = None
         self._records = records

@@ -13,9 +13,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
-from trail.core.dag import numbered_edges, steps_in_order
+from trail.core.dag import TrailGraph, numbered_edges, steps_in_order
 from trail.core.states import State
 from trail.layer1.journal import Journal, JournalRun, default_journal_path, open_run, shape_of
 from trail.layer1.loop import Loop
@@ -74,7 +72,7 @@ class Engine:
             self.journal.close()
 
 
-def open_engine(graph: nx.DiGraph, socket_file: str | None, context: Any = None,
+def open_engine(graph: TrailGraph, socket_file: str | None, context: Any = None,
                 settings: Settings | None = None, *, name: str,
                 journal: str | Path | bool | None = None, resume: bool | None = None,
                 timers: Timers | None = None, origin: str | None = None) -> Engine:

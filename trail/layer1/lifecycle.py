@@ -23,8 +23,7 @@ from trail.layer1.records import StepRecord
 from trail.layer1.stops import STOP_REPORT_MARGIN, StoppedRuns, stop_line
 
 if TYPE_CHECKING:
-    import networkx as nx
-
+    from trail.core.dag import TrailGraph
     from trail.core.states import Action as _Action
     from trail.core.step import Step
     from trail.layer1.context import Parts
@@ -39,7 +38,7 @@ class Run(Protocol):
     """What a step's run needs of the run it belongs to (``trail.layer1.run.Run``): named
     here so that this module does not import that one, which builds a StepRuns."""
 
-    graph: nx.DiGraph
+    graph: TrailGraph
     context: Any
     settings: Settings
     journal: JournalRun | None

@@ -21,10 +21,8 @@ from itertools import count, repeat
 from operator import attrgetter
 from typing import Any
 
-import networkx as nx
-
 from trail.core.bulk import trim_heap
-from trail.core.dag import numbers_of, optioned, steps_in_order
+from trail.core.dag import TrailGraph, numbers_of, optioned, steps_in_order
 from trail.core.states import DONE_STATES, Action, State, transition
 from trail.core.step import Step
 from trail.layer1 import context as durable
@@ -53,7 +51,7 @@ class Run:
     events, so a run nobody watches skips building them.
     """
 
-    def __init__(self, graph: nx.DiGraph, context: Any = None, settings: Settings | None = None,
+    def __init__(self, graph: TrailGraph, context: Any = None, settings: Settings | None = None,
                  *, journal: JournalRun | None = None, timers: Timers | None = None,
                  info: dict[str, Any] | None = None) -> None:
         self.graph = graph

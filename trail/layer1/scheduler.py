@@ -11,9 +11,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 
-import networkx as nx
-
-from trail.core.dag import Frontier, gates_of, numbers_of, pool_sizes
+from trail.core.dag import Frontier, TrailGraph, gates_of, numbers_of, pool_sizes
 from trail.core.states import State
 from trail.core.step import Step
 from trail.layer1.records import StepRecord
@@ -24,7 +22,7 @@ PENDING = frozenset({State.WAITING, State.TO_PAUSE, State.TO_SKIP, State.TO_BLOC
 class Scheduler:
     """Ready steps in order, and the slots they run in (``max_parallel``, ``pools``)."""
 
-    def __init__(self, graph: nx.DiGraph, records: list[StepRecord],
+    def __init__(self, graph: TrailGraph, records: list[StepRecord],
                  max_parallel: int | None = None, pools: dict[str, int] | None = None) -> None:
         if max_parallel is not None and max_parallel < 1:
             raise ValueError(f"max_parallel must be at least 1: {max_parallel!r}")

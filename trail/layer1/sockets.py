@@ -12,7 +12,6 @@ import contextlib
 import errno
 import logging
 import os
-import secrets
 import shutil
 import socket
 import stat
@@ -160,7 +159,7 @@ def private_file(path: str) -> str:
 
 def new_socket_file(name: str = "trail") -> str:
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:40] or "trail"
-    return str(socket_dir() / f"{safe}-{os.getpid()}-{secrets.token_hex(3)}.sock")
+    return str(socket_dir() / f"{safe}-{os.getpid()}-{os.urandom(3).hex()}.sock")
 
 
 def events_file(socket_file: str) -> str:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import networkx as nx
-
-from trail.core.dag import below_failures, progeny
+from trail.core.dag import TrailGraph, below_failures, progeny
 from trail.core.states import State
 from trail.core.step import Step
 from trail.layer1.records import StepRecord, by_n
@@ -26,7 +24,7 @@ STUCK = frozenset({State.READY, State.PAUSED, State.PAUSED_ON_FAIL, State.INTERR
 class Standing:
     """The records of a run by state, kept as they move."""
 
-    def __init__(self, graph: nx.DiGraph, records: list[StepRecord]) -> None:
+    def __init__(self, graph: TrailGraph, records: list[StepRecord]) -> None:
         self.graph = graph
         self.records = records
         self._in_state: dict[State, dict[StepRecord, None]] = {}

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import graphviz
-import networkx as nx
 
 from trail.core.dag import (
+    TrailGraph,
     definition_graph,
+    find_cycle,
     make_trail_graph,
     numbered_edges,
     steps_in_order,
@@ -98,11 +99,11 @@ def definition_dot(trail_definition: Any, name: str = "trail") -> graphviz.Digra
     return trail_dot(steps, edges, name=name, conditional=conditional)
 
 
-def _cycle_dot(graph: nx.DiGraph, cycle: CycleError, name: str) -> graphviz.Digraph:
+def _cycle_dot(graph: TrailGraph, cycle: CycleError, name: str) -> graphviz.Digraph:
     order = {step: n for n, step in enumerate(graph.nodes)}
     steps = [{**step.tags, "n": n} for step, n in order.items()]
     dot = trail_dot(steps, [], name=name)
-    looped = {(order[parent], order[child]) for parent, child in nx.find_cycle(graph)}
+    looped = {(order[parent], order[child]) for parent, child in find_cycle(graph)}
     for parent, child in graph.edges:
         edge = (order[parent], order[child])
         attrs = {"color": "red", "penwidth": "2"} if edge in looped else {}

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from trail.core.states import Action, State, states_for
 from trail.errors import TrailError
@@ -42,8 +41,8 @@ from trail.layer1.sockets import (
     private_file,
     socket_dir,
 )
-from trail.layer2.cli.display import call_result, runs_table, stop_summary, timeline_table
-from trail.layer2.cli.liveview import parse_reply, stop_on_signals, watch
+from trail.layer2.cli.follow import PlainConsole, parse_reply, stop_on_signals, watch
+from trail.layer2.cli.plain import stop_summary
 from trail.layer2.client import TrailClient
 from trail.layer2.runbook import load_runbook
 from trail.layer2.server import TrailServer
@@ -292,7 +291,7 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
         server.serve(threaded=True)
         stop_on_signals()  # SIGTERM, SIGHUP: stop the trail as `stop` does, then exit 3
         client = TrailClient(server.socket_file, timeout=ctx.obj["timeout"])
-        console = Console(force_terminal=False if plain else None)
+        console = view_console(plain)
         console.print(f"trail {book.name}: serving at {server.socket_file}  (log: {log_path})",
                       markup=False, highlight=False, soft_wrap=True)
         if server.resumed and server.journal is not None:
@@ -326,6 +325,20 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
                                               "with trail run --resume)"}.get(code_, ""),
                       markup=False, highlight=False)
     ctx.exit(code_)
+
+
+def view_console(plain: bool) -> Any:
+    """Where a run's view prints: plain lines with --plain or when stdout is not a terminal
+    (rich is then not even imported), else rich's Console for the live view."""
+    if plain or not sys.stdout.isatty():
+        return PlainConsole()
+    return rich_console()
+
+
+def rich_console() -> Any:
+    from rich.console import Console  # imported by the commands that draw with it alone
+
+    return Console()
 
 
 def already_running(name: str, origin: str, journal: str | None, plain: bool) -> None:
@@ -401,7 +414,7 @@ def watch_command(ctx: click.Context, socket: str | None, plain: bool) -> None:
     with speaking(ctx.obj["debug"]):
         client = connect(ctx, socket)
         name = client.info().get("name", "trail")
-        console = Console(force_terminal=False if plain else None)
+        console = view_console(plain)
         ctx.exit(watch(client, f"trail {name} (watching)", console,
                        keys=None if not plain else False))
 
@@ -442,7 +455,9 @@ def history(ctx: click.Context, run_id: int | None, journal: str | None, limit: 
             if as_json:
                 click.echo(json.dumps(runs, indent=2, default=str))
                 return
-            Console().print(runs_table(runs))
+            from trail.layer2.cli.display import runs_table
+
+            rich_console().print(runs_table(runs))
             return
         run = book.run(run_id)
         if run is None:
@@ -457,7 +472,9 @@ def history(ctx: click.Context, run_id: int | None, journal: str | None, limit: 
         if as_json:
             click.echo(json.dumps({"run": run, "timeline": timeline}, indent=2, default=str))
             return
-        Console().print(timeline_table(run, timeline))
+        from trail.layer2.cli.display import timeline_table
+
+        rich_console().print(timeline_table(run, timeline))
 
 
 def run_state(info: dict[str, Any]) -> str:
@@ -675,7 +692,9 @@ def show(spec: CallSpec, result: Any, as_json: bool, dry_run: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
     else:
-        Console().print(call_result(spec, result, dry_run, spec.command_name, " --yes"))
+        from trail.layer2.cli.display import call_result
+
+        rich_console().print(call_result(spec, result, dry_run, spec.command_name, " --yes"))
 
 
 add_commands(main, SPECS)

@@ -1,4 +1,7 @@
-"""How trail shows a run to a person with rich: colours per state, status tables, results."""
+"""How trail shows a run to a person with rich: colours per state, status tables, results.
+
+The text that needs no rich (control characters shown, durations, a stop's summary) is in
+``plain``, which ``trail run --plain`` uses alone."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from rich.text import Text
 
 from trail.core.states import State
 from trail.layer1.calls import CallSpec, Result
+from trail.layer2.cli.plain import clock, elapsed, visible
 
 STATE_STYLES: dict[str, str] = {
     State.READY.value: "dim",
@@ -34,19 +38,6 @@ STATE_STYLES: dict[str, str] = {
 def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLES.get(state, ""))
 
-
-# Control characters but newline and tab: C0, DEL, C1 (a lone 0x9b is a CSI on some
-# terminals). A step's output with them could clear the screen, move the cursor or set the
-# window's title in the operator's terminal.
-_CONTROLS = {code: (f"^{chr(code + 64)}" if code < 32 else "^?" if code == 127
-                    else f"\\x{code:02x}")
-             for code in [*range(32), 127, *range(0x80, 0xA0)] if chr(code) not in "\n\t"}
-
-
-def visible(text: str) -> str:
-    """``text`` with its control characters shown (ESC as ``^[``, CR as ``^M``, 0x9b as
-    ``\\x9b``) rather than obeyed by the terminal; everything else is kept."""
-    return text.translate(_CONTROLS)
 
 
 def cell(value: Any) -> str:
@@ -121,24 +112,6 @@ def call_result(spec: CallSpec, result: Any, dry_run: bool, label: str, do_it: s
     return Pretty(result)
 
 
-def elapsed(started: float | None, finished: float | None, now: float | None = None) -> str:
-    """How long a step ran (or has been running): '1.2 s', '3 min 04 s'."""
-    if started is None:
-        return ""
-    seconds = max(0.0, (finished or now or time.time()) - started)
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def clock(stamp: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else ""
-
-
 def runs_table(runs: list[dict[str, Any]]) -> Table:
     """Past runs: when, how long, how they ended, and their steps' states."""
     table = Table(title="runs in the journal")
@@ -181,35 +154,3 @@ def timeline_table(run: dict[str, Any], timeline: list[dict[str, Any]]) -> Table
 
 TIMELINE_KINDS = {"output": "said", "prompt": "asked", "input": "was told",
                   "notice": "notified"}
-
-
-def stop_summary(stopped: Iterable[Any], shown: int = 10) -> list[str]:
-    """Lines that say how a stop went, from the runs' ``stopped`` events: how many hosts
-    confirmed their command ended (and which did not, and why), and the steps whose run
-    did not end in its grace period. Nothing when no stopped run had a word to say."""
-    confirmed: list[str] = []
-    unconfirmed: list[str] = []
-    given_up: list[str] = []
-    for event in stopped:
-        for report in event["reports"]:
-            if report.get("where") is None:
-                continue
-            if report.get("confirmed"):
-                confirmed.append(report["where"])
-            else:
-                unconfirmed.append(f"{report['where']} ({report.get('detail', '')})")
-        if not event["ended"] and not event["reports"]:
-            given_up.append(f"{event['n']} {event['name']}")
-    lines = []
-    hosts = len(confirmed) + len(unconfirmed)
-    if hosts:
-        lines.append(f"{len(confirmed)} of {hosts} host(s) confirmed the stop"
-                     + ("" if unconfirmed else " (each said its command ended)"))
-    if unconfirmed:
-        more = f"; and {len(unconfirmed) - shown} more" if len(unconfirmed) > shown else ""
-        lines.append("not confirmed: " + "; ".join(unconfirmed[:shown]) + more)
-    if given_up:
-        more = f" and {len(given_up) - shown} more" if len(given_up) > shown else ""
-        lines.append(f"{len(given_up)} stopped step(s) did not end within their grace "
-                     f"period: " + ", ".join(given_up[:shown]) + more)
-    return lines

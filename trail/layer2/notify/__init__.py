@@ -15,11 +15,8 @@ from collections.abc import Iterable
 from itertools import repeat
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
-from trail.layer2.notify.courier import Courier
 from trail.layer2.notify.destinations import (
     DEFAULT_KINDS,
     KINDS,
@@ -28,9 +25,10 @@ from trail.layer2.notify.destinations import (
     destination,
     from_environment,
 )
-from trail.layer2.notify.ledger import Ledger
 from trail.layer2.notify.messages import Notice, RunFacts, sample
-from trail.layer2.notify.notifier import Notifier
+
+if TYPE_CHECKING:
+    from trail.core.dag import TrailGraph
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +47,7 @@ def resolve(notify: Iterable[Any] | bool | None) -> list[Destination]:
     return found + from_environment()
 
 
-def wanted(graph: nx.DiGraph, destinations: list[Destination], notify: Any) -> bool:
+def wanted(graph: TrailGraph, destinations: list[Destination], notify: Any) -> bool:
     """Whether a run has anyone to tell: a destination, or a step with a notify tag."""
     # (``map`` over the steps' tags: no Python call per step of a 100,000-step trail.)
     return bool(destinations) or (notify is not False and any(
@@ -62,8 +60,13 @@ _tags = attrgetter("tags")
 class Notifications:
     """A run's notifier and courier, started with the server and closed after it."""
 
-    def __init__(self, facts: RunFacts, graph: nx.DiGraph, destinations: list[Destination],
+    def __init__(self, facts: RunFacts, graph: TrailGraph, destinations: list[Destination],
                  journal_path: Path | None) -> None:
+        # Imported for a run that has someone to tell: most runs have no one.
+        from trail.layer2.notify.courier import Courier
+        from trail.layer2.notify.ledger import Ledger
+        from trail.layer2.notify.notifier import Notifier
+
         self.ledger = Ledger(journal_path, facts.run_id)
         self.courier = Courier(self.ledger)
         self.notifier = Notifier(facts, graph, destinations, self.courier)
@@ -87,6 +90,9 @@ def facts_for(name: str, run_id: int | None, socket_file: str) -> RunFacts:
 def send_test(url: str, name: str = "notify-test") -> tuple[str, bool]:
     """Send a sample notice to ``url`` now; the destination's masked form and whether it
     went. DestinationError when apprise cannot use the URL."""
+    from trail.layer2.notify.courier import Courier
+    from trail.layer2.notify.ledger import Ledger
+
     found = destination(url, "the destination")
     courier = Courier(Ledger(None, None), tries=1)
     return found.where, courier.deliver(sample(facts_for(name, None, "SOCKET")), found)

@@ -12,9 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import networkx as nx
-
-from trail.core.dag import below_failures, n_of, progeny, steps_in_order, tags_of
+from trail.core.dag import TrailGraph, below_failures, n_of, progeny, steps_in_order, tags_of
 from trail.core.states import State
 from trail.errors import TrailError
 from trail.layer1.calls import StatusField
@@ -54,7 +52,7 @@ class StepSettings:
     escalate_after: float | None
 
 
-def step_settings(graph: nx.DiGraph) -> dict[int, StepSettings]:
+def step_settings(graph: TrailGraph) -> dict[int, StepSettings]:
     """Each step's settings from its tags; a bad one is logged, saying which step, and
     left out: the run goes on."""
     found = {}
@@ -99,7 +97,7 @@ class _Waiting:
 class Notifier:
     """Follows one run's events on a thread of its own; see the module docstring."""
 
-    def __init__(self, facts: RunFacts, graph: nx.DiGraph, destinations: Sequence[Destination],
+    def __init__(self, facts: RunFacts, graph: TrailGraph, destinations: Sequence[Destination],
                  courier: Courier, *, clock: Callable[[], float] = time.time,
                  timeout: float = 10.0) -> None:
         self.facts = facts
