@@ -79,3 +79,32 @@ def test_a_script_exits_quietly_and_a_failure_is_no_traceback(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["RuntimeError:", "disk", "full", "True"]
     assert result.stderr == ""  # no traceback, no "could not shut down"
+
+
+GIL_BOOK = """
+from trail import Step
+
+executor = "thread"
+
+
+def crunch(trail_env, context):
+    return sum(range(2 * 10**8))  # C code that holds the GIL for seconds: the server's loop waits
+
+
+trail = [Step(crunch, name="crunch")]
+"""
+
+
+def test_trail_run_outwaits_a_step_that_holds_the_gil(tmp_path):
+    """A thread step in C code that keeps the GIL holds up the server's loop: `trail run`'s
+    view of its own server waits for it (the server is busy, not gone), where it used to
+    end the run at the client's timeout: "no trail server ... no reply within 5 s"."""
+    book = tmp_path / "gil.py"
+    book.write_text(GIL_BOOK)
+    done = subprocess.run(
+        [sys.executable, "-m", "trail", "--timeout", "0.5", "run", "--plain", str(book)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 crunch" in done.stdout and "Succeeded" in done.stdout
+

@@ -40,11 +40,17 @@ class ZmqTransport:
     After a timeout the socket is dropped, and each request carries its own envelope frame
     that the server echoes back, so a late reply never answers a later request. A forked
     child opens its own socket (ZeroMQ sockets must not cross a fork).
+
+    ``wait_while``: while it returns True, a silent server is waited for past ``timeout``:
+    the server is known to be there, only busy (``trail run``'s own server, whose loop a
+    step holding the GIL holds up too).
     """
 
-    def __init__(self, socket_file: str, timeout: float = 5.0) -> None:
+    def __init__(self, socket_file: str, timeout: float = 5.0,
+                 wait_while: Callable[[], bool] | None = None) -> None:
         self.socket_file = os.path.abspath(socket_file)
         self.timeout = timeout
+        self.wait_while = wait_while
         self._lock = threading.Lock()
         self._socket: zmq.Socket | None = None
         self._pid = os.getpid()
@@ -57,6 +63,8 @@ class ZmqTransport:
             sock.send_multipart([tag, b"", body])
             while True:
                 if not sock.poll(int(self.timeout * 1000), zmq.POLLIN):
+                    if self.wait_while is not None and self.wait_while():
+                        continue  # there, and busy: its reply will come
                     self._drop()
                     raise TrailConnectionError(self.socket_file, self._silence_reason())
                 frames = sock.recv_multipart()

@@ -37,13 +37,16 @@ class TrailClient:
     ``by`` names who is asking (``web:alice``): the journal records it with every change
     the calls make, and ``trail history`` shows it. ``transport`` replaces the ZeroMQ
     socket (an ``InProcessTransport`` in tests); then ``socket_file`` is only a label,
-    and ``subscribe`` is not available without a server.
+    and ``subscribe`` is not available without a server. ``wait_while``: while it returns
+    True a silent server is waited for past ``timeout`` (``TrailServer.alive`` for a server
+    in this process: busy, not gone).
     """
 
     def __init__(self, socket_file: str, timeout: float = 5.0, *,
-                 transport: Transport | None = None, by: str | None = None) -> None:
+                 transport: Transport | None = None, by: str | None = None,
+                 wait_while: Callable[[], bool] | None = None) -> None:
         if transport is None:
-            transport = ZmqTransport(socket_file, timeout)
+            transport = ZmqTransport(socket_file, timeout, wait_while)
             socket_file = transport.socket_file
         self.socket_file = socket_file
         self.timeout = timeout

@@ -255,7 +255,12 @@ class TrailServer:
         ``TrailClient.wait``); the server goes on serving until it is shut down."""
         from trail.layer2.client import TrailClient
 
-        return TrailClient(self.socket_file).wait(timeout)
+        return TrailClient(self.socket_file, wait_while=self.alive).wait(timeout)
+
+    def alive(self) -> bool:
+        """Serving, or still shutting down: a request may take a while (a step that holds
+        the GIL holds the server's loop too), but its reply will come."""
+        return self._served and not self._done.is_set()
 
     @property
     def stopped_runs(self) -> list[Stopped]:

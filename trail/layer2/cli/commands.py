@@ -290,7 +290,9 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
         replies = {**(book.answers if auto_answer else {}), **dict(_reply(a) for a in answers)}
         server.serve(threaded=True)
         stop_on_signals()  # SIGTERM, SIGHUP: stop the trail as `stop` does, then exit 3
-        client = TrailClient(server.socket_file, timeout=ctx.obj["timeout"])
+        # Its own server, in this process: busy (a step holding the GIL), never gone unseen.
+        client = TrailClient(server.socket_file, timeout=ctx.obj["timeout"],
+                             wait_while=server.alive)
         console = view_console(plain)
         console.print(f"trail {book.name}: serving at {server.socket_file}  (log: {log_path})",
                       markup=False, highlight=False, soft_wrap=True)
