@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -142,10 +143,14 @@ class Loop:
             yield
             return
         done = threading.Event()
+        wake_read, wake_write = os.pipe()  # the end of the shutdown wakes the thread at once
+        poller = zmq.Poller()
+        poller.register(self.api_socket, zmq.POLLIN)
+        poller.register(wake_read, zmq.POLLIN)
 
         def refuse() -> None:
             while not done.is_set():
-                if self.api_socket is not None and self.api_socket.poll(50):
+                if self.api_socket is not None and poller.poll():
                     self._refuse_waiting()
 
         thread = threading.Thread(target=refuse, name="trail-shutdown-replies", daemon=True)
@@ -154,7 +159,10 @@ class Loop:
             yield
         finally:
             done.set()
+            os.write(wake_write, b"x")
             thread.join()
+            os.close(wake_read)
+            os.close(wake_write)
 
     def _refuse_waiting(self) -> None:
         """Answer every request waiting on the API socket: the server is shutting down."""
