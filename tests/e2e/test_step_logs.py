@@ -56,7 +56,7 @@ def test_the_step_log_holds_all_a_step_said_beyond_the_tail(serve, tmp_path, mon
     kept = rows[0]["Output messages"]
     assert len(kept) < 3000 and "truncated" in kept[0]
     run_id = client.info()["run"]
-    log = tmp_path / "state" / "steps" / f"run{run_id}-0.log"
+    log = tmp_path / "state" / "j.sqlite3.steps" / f"run{run_id}-0.log"
     assert log.read_text().splitlines() == [f"line {i:06d} " + "x" * 40 for i in range(3000)]
     assert mode(log) == 0o600 and mode(log.parent) == 0o700
     assert not Path(f"{log}.1").exists()
@@ -69,7 +69,7 @@ def test_rotation_keeps_a_step_under_its_cap(serve, tmp_path, monkeypatch):
     client.start()
     wait_states(client, {"many": "Succeeded"})
     run_id = client.info()["run"]
-    log = tmp_path / "steps" / f"run{run_id}-0.log"
+    log = tmp_path / "j.sqlite3.steps" / f"run{run_id}-0.log"
     rotated = Path(f"{log}.1")
     assert rotated.exists() and mode(rotated) == 0o600 and mode(log) == 0o600
     assert log.stat().st_size + rotated.stat().st_size <= cap
@@ -94,7 +94,8 @@ def test_trail_logs_prints_and_follows_a_live_step_then_a_past_one(serve, tmp_pa
     client.start()
     socket = client.server.socket_file
     run_id = client.info()["run"]
-    wait_until(lambda: (tmp_path / "steps" / f"run{run_id}-0.log").exists(), "the step log")
+    wait_until(lambda: (tmp_path / "j.sqlite3.steps" / f"run{run_id}-0.log").exists(),
+               "the step log")
 
     now = trail_cli("logs", "0", "--socket", socket)
     assert now.returncode == 0, now.stderr
@@ -142,6 +143,28 @@ def test_trail_run_writes_step_logs_and_trail_logs_reads_them(tmp_path):
     shown = trail_cli("logs", "loud", "--run", "1", "--journal", str(journal))
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines() == [f"loud {i}" for i in range(1500)]
+
+
+def test_two_journals_in_one_directory_keep_their_step_logs_apart(tmp_path):
+    """Each journal numbers its runs from 1: their step logs once shared ``steps/``, and
+    the second journal's run 1 wrote into the first's file (``trail logs`` of the first
+    showed both)."""
+    for word in ("alpha", "beta"):
+        book = tmp_path / f"{word}.py"
+        book.write_text("from trail import Step\n\n"
+                        "def say(trail_env, context):\n"
+                        f"    trail_env.output('{word} said this')\n\n"
+                        "trail = Step(say)\n")
+        run = subprocess.run([sys.executable, "-m", "trail", "run", str(book), "--plain",
+                              "--journal", str(tmp_path / f"{word}.sqlite3")], env=ENV,
+                             capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL)
+        assert run.returncode == 0, run.stdout + run.stderr
+    for word in ("alpha", "beta"):
+        shown = trail_cli("logs", "say", "--run", "1", "--journal",
+                          str(tmp_path / f"{word}.sqlite3"))
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.splitlines() == [f"{word} said this"]
 
 
 def test_directories_of_another_user_are_refused(tmp_path):

@@ -89,7 +89,7 @@ class Event:
         cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
         if cls is None:
             raise ProtocolError(f"an event of unknown kind {kind!r}")
-        names = {f.name for f in fields(cls)}
+        names = _names(cls)
         try:
             return cls(**{key: value for key, value in data.items() if key in names})
         except TypeError as exc:

@@ -43,11 +43,28 @@ def step_log_bytes(value: int | None = None) -> int:
     return value
 
 
+DEFAULT_JOURNAL_NAME = "journal.sqlite3"
+
+
 def directory_for(journal: str | Path | None, socket_file: str) -> Path:
-    """Where a run's step logs go: ``steps/`` beside the journal, else ``<socket>.steps``."""
+    """Where a run's step logs go: beside the journal, ``steps/`` for the default journal
+    (``journal.sqlite3``) and ``<file name>.steps/`` for any other, so that two journals in
+    one directory, each with its run 1, never write to the same files; without a journal,
+    ``<socket>.steps``."""
     if journal is not None:
-        return Path(journal).parent / "steps"
+        path = Path(journal)
+        if path.name == DEFAULT_JOURNAL_NAME:
+            return path.parent / "steps"
+        return path.parent / f"{path.name}.steps"
     return Path(socket_file + ".steps")
+
+
+def directory_to_read(journal: str | Path) -> Path:
+    """Where a journal's step logs are: ``directory_for``'s, or ``steps/`` for a journal of
+    another name whose runs were written before each journal had its own."""
+    directory = directory_for(journal, "")
+    legacy = Path(journal).parent / "steps"
+    return legacy if not directory.exists() and legacy.exists() else directory
 
 
 def prefix_for(run_id: int | None) -> str:

@@ -16,7 +16,7 @@ from trail.core.states import State
 from trail.errors import TrailError
 from trail.layer1.journal import Journal, default_journal_path
 from trail.layer1.sockets import is_live
-from trail.layer1.steplogs import ROTATED, prefix_for
+from trail.layer1.steplogs import ROTATED, directory_to_read, prefix_for
 from trail.layer2.cli.commands import SOCKET, Failure, connect, main, speaking
 from trail.layer2.cli.display import visible
 from trail.layer2.client import TrailClient
@@ -148,7 +148,7 @@ def logs(ctx: click.Context, step: str, socket: str | None, run_id: int | None,
             if run is None:
                 raise Failure(f"no run {run_id} in {path}")
             steps = [(int(n), str(name)) for n, name in run["shape"]["steps"]]
-            directory = path.parent / "steps"
+            directory = directory_to_read(path)
             prefix = prefix_for(run_id)
             if follow and run["ended"] is None and run["socket"]:
                 try:
