@@ -13,8 +13,7 @@ import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import networkx as nx
-
+from trail.core.dag import TrailGraph
 from trail.core.step import Step
 from trail.layer2.steps.helpers import Instruction
 from trail.layer2.steps.hosts import with_host
@@ -130,12 +129,12 @@ def _recorder(name: str, host: str | None,
     return record
 
 
-def build(checked: Checked) -> nx.DiGraph:
+def build(checked: Checked) -> TrailGraph:
     """The trail: a graph of Steps in file order, linked by ``needs``."""
     data = checked.data
     groups = data.get("host_groups") or {}
     host_options = data.get("host_options") or {}
-    graph = nx.DiGraph()
+    graph = TrailGraph()
     made: dict[str, list[Step]] = {}  # a step's name -> what its children need
     for spec in data["steps"]:
         if "host" in spec or "hosts" in spec:

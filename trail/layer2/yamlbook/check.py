@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
 
-import networkx as nx
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
@@ -95,6 +94,9 @@ def _explain(document: Document, error: ValidationError) -> Iterator[Problem]:
     yield document.at(path, _at(path, error.message))
 
 
+Report = Callable[..., None]  # problem(path, message, key=False)
+
+
 def check(document: Document, base: FilePath) -> tuple[Checked, list[Problem]]:
     """The checks beyond the schema (on what is well-typed enough to look at)."""
     data = document.data if isinstance(document.data, dict) else {}
@@ -105,9 +107,36 @@ def check(document: Document, base: FilePath) -> tuple[Checked, list[Problem]]:
         problems.append(document.at(path, _at(path, message), key=key))
 
     context: dict[str, Any] = _mapping(data.get("context"))
-    groups: dict[str, Any] = _mapping(data.get("host_groups"))
     steps = [(i, s) for i, s in enumerate(_list(data.get("steps")))
              if isinstance(s, dict) and isinstance(s.get("name"), str)]
+    names = _check_names(document, steps, context, problem)
+    groups: dict[str, Any] = _mapping(data.get("host_groups"))
+    needs: dict[str, set[str]] = {name: set() for name in names}  # step -> what it needs
+    for index, step in steps:
+        _check_step(index, step, groups, problem)
+        _check_needs(index, step, names, needs, problem)
+        if isinstance(step.get("call"), str) and ":" in step["call"]:
+            function = _import(step["call"], base, ("steps", index, "call"), problem)
+            if function is not None:
+                checked.functions[step["name"]] = function
+    for cycle in _cycles(needs, names):
+        lines = ", ".join(f"{n} (line {document.at(('steps', names[n]), '').line})"
+                          for n in cycle)
+        problem(("steps", names[cycle[0]], "needs"), f"the needs make a cycle (each needs "
+                f"the next): {' -> '.join([*cycle, cycle[0]])}; its steps: {lines}")
+    checked.ancestors = {name: _ancestors(needs, name) for name in names}
+    for index, step in steps:
+        _check_uses(index, step, context, checked.ancestors[step["name"]], problem)
+    for name in _mapping(data.get("answers")):
+        if name.split("@")[0].split("/")[0] not in names:  # step, step@host, step/batch2
+            problem(("answers", name), f"an answer for {name!r}, which is no step"
+                    f"{_suggest(name, names)}", key=True)
+    return checked, problems
+
+
+def _check_names(document: Document, steps: list[tuple[int, dict[str, Any]]],
+                 context: dict[str, Any], problem: Report) -> dict[str, int]:
+    """Each step's name, once, and a name that is no context key: name -> index."""
     names: dict[str, int] = {}
     for index, step in steps:
         name = step["name"]
@@ -119,7 +148,6 @@ def check(document: Document, base: FilePath) -> tuple[Checked, list[Problem]]:
         if name in context:
             problem(("steps", index, "name"), f"the step {name!r} has the name of a context "
                     f"key: in templates {{{name}}} would mean both")
-
     for index, step in steps:
         for position, phase in enumerate(_list(step.get("phases"))):
             name = phase.get("name") if isinstance(phase, dict) else None
@@ -128,64 +156,61 @@ def check(document: Document, base: FilePath) -> tuple[Checked, list[Problem]]:
                 problem(("steps", index, "phases", position, "name"), f"the phase {name!r} "
                         f"has the name of a {'step' if name in names else 'context key'}: in "
                         f"templates {{{name}}} would mean both")
+    return names
 
-    graph = nx.DiGraph()
-    graph.add_nodes_from(names)
-    for index, step in steps:
-        _check_step(index, step, groups, problem)
-        for position, need in enumerate(_list(step.get("needs"))):
-            if not isinstance(need, str):
-                continue
-            if need not in names:
-                problem(("steps", index, "needs", position),
-                        f"needs {need!r}, which is no step{_suggest(need, names)}")
-            elif need == step["name"]:
-                problem(("steps", index, "needs", position), "a step cannot need itself")
-            else:
-                graph.add_edge(need, step["name"])
-        if isinstance(step.get("call"), str) and ":" in step["call"]:
-            function = _import(step["call"], base, ("steps", index, "call"), problem)
-            if function is not None:
-                checked.functions[step["name"]] = function
 
-    cycles = _cycles(graph.reverse(copy=False), names)
-    for cycle in cycles:
-        lines = ", ".join(f"{n} (line {document.at(('steps', names[n]), '').line})"
-                          for n in cycle)
-        first = names[cycle[0]]
-        problem(("steps", first, "needs"), f"the needs make a cycle (each needs the next): "
-                f"{' -> '.join([*cycle, cycle[0]])}; its steps: {lines}")
-    checked.ancestors = {name: nx.ancestors(graph, name) for name in names}
-    for index, step in steps:
-        usable = set(context) | checked.ancestors[step["name"]]
-        if "host" in step or "hosts" in step:
-            usable.add("host")  # the step's host
-        _check_templates(("steps", index), step, usable, problem)
-        for position, phase in enumerate(_list(step.get("phases"))):
-            if isinstance(phase, dict):
-                _check_templates(("steps", index, "phases", position), phase, usable, problem)
-        when = step.get("when")
-        if isinstance(when, dict) and ("step" in when) == ("key" in when):
-            problem(("steps", index, "when"), "when looks at one step: or one key: (a "
-                    "context value), then equals:, not_equals: or in:")
-        elif isinstance(when, dict) and isinstance(when.get("key"), str):
-            if when["key"] not in context:
-                problem(("steps", index, "when", "key"), f"when looks at the context key "
-                        f"{when['key']!r}, which the context does not have"
-                        f"{_suggest(when['key'], context)}")
-        elif isinstance(when, dict) and isinstance(when.get("step"), str):
-            if when["step"] not in checked.ancestors[step["name"]]:
-                problem(("steps", index, "when", "step"),
-                        f"when looks at {when['step']!r}, which is not a step this one "
-                        f"needs (directly or further up)"
-                        f"{_suggest(when['step'], checked.ancestors[step['name']])}")
+def _check_needs(index: int, step: dict[str, Any], names: dict[str, int],
+                 needs: dict[str, set[str]], problem: Report) -> None:
+    """A step's needs name other steps; each is added to ``needs``."""
+    for position, need in enumerate(_list(step.get("needs"))):
+        if not isinstance(need, str):
+            continue
+        if need not in names:
+            problem(("steps", index, "needs", position),
+                    f"needs {need!r}, which is no step{_suggest(need, names)}")
+        elif need == step["name"]:
+            problem(("steps", index, "needs", position), "a step cannot need itself")
+        else:
+            needs[step["name"]].add(need)
 
-    answers = _mapping(data.get("answers"))
-    for name in answers:
-        if name.split("@")[0].split("/")[0] not in names:  # step, step@host, step/batch2
-            problem(("answers", name), f"an answer for {name!r}, which is no step"
-                    f"{_suggest(name, names)}", key=True)
-    return checked, problems
+
+def _check_uses(index: int, step: dict[str, Any], context: dict[str, Any],
+                ancestors: set[str], problem: Report) -> None:
+    """What a step's templates and ``when`` use is there: context keys, and the values of
+    the steps it needs (directly or further up)."""
+    usable = set(context) | ancestors
+    if "host" in step or "hosts" in step:
+        usable.add("host")  # the step's host
+    _check_templates(("steps", index), step, usable, problem)
+    for position, phase in enumerate(_list(step.get("phases"))):
+        if isinstance(phase, dict):
+            _check_templates(("steps", index, "phases", position), phase, usable, problem)
+    when = step.get("when")
+    if isinstance(when, dict) and ("step" in when) == ("key" in when):
+        problem(("steps", index, "when"), "when looks at one step: or one key: (a "
+                "context value), then equals:, not_equals: or in:")
+    elif isinstance(when, dict) and isinstance(when.get("key"), str):
+        if when["key"] not in context:
+            problem(("steps", index, "when", "key"), f"when looks at the context key "
+                    f"{when['key']!r}, which the context does not have"
+                    f"{_suggest(when['key'], context)}")
+    elif isinstance(when, dict) and isinstance(when.get("step"), str):
+        if when["step"] not in ancestors:
+            problem(("steps", index, "when", "step"),
+                    f"when looks at {when['step']!r}, which is not a step this one "
+                    f"needs (directly or further up){_suggest(when['step'], ancestors)}")
+
+
+def _ancestors(needs: dict[str, set[str]], name: str) -> set[str]:
+    """The steps ``name`` needs, directly or further up."""
+    found: set[str] = set()
+    waiting = list(needs[name])
+    while waiting:
+        need = waiting.pop()
+        if need not in found:
+            found.add(need)
+            waiting.extend(needs[need])
+    return found
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -319,14 +344,32 @@ def _check_templates(here: Path, step: dict[str, Any], usable: set[str],
             problem((*here, "run"), f"the command does not split into words: {exc}")
 
 
-def _cycles(needs: nx.DiGraph, order: dict[str, int]) -> list[list[str]]:
+def _cycles(needs: dict[str, set[str]], order: dict[str, int]) -> list[list[str]]:
     """A cycle per knot of ``needs`` (step -> what it needs), from its first step in the
-    file, knots in file order."""
+    file, knots in file order; none, most often, found without networkx."""
+    waiting_on = {name: len(needed) for name, needed in needs.items()}
+    needed_by: dict[str, list[str]] = {name: [] for name in needs}
+    for name, needed in needs.items():
+        for need in needed:
+            needed_by[need].append(name)
+    ready = [name for name, count in waiting_on.items() if count == 0]
+    while ready:  # Kahn's walk: what it never reaches is on a cycle, or below one
+        for later in needed_by[ready.pop()]:
+            waiting_on[later] -= 1
+            if waiting_on[later] == 0:
+                ready.append(later)
+    if not any(waiting_on.values()):
+        return []
+    import networkx as nx  # only to name the cycles
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(needs)
+    graph.add_edges_from((name, need) for name, needed in needs.items() for need in needed)
     cycles = []
-    for component in nx.strongly_connected_components(needs):
+    for component in nx.strongly_connected_components(graph):
         if len(component) > 1:
             start = min(component, key=order.__getitem__)
-            cycle = [edge[0] for edge in nx.find_cycle(needs.subgraph(component), start)]
+            cycle = [edge[0] for edge in nx.find_cycle(graph.subgraph(component), start)]
             at = cycle.index(start) if start in cycle else 0
             cycles.append(cycle[at:] + cycle[:at])
     return sorted(cycles, key=lambda cycle: order[cycle[0]])

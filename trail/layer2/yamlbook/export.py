@@ -17,10 +17,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import networkx as nx
 from ruamel.yaml import YAML
 
-from trail.core.dag import make_trail_graph, n_of
+from trail.core.dag import TrailGraph, make_trail_graph, n_of
 from trail.core.step import OPTIONS, Step
 from trail.layer2.book import Runbook
 from trail.layer2.steps.helpers import Instruction
@@ -105,7 +104,7 @@ def _plain(value: Any) -> bool:
     return isinstance(value, _SCALARS)
 
 
-def _groups(graph: nx.DiGraph) -> list[tuple[str, list[Step]]]:
+def _groups(graph: TrailGraph) -> list[tuple[str, list[Step]]]:
     """Steps in trail order, the ``name@host`` steps of one fan-out together."""
     order = sorted(graph.nodes, key=lambda step: n_of(graph, step))
     groups: dict[str, list[Step]] = {}
@@ -119,7 +118,7 @@ def _groups(graph: nx.DiGraph) -> list[tuple[str, list[Step]]]:
     return list(groups.items())
 
 
-def _group(name: str, members: list[Step], graph: nx.DiGraph) -> dict[str, Any]:
+def _group(name: str, members: list[Step], graph: TrailGraph) -> dict[str, Any]:
     if any("rollout" in step.tags and "batch" in step.tags for step in members):
         raise NotExpressible("a rolling update, which export does not write yet: in YAML "
                              "it is a step with hosts, batch (canary, max_fail) and phases")
