@@ -17,6 +17,8 @@ interleaved over ``--rounds`` and reported as medians: `trail run --plain` of a 
 - memory100: the memory (PSS) of trail run's whole local process tree (trail run, step
   processes, ssh, and the ssh masters its commands opened; its peak) while 100 hosts
   run ``sleep 8``, against 100 bare ssh.
+Not by default: asyncssh100, asyncssh10 (benchmarks/remote_asyncssh.py): an in-process
+client, asyncssh in one event loop, against the same floor, cold and warm, wall and CPU.
 The hosts h1..hN are all the tests' private sshd on loopback.
 
 Starts the tests' private sshd on loopback (tests/remote/sshd.py), so the figures are
@@ -414,6 +416,8 @@ def memory(sshd: Sshd, count: int, rounds: int) -> None:
 
 
 SCENARIOS = ("cold100", "cold10", "warm100", "rolling50", "stop50", "memory100")
+# Not run by default: an in-process client (asyncssh, if installed) against the floor.
+MORE = ("asyncssh100", "asyncssh10")
 
 
 def fleet_main(options: argparse.Namespace) -> None:
@@ -434,8 +438,12 @@ def fleet_main(options: argparse.Namespace) -> None:
                 stop(sshd, 50, rounds)
             elif name == "memory100":
                 memory(sshd, 100, rounds)
+            elif name in MORE:
+                from benchmarks.remote_asyncssh import asyncssh_scenario
+
+                asyncssh_scenario(sshd, int(name.removeprefix("asyncssh")), rounds)
             else:
-                raise SystemExit(f"no scenario {name!r}: {', '.join(SCENARIOS)}")
+                raise SystemExit(f"no scenario {name!r}: {', '.join(SCENARIOS + MORE)}")
     finally:
         sshd.stop()
 
@@ -464,7 +472,8 @@ def main() -> None:
     parser.add_argument("--classic", action="store_true",
                         help="the chain, fan and stop-latency figures of one host")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", help="comma-separated: " + ", ".join(SCENARIOS))
+    parser.add_argument("--only", help="comma-separated: " + ", ".join(SCENARIOS)
+                        + " (the default); also " + ", ".join(MORE))
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--fan", type=int, default=20)
     parser.add_argument("--stops", type=int, default=5)
