@@ -35,6 +35,7 @@ import compileall
 import contextlib
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -45,6 +46,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -204,6 +206,62 @@ def wrapped_at_once(sshd: Sshd, hosts: list[str], command: str) -> float:
     return time.perf_counter() - started
 
 
+# --- CPU: this machine's side, and the hosts' (the sshd and what it runs) ---------------
+
+Sample = tuple[float, float, float]  # wall, this side's CPU, sshd's CPU (seconds)
+
+
+def cpu_here() -> float:
+    """CPU seconds of this process and of its children that have been waited for."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of ``root`` and its descendants, alive or reaped (cutime, cstime)."""
+    parents: dict[int, int] = {}
+    spent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)] = int(fields[1])
+            spent[int(entry)] = sum(int(x) for x in fields[11:15])
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += spent.get(pid, 0)
+        todo += [child for child, parent in parents.items() if parent == pid]
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def settle(sshd: Sshd, sessions: int) -> None:
+    """Wait until sshd has at most ``sessions`` children (the closed ones reaped)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = subprocess.run(["pgrep", "-P", str(sshd.process.pid)], capture_output=True)
+        if len(found.stdout.split()) <= sessions:
+            return
+        time.sleep(0.02)
+
+
+def sample(sshd: Sshd, sessions: int, run: Callable[[], None]) -> Sample:
+    settle(sshd, sessions)
+    here, there = cpu_here(), tree_cpu(sshd.process.pid)
+    started = time.perf_counter()
+    run()
+    wall = time.perf_counter() - started
+    settle(sshd, sessions)
+    return wall, cpu_here() - here, tree_cpu(sshd.process.pid) - there
+
+
+
 def cold(sshd: Sshd, count: int, rounds: int) -> None:
     book = runbook(f"trail = on_hosts(HOSTS[:{count}], 'true', name='one', "
                    "ssh_options=OPTIONS)\n", sshd)
@@ -234,9 +292,15 @@ def warm(sshd: Sshd, count: int, rounds: int) -> None:
     try:
         floor, trail = [], []
         for _ in range(rounds):
-            floor.append(at_once([bare_argv(sshd, h, "true", mux) for h in hosts]))
-            trail.append(trail_time(book))
-        report(f"one command, {count} hosts, warm", floor, trail)
+            argvs = [bare_argv(sshd, h, "true", mux) for h in hosts]
+            floor.append(sample(sshd, count, lambda argvs=argvs: at_once(argvs)))
+            trail.append(sample(sshd, count, lambda: trail_time(book)))
+        report(f"one command, {count} hosts, warm", [s[0] for s in floor], [s[0] for s in trail])
+        # On a fleet each host runs its own side: the CPU of each side, apart.
+        report("  CPU here (ssh; trail and its ssh)", [s[1] for s in floor],
+               [s[1] for s in trail])
+        report("  CPU of the hosts (sshd's sessions)", [s[2] for s in floor],
+               [s[2] for s in trail])
     finally:
         end_masters(shared)
 

@@ -15,17 +15,14 @@ and the process that started them) and of sshd (the hosts' side, the same cores 
 from __future__ import annotations
 
 import asyncio
-import os
-import resource
 import shlex
 import statistics
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.bench_remote import bare_argv, end_masters
+from benchmarks.bench_remote import Sample, bare_argv, end_masters, sample
 from tests.remote.sshd import Sshd, fleet
 from trail.layer2.steps.ssh import Target
 from trail.layer2.steps.wrapper import Markers, new_tag, preamble, wrapped_argv
@@ -34,59 +31,6 @@ from trail.layer2.steps.wrapper import Markers, new_tag, preamble, wrapped_argv
 # there is sntrup761x25519-sha512, much dearer. The fair rows give both sides this one.
 KEX = "curve25519-sha256"
 SAME_KEX = ["-o", f"KexAlgorithms={KEX}"]
-
-Sample = tuple[float, float, float]  # wall, this side's CPU, sshd's CPU (seconds)
-
-
-def cpu_here() -> float:
-    """CPU seconds of this process and of its children that have been waited for."""
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return total
-
-
-def tree_cpu(root: int) -> float:
-    """CPU seconds of ``root`` and its descendants, alive or reaped (cutime, cstime)."""
-    parents: dict[int, int] = {}
-    spent: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry)] = int(fields[1])
-            spent[int(entry)] = sum(int(x) for x in fields[11:15])
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        total += spent.get(pid, 0)
-        todo += [child for child, parent in parents.items() if parent == pid]
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def settle(sshd: Sshd, sessions: int) -> None:
-    """Wait until sshd has at most ``sessions`` children (the closed ones reaped)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        found = subprocess.run(["pgrep", "-P", str(sshd.process.pid)], capture_output=True)
-        if len(found.stdout.split()) <= sessions:
-            return
-        time.sleep(0.02)
-
-
-def sample(sshd: Sshd, sessions: int, run: Callable[[], None]) -> Sample:
-    settle(sshd, sessions)
-    here, there = cpu_here(), tree_cpu(sshd.process.pid)
-    started = time.perf_counter()
-    run()
-    wall = time.perf_counter() - started
-    settle(sshd, sessions)
-    return wall, cpu_here() - here, tree_cpu(sshd.process.pid) - there
-
 
 def ssh_at_once(argvs: list[list[str]]) -> None:
     running = [subprocess.Popen(argv, stdin=subprocess.DEVNULL) for argv in argvs]
