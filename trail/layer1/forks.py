@@ -52,21 +52,23 @@ def server_sockets(paths: Iterable[str]) -> None:
         _socket_paths.update(os.path.abspath(p) for p in paths)
 
 
-def server_files(paths: Iterable[str | Path], keep: Any = None) -> None:
-    """Descriptors of these files are not a forked child's; ``keep`` is never freed there."""
+def server_files(paths: Iterable[str | Path], keep: Any = None, resolved: bool = False
+                 ) -> None:
+    """Descriptors of these files are not a forked child's; ``keep`` is never freed there.
+    ``resolved``: the paths are real paths already (no link in them), as the kernel shows."""
     with _lock:
         for path in paths:
-            _file_paths.add(os.path.realpath(path))
+            _file_paths.add(str(path) if resolved else os.path.realpath(path))
         if keep is not None:
             _objects.append(keep)
 
 
-def forget(paths: Iterable[str | Path], keep: Any = None) -> None:
+def forget(paths: Iterable[str | Path], keep: Any = None, resolved: bool = False) -> None:
     """The server closed these: nothing to keep from children any more."""
     with _lock:
         for path in paths:
             _socket_paths.discard(os.path.abspath(path))
-            _file_paths.discard(os.path.realpath(path))
+            _file_paths.discard(str(path) if resolved else os.path.realpath(path))
         if keep is not None:
             with contextlib.suppress(ValueError):
                 _objects.remove(keep)

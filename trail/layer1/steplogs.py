@@ -94,6 +94,7 @@ class StepLogs:
     def __init__(self, directory: Path, prefix: str, cap: int,
                  call_later: Callable[[float, Callable[[], None]], Any] | None = None) -> None:
         self.directory = directory
+        self._real_directory: str | None = None
         self.prefix = prefix
         self.cap = cap
         # Writes are buffered and flushed FLUSH_AFTER later (one system call per batch, not
@@ -107,6 +108,12 @@ class StepLogs:
 
     def path(self, n: int) -> Path:
         return self.directory / f"{self.prefix}{n}.log"
+
+    def _real(self, n: int) -> str:
+        """The path the kernel shows for step ``n``'s file (the directory resolved once)."""
+        if self._real_directory is None:
+            self._real_directory = os.path.realpath(self.directory)
+        return os.path.join(self._real_directory, f"{self.prefix}{n}.log")
 
     def write(self, n: int, message: Any) -> None:
         """Add one output message of step ``n`` (a line)."""
@@ -152,7 +159,7 @@ class StepLogs:
         for entry, _ in self._files.values():
             with contextlib.suppress(OSError):
                 entry.close()
-        forks.forget([str(self.path(k)) for k in self._files])
+        forks.forget([self._real(k) for k in self._files], resolved=True)
         self._files.clear()
 
     def _open(self, n: int, fresh: bool = False) -> tuple[IO[bytes], int]:
@@ -161,7 +168,7 @@ class StepLogs:
         fd = os.open(path, flags | (os.O_TRUNC if fresh else 0), 0o600)
         os.fchmod(fd, 0o600)
         file = os.fdopen(fd, "ab", buffering=1 << 16)
-        forks.server_files([path])
+        forks.server_files([self._real(n)], resolved=True)
         return file, os.fstat(fd).st_size
 
     def ended(self, n: int) -> None:
@@ -172,7 +179,7 @@ class StepLogs:
                 entry[0].close()
             except OSError as exc:
                 self._give_up(n, exc)
-            forks.forget([str(self.path(n))])
+            forks.forget([self._real(n)], resolved=True)
 
     def close(self) -> None:
         for n in list(self._files):

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import shlex
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,7 @@ class Target:
         first, then trail's defaults; both beat the user's config file for those options
         (a dead host must fail the step, not hang it: ServerAlive)."""
         assert self.host is not None
-        argv = ["ssh", "-T"]
+        argv = [ssh_program(), "-T"]
         if self.user is not None:
             argv += ["-l", self.user]
         if self.port is not None:
@@ -88,6 +89,17 @@ class Target:
             *sharing_options(self.ssh_options, (self.where, *self.ssh_options)),
             "--", self.host, remote_command,
         ]
+
+
+def ssh_program() -> str:
+    """The ssh client by its full path, looked up once per PATH: a command's exec then
+    tries no directory of PATH that lacks it (six failed execs each, here)."""
+    return _found_on(os.environ.get("PATH", os.defpath))
+
+
+@functools.lru_cache(maxsize=8)
+def _found_on(path: str) -> str:
+    return shutil.which("ssh", path=path) or "ssh"  # missing: running it says so
 
 
 # Commands each host is expected to get from the trails built in this process, by the
