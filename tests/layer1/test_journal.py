@@ -342,3 +342,37 @@ def test_the_dag_file_is_autotrails_json_byte_for_byte(tmp_path):
         "parents": [parent.name for parent in graph.predecessors(record.step)],
     } for record in run.records}
     assert (tmp_path / "dag.json").read_text() == json.dumps(expected, default=str)
+
+
+def test_a_journal_left_as_trail_closed_it_is_not_read_whole_again(tmp_path):
+    """The whole-file check (quick_check) reads every page: 0.7 s for 50 MB at every
+    `trail run` of an operator's journal. A journal that nothing touched since trail closed
+    it cleanly is taken as checked; anything else that wrote to it, or a page overwritten
+    in place, is checked again (and a damaged one refused)."""
+    from trail.errors import JournalError
+    from trail.layer1.journal import unchanged_since_close
+
+    path = tmp_path / "j.sqlite3"
+    first = Journal(path)
+    first.new_run("book", {"steps": [[0, "a"]], "edges": []}, [(0, "a", "Ready", False)], None)
+    first.close()
+    assert unchanged_since_close(path)
+    assert oct((tmp_path / "j.sqlite3-closed").stat().st_mode & 0o777) == oct(0o600)
+    Journal(path, verify=False).close()  # a reader leaves it as it was
+    assert unchanged_since_close(path)
+
+    other = sqlite3.connect(path)  # another program writes to it
+    other.execute("CREATE TABLE notes (x)")
+    other.commit()
+    other.close()
+    assert not unchanged_since_close(path)
+    Journal(path).close()  # checked again, and fine: marked anew
+    assert unchanged_since_close(path)
+
+    data = bytearray(path.read_bytes())  # a page overwritten, the size unchanged
+    page = 4096
+    data[page: page + 64] = b"\xff" * 64  # the b-tree page header of page 2
+    path.write_bytes(bytes(data))
+    assert not unchanged_since_close(path)
+    with pytest.raises(JournalError, match="move it aside"):
+        Journal(path)

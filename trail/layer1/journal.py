@@ -142,38 +142,107 @@ class SavedStep:
     retry_at: float | None = None  # wall clock
 
 
+def _stamp(path: Path) -> str | None:
+    """The journal file as ``stat`` sees it, when all of it is in that file (no write-ahead
+    log with frames in it); None otherwise."""
+    try:
+        wal = os.stat(f"{path}-wal").st_size
+    except FileNotFoundError:
+        wal = 0
+    if wal:
+        return None
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return f"{found.st_dev} {found.st_ino} {found.st_size} {found.st_mtime_ns}"
+
+
+def _mark(path: Path) -> Path:
+    return path.with_name(path.name + "-closed")
+
+
+def unchanged_since_close(path: Path) -> bool:
+    """The file is byte for byte what a checked journal was when trail last closed it (its
+    size, time and inode as that close recorded them, no write-ahead log): nothing wrote to
+    it since, so the whole-file check would say what it said then. Damage by the disk
+    itself, which changes none of these, goes unseen until SQLite reads that page."""
+    try:
+        recorded = _mark(path).read_text()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return False
+    return recorded == _stamp(path)
+
+
+def mark_closed(path: Path, trusted: bool) -> None:
+    """Record how a checked journal was left (``unchanged_since_close``), or, when another
+    connection's log still holds some of it, that nothing is known. A reader's close (not
+    ``trusted``) records nothing: anything it changed, the stamp no longer matches."""
+    if not trusted:
+        return
+    stamp = _stamp(path)
+    mark = _mark(path)
+    if stamp is None:
+        mark.unlink(missing_ok=True)
+        return
+    descriptor = os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(stamp)
+
+
+def _connect(path: Path, verify: bool) -> sqlite3.Connection:
+    """The journal's connection, its schema made; the whole-file check first if asked."""
+    # The journal, its -wal and its -shm are made 0600 from the start (SQLite makes them
+    # as it goes): operators' answers and steps' output are in them.
+    old_umask = os.umask(0o177)
+    try:
+        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 10000")
+        check = db.execute("PRAGMA quick_check" if verify else
+                           "PRAGMA schema_version").fetchone()[0]
+        if verify and check != "ok":
+            raise JournalError(f"the journal at {path} is damaged ({check}); move it aside "
+                               f"to start a new one")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.executescript(SCHEMA)
+        _add_missing_columns(db)
+        return db
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"the journal at {path} cannot be read ({exc}); move it aside to "
+                           f"start a new one") from exc
+    finally:
+        os.umask(old_umask)
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """A journal written by an older trail lacks the newer columns; add them."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(steps)")}
+    for column, kind in (("tries", "INTEGER NOT NULL DEFAULT 0"), ("retry_at", "REAL")):
+        if column not in have:
+            db.execute(f"ALTER TABLE steps ADD COLUMN {column} {kind}")
+    if "origin" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}:
+        db.execute("ALTER TABLE runs ADD COLUMN origin TEXT")
+    if "cause" not in {row[1] for row in db.execute("PRAGMA table_info(messages)")}:
+        db.execute("ALTER TABLE messages ADD COLUMN cause TEXT")
+
+
 class Journal:
     """One SQLite journal file; the manager's thread is its only user."""
 
     def __init__(self, path: str | Path, verify: bool = True) -> None:
         """Open (or make) the journal at ``path``. ``verify`` runs SQLite's quick_check
         first, refusing a damaged journal before a run writes to it; it reads the whole
-        file (about 0.1-0.25 s for 50 MB here), so a reader that only looks (history,
-        logs, the web page) passes False."""
+        file (0.1-0.7 s for 50 MB here), so it is skipped when the file is as trail left it
+        after a clean close (``unchanged_since_close``), and a reader that only looks
+        (history, logs, the web page) passes False."""
         self.path = Path(path)
         check_owner(self.path.parent, "the journal's")
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # The journal, its -wal and its -shm are made 0600 from the start (SQLite makes
-        # them as it goes): operators' answers and steps' output are in them.
-        old_umask = os.umask(0o177)
-        try:
-            self.db = sqlite3.connect(str(self.path), isolation_level=None,
-                                      check_same_thread=False)
-            self.db.execute("PRAGMA busy_timeout = 10000")
-            check = self.db.execute("PRAGMA quick_check" if verify else
-                                    "PRAGMA schema_version").fetchone()[0]
-            if verify and check != "ok":
-                raise JournalError(f"the journal at {self.path} is damaged ({check}); move it "
-                                   f"aside to start a new one")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self.db.executescript(SCHEMA)
-            self._add_missing_columns()
-        except sqlite3.DatabaseError as exc:
-            raise JournalError(f"the journal at {self.path} cannot be read ({exc}); move it "
-                               f"aside to start a new one") from exc
-        finally:
-            os.umask(old_umask)
+        unchanged = verify and unchanged_since_close(self.path)
+        self.db = _connect(self.path, verify and not unchanged)
+        # Checked now, or what a checked journal was when trail closed it; its close says so.
+        self.trusted = verify
         for name in self._files():  # files an older trail left open to others
             if os.path.exists(name) and os.stat(name).st_uid == os.getuid():
                 os.chmod(name, 0o600)
@@ -185,17 +254,6 @@ class Journal:
 
     def _files(self) -> list[str]:
         return [str(self.path), f"{self.path}-wal", f"{self.path}-shm"]
-
-    def _add_missing_columns(self) -> None:
-        """A journal written by an older trail lacks the newer step columns; add them."""
-        have = {row[1] for row in self.db.execute("PRAGMA table_info(steps)")}
-        for column, kind in (("tries", "INTEGER NOT NULL DEFAULT 0"), ("retry_at", "REAL")):
-            if column not in have:
-                self.db.execute(f"ALTER TABLE steps ADD COLUMN {column} {kind}")
-        if "origin" not in {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}:
-            self.db.execute("ALTER TABLE runs ADD COLUMN origin TEXT")
-        if "cause" not in {row[1] for row in self.db.execute("PRAGMA table_info(messages)")}:
-            self.db.execute("ALTER TABLE messages ADD COLUMN cause TEXT")
 
     # --- writing (inside the manager's wake-up transaction) -------------------------
 
@@ -304,6 +362,7 @@ class Journal:
         self.commit()
         self.db.close()
         forks.forget(self._files(), keep=self.db)
+        mark_closed(self.path, self.trusted)
 
     # --- reading -------------------------------------------------------------------
 
