@@ -94,8 +94,9 @@ def test_trail_logs_prints_and_follows_a_live_step_then_a_past_one(serve, tmp_pa
     client.start()
     socket = client.server.socket_file
     run_id = client.info()["run"]
-    wait_until(lambda: (tmp_path / "j.sqlite3.steps" / f"run{run_id}-0.log").exists(),
-               "the step log")
+    log = tmp_path / "j.sqlite3.steps" / f"run{run_id}-0.log"
+    # The file is made at the step's first line; the line reaches it within FLUSH_AFTER.
+    wait_until(lambda: log.exists() and log.stat().st_size > 0, "the step's first line")
 
     now = trail_cli("logs", "0", "--socket", socket)
     assert now.returncode == 0, now.stderr
