@@ -196,7 +196,7 @@ def wrapped_at_once(sshd: Sshd, hosts: list[str], command: str) -> float:
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         assert process.stdin is not None
-        process.stdin.write(preamble(tag, None))
+        process.stdin.write(preamble(None))
         process.stdin.flush()
         running.append(process)
     for process in running:  # the input stays open until the command ends, as in trail

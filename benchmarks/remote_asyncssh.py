@@ -47,7 +47,7 @@ def ssh_wrapped_at_once(sshd: Sshd, hosts: list[str], extra: list[str]) -> None:
         process = subprocess.Popen(bare_argv(sshd, host, script, extra), stdin=subprocess.PIPE,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert process.stdin is not None
-        process.stdin.write(preamble(tag, None))
+        process.stdin.write(preamble(None))
         process.stdin.flush()
         running.append(process)
     for process in running:
@@ -81,7 +81,7 @@ class AsyncsshFleet:
         tag = new_tag()
         script = shlex.join(wrapped_argv(Target(host=host), "true", tag, 2.0))
         process = await connection.create_process(script, encoding=None)
-        process.stdin.write(preamble(tag, None))
+        process.stdin.write(preamble(None))
         markers = Markers(tag)
         while markers.exit_code is None:
             line = await process.stderr.readline()

@@ -109,6 +109,32 @@ def test_argv_cwd_and_env_reach_the_host_exactly(serve, sshd):
     wait_gone(pgid)
 
 
+def test_env_named_like_the_wrappers_own_variables_reaches_the_command_alone(serve, sshd):
+    """The environment is set for the command only: names the stop wrapper uses itself
+    (its marker tag, the command's pid, its exit status) change nothing of what trail sees."""
+    env = {name: f"mine-{name}" for name in ("tag", "pid", "status", "watcher", "ticks",
+                                             "e", "w", "W", "nl", "IFS")}
+    command = 'echo "$tag $pid $status $watcher $ticks $e $w $W $nl"; exit 3'
+    client = serve(Step(RemoteCommand("vars", command, host="db1", env=env,
+                                      ssh_options=sshd.options), name="vars"))
+    client.start()
+    wait_states(client, {"vars": "Paused due to failure"})
+    assert said(client, "vars") == [" ".join(f"mine-{name}" for name in (
+        "tag", "pid", "status", "watcher", "ticks", "e", "w", "W", "nl"))]
+    assert "Failed with exit code: 3" in value(client, "vars")
+
+
+def test_the_command_gets_sigpipe_as_usual(serve, sshd):
+    """The wrapper ignores SIGPIPE (a marker written to a gone connection must not end
+    it); the command must not inherit that: ``yes | head -1`` ends quietly."""
+    client = serve(Step(RemoteCommand("pipe", "yes | head -1", host="db1",
+                                      ssh_options=sshd.options), name="pipe"))
+    client.start()
+    wait_states(client, {"pipe": "Succeeded"})
+    assert said(client, "pipe") == ["y"]
+    assert not any("Broken pipe" in line for line in said(client, "pipe", "STDERR"))
+
+
 @pytest.mark.parametrize("code", [3, 255])
 def test_a_failing_command_reports_its_own_exit_code(serve, sshd, code):
     """255 too: it is the command's, not taken for ssh failing to connect."""

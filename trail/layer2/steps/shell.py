@@ -284,7 +284,7 @@ class ShellCommand:
         if process.stdin is not None and run.markers is not None:
             _INPUTS.add(process.stdin.fileno())
             try:
-                process.stdin.write(preamble(run.markers.tag, None if here else self.env))
+                process.stdin.write(preamble(None if here else self.env))
                 process.stdin.flush()
             except BrokenPipeError:
                 pass  # it ended at once (ssh could not connect, sudo refused): told below
