@@ -436,6 +436,29 @@ def test_a_straggler_of_an_interrupted_step_is_killed_after_the_steps_grace(dask
     wait_until(lambda: not pid_alive(straggler), "the straggler killed", timeout=6)
 
 
+def test_a_group_the_step_was_to_stop_itself_is_stopped_when_its_time_is_up(dask_serve,
+                                                                           tmp_path):
+    """A step that adopts a command's group to stop it itself (``after``), and does not:
+    the worker's agent leaves the group alone for that long, then sends it SIGTERM."""
+    pids = tmp_path / "pids"
+
+    def forgets_its_command(trail_env, context):
+        command = subprocess.Popen(["sleep", "100"], start_new_session=True)
+        trail_env.adopt_process_group(command.pid, after=2.0)
+        trail_env.on_interrupt(lambda: None)  # heard, and nothing done about it
+        pids.write_text(f"{command.pid}")
+        while True:
+            time.sleep(0.1)
+
+    client = dask_serve(Step(forgets_its_command, kill_grace=30))
+    client.start()
+    (command,) = wait_pids(pids, "the step to start its command")
+    client.interrupt(dry_run=False)
+    stopped_at = time.monotonic()
+    wait_until(lambda: not pid_alive(command), "the command stopped", timeout=15)
+    assert time.monotonic() - stopped_at >= 1.5  # not before the time the step asked for
+
+
 STUBBORN_RUNBOOK = '''
 import os, signal, time
 from trail import Step

@@ -17,11 +17,18 @@ class ProcessGroups:
         # stop, if the run has not ended by then.
         self._later: dict[int, list[tuple[int, float]]] = {}
         self._waiting: dict[int, list[int]] = {}  # such groups of stopped runs, till due
+        self._elsewhere: dict[int, float] = {}  # run -> seconds, for groups not here
 
-    def adopt(self, run_id: int, pgid: int, live: bool, grace: float,
+    def adopt(self, run_id: int, pgid: int | None, live: bool, grace: float,
               after: float | None = None) -> None:
         """Take on ``pgid`` for the run; a run already stopped has it stopped at once (or
-        ``after`` seconds from now, if the step stops it itself first)."""
+        ``after`` seconds from now, if the step stops it itself first). ``pgid`` None: a
+        group on another machine (a Dask worker's, which its agent stops), which the step
+        stops itself within ``after``: the run is given that long before it is killed."""
+        if pgid is None:
+            if live and after is not None:
+                self._elsewhere[run_id] = max(after, self._elsewhere.get(run_id, 0.0))
+            return
         if not live:
             if after is None:
                 self.stop([pgid], grace)
@@ -38,14 +45,18 @@ class ProcessGroups:
         self._by_run.pop(run_id, None)
         self._later.pop(run_id, None)
         self._waiting.pop(run_id, None)
+        self._elsewhere.pop(run_id, None)
 
     def stops_itself(self, run_id: int) -> float | None:
         """Seconds the run takes at most to stop the groups it stops itself first (see
         ``adopt``), or None if it has none."""
-        later = self._later.get(run_id)
-        return max(after for _, after in later) if later else None
+        times = [after for _, after in self._later.get(run_id, [])]
+        if run_id in self._elsewhere:
+            times.append(self._elsewhere[run_id])
+        return max(times) if times else None
 
     def stop_run(self, run_id: int, grace: float) -> None:
+        self._elsewhere.pop(run_id, None)
         self.stop(self._by_run.pop(run_id, []), grace)
         for pgid, after in self._later.pop(run_id, []):
             self._stop_later(run_id, pgid, grace, after)

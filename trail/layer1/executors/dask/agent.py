@@ -19,7 +19,10 @@ tasks' steps. The link's promises:
   again after its worker died is refused).
 * The trail's ``term`` and ``kill`` reach the step's process groups (and those it adopted),
   nothing else. A step that ignores SIGTERM is killed by the trail's ``kill`` after its
-  grace, or ``5 * SERVER_LOST_GRACE`` later if that never comes.
+  grace, or ``5 * SERVER_LOST_GRACE`` later if that never comes. A group the step stops
+  itself first (a command on a host, asked through its ssh channel so that the host can
+  say it ended) gets SIGTERM only when the time the step asked for is up and the step's
+  process still runs.
 * If the link closes (the trail's server died, even by SIGKILL), each of its steps gets
   SIGTERM and, ``SERVER_LOST_GRACE`` seconds later, SIGKILL: no step goes on unseen.
 """
@@ -62,6 +65,8 @@ SPARE_AFTER = 0.005
 PRELOAD_VARIABLE = "TRAIL_DASK_PRELOAD"
 STOP_WAIT = 5.0  # seconds a take-up's stop waits for the killed steps to be gone
 _STRAGGLERS_EVERY = 0.2  # seconds between looks at an ended step's groups
+# Seconds from SIGTERM to SIGKILL for a group the step was to stop itself and did not.
+LATER_GRACE = 2.0
 
 
 @dataclass
@@ -132,15 +137,40 @@ class _Step:
     out_buffer: bytearray = field(default_factory=bytearray)
     status: int | None = None  # its process's, once it ended
     kill_at: float | None = None  # when its groups get SIGKILL, if they are still there
+    # Groups the step stops itself first (a command on a host, asked through its channel,
+    # so the host can say it ended): the seconds each is given. Once the step is stopped,
+    # when each is due SIGTERM, unless the step's process has ended by then.
+    later: list[tuple[int, float]] = field(default_factory=list)
+    due: list[tuple[float, int]] = field(default_factory=list)
 
     def term(self, grace: float) -> None:
         signal_groups(self.groups, signal.SIGTERM)
+        now = time.monotonic()
         if self.kill_at is None:
-            self.kill_at = time.monotonic() + grace
+            self.kill_at = now + grace
+        self.due += [(now + after, pgid) for pgid, after in self.later]
+        self.later.clear()
 
     def kill(self) -> None:
+        self.groups += [pgid for pgid, _ in self.later] + [pgid for _, pgid in self.due]
+        self.later.clear()
+        self.due.clear()
         signal_groups(self.groups, signal.SIGKILL)
         self.kill_at = None
+
+    def stop_due(self, now: float, grace: float) -> None:
+        """SIGTERM the groups the step was to stop itself and has not (its process still
+        runs) by now; those of a step that ended are its commands' business no more."""
+        if self.status is not None:
+            self.due.clear()
+            return
+        for when, pgid in list(self.due):
+            if now >= when:
+                self.due.remove((when, pgid))
+                signal_groups([pgid], signal.SIGTERM)
+                self.groups.append(pgid)
+                if self.kill_at is None or self.kill_at > now + grace:
+                    self.kill_at = now + grace
 
     @property
     def over(self) -> bool:
@@ -180,6 +210,7 @@ class Agent:
 
     def _wait(self) -> float | None:
         times = [t for t in [*(s.kill_at for s in self.steps),
+                             *(when for s in self.steps for when, _ in s.due),
                              *(link.connect_by for link in self.links.values())]
                  if t is not None]
         wait = max(0.0, min(times) - time.monotonic()) if times else None
@@ -194,6 +225,7 @@ class Agent:
                 self._link_lost(link, f"cannot reach the trail at {link.where}: no answer "
                                       f"in {wire.CONNECT_TIMEOUT:.0f} s")
         for step in list(self.steps):
+            step.stop_due(now, LATER_GRACE)
             if step.kill_at is not None and now >= step.kill_at:
                 step.kill()
             self._finish(step)
@@ -351,7 +383,11 @@ class Agent:
         self._printed(step)  # what it printed reaches the trail before its result
         for data in unframe(step.out_buffer):
             if data[:1] == b"G":
-                step.groups.append(int(data[1:]))
+                pgid, _, after = data[1:].decode().partition(" ")
+                if after:
+                    step.later.append((int(pgid), float(after)))
+                else:
+                    step.groups.append(int(pgid))
             else:
                 self._up(step, wire.MESSAGE, data[1:])
         if eof:

@@ -73,12 +73,16 @@ def job(payload: bytes, capture: bool) -> bytes:
 
 class _ChildChannel(PipeChannel):
     """The step's end: frames tagged M (a message for the trail) or G (a process group the
-    agent stops with the step)."""
+    agent stops with the step, and the seconds it waits first, if the step stops it
+    itself first)."""
 
     def send(self, kind: str, payload: Any) -> None:
-        if kind == Kind.GROUP:  # the agent stops it with the step, at once
-            pgid = payload[0] if isinstance(payload, tuple) else payload
-            _write_all(self._out, frame(b"G" + str(int(pgid)).encode()))
+        if kind == Kind.GROUP:  # the agent stops it with the step (the group is here)
+            pgid, after = payload if isinstance(payload, tuple) else (payload, None)
+            text = str(int(pgid)) if after is None else f"{int(pgid)} {float(after)}"
+            _write_all(self._out, frame(b"G" + text.encode()))
+            if after is not None:  # the step stops it itself first: the trail waits so long
+                _write_all(self._out, frame(b"M" + pickle.dumps((kind, (None, after)))))
         else:
             _write_all(self._out, frame(b"M" + pickle.dumps((kind, payload))))
 
