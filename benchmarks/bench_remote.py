@@ -8,6 +8,8 @@ interleaved over ``--rounds`` and reported as medians: `trail run --plain` of a 
 (so trail's start-up counts) against N bare ``ssh`` started at once:
 - cold100, cold10: one command (``true``) on 100 / 10 hosts, no connection up before;
 - warm100: the same over master connections already up (ControlMaster), both sides;
+  apart: trail served in this process (its start-up left out), and the hosts' side alone
+  (bare ssh running the stop wrapper); and this side's CPU;
 - rolling50: drain, restart, check on 50 hosts, 10 hosts at a time (a shared pool, with
   priorities so that a host under way finishes first); floor: 10 workers running the 3
   commands of a host one after another with bare ssh;
@@ -54,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 import trail  # noqa: E402
 from benchmarks.bench_engine import ms, run_time  # noqa: E402
 from tests.remote.sshd import ALIASES, Sshd, fleet  # noqa: E402
-from trail import RemoteCommand, Step, TrailClient, TrailServer  # noqa: E402
+from trail import RemoteCommand, Step, TrailClient, TrailServer, on_hosts  # noqa: E402
 from trail.layer2.steps.ssh import Target  # noqa: E402
 from trail.layer2.steps.wrapper import new_tag, preamble, wrapped_argv  # noqa: E402
 
@@ -183,7 +185,8 @@ def report(name: str, floor: list[float], trail: list[float], unit: str = "s",
           f"{what} {' '.join(f'{x:.2f}' for x in trail)})", flush=True)
 
 
-def wrapped_at_once(sshd: Sshd, hosts: list[str], command: str) -> float:
+def wrapped_at_once(sshd: Sshd, hosts: list[str], command: str,
+                    extra: list[str] | None = None) -> float:
     """Seconds for ``command`` on each host, all started at once, as trail runs it there
     (bare ssh, and on the host its stop wrapper: the loader on the command line, the
     wrapper and its watcher on the input), without trail on this side."""
@@ -192,7 +195,8 @@ def wrapped_at_once(sshd: Sshd, hosts: list[str], command: str) -> float:
     for host in hosts:
         tag = new_tag()
         target = Target(host=host, ssh_options=tuple(sshd.options))
-        argv = bare_argv(sshd, host, shlex.join(wrapped_argv(target, command, tag, 2.0)))
+        argv = bare_argv(sshd, host, shlex.join(wrapped_argv(target, command, tag, 2.0)),
+                         extra)
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         assert process.stdin is not None
@@ -220,8 +224,8 @@ def cpu_here() -> float:
     return total
 
 
-def tree_cpu(root: int) -> float:
-    """CPU seconds of ``root`` and its descendants, alive or reaped (cutime, cstime)."""
+def _processes() -> tuple[dict[int, int], dict[int, int]]:
+    """Each process's parent, and its CPU ticks (its own and its reaped children's)."""
     parents: dict[int, int] = {}
     spent: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -233,31 +237,43 @@ def tree_cpu(root: int) -> float:
                 continue
             parents[int(entry)] = int(fields[1])
             spent[int(entry)] = sum(int(x) for x in fields[11:15])
-    total, todo = 0, [root]
+    return parents, spent
+
+
+def _tree(root: int, parents: dict[int, int]) -> list[int]:
+    found, todo = [], [root]
     while todo:
         pid = todo.pop()
-        total += spent.get(pid, 0)
+        found.append(pid)
         todo += [child for child, parent in parents.items() if parent == pid]
-    return total / os.sysconf("SC_CLK_TCK")
+    return found
 
 
-def settle(sshd: Sshd, sessions: int) -> None:
-    """Wait until sshd has at most ``sessions`` children (the closed ones reaped)."""
+def tree_cpu(root: int) -> float:
+    """CPU seconds of ``root`` and its descendants, alive or reaped (cutime, cstime)."""
+    parents, spent = _processes()
+    return sum(spent.get(pid, 0) for pid in _tree(root, parents)) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(sshd: Sshd, processes: int) -> None:
+    """Wait until sshd's tree is down to ``processes`` (the sessions' shells reaped: only
+    then is their CPU in their parent's figures)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        found = subprocess.run(["pgrep", "-P", str(sshd.process.pid)], capture_output=True)
-        if len(found.stdout.split()) <= sessions:
+        if len(_tree(sshd.process.pid, _processes()[0])) <= processes:
             return
         time.sleep(0.02)
 
 
-def sample(sshd: Sshd, sessions: int, run: Callable[[], None]) -> Sample:
-    settle(sshd, sessions)
+def sample(sshd: Sshd, run: Callable[[], None]) -> Sample:
+    """Wall and CPU of ``run``, on this side and in sshd's tree, which is back to where it
+    was before the figures are read."""
+    before = len(_tree(sshd.process.pid, _processes()[0]))
     here, there = cpu_here(), tree_cpu(sshd.process.pid)
     started = time.perf_counter()
     run()
     wall = time.perf_counter() - started
-    settle(sshd, sessions)
+    settle(sshd, before)
     return wall, cpu_here() - here, tree_cpu(sshd.process.pid) - there
 
 
@@ -290,19 +306,56 @@ def warm(sshd: Sshd, count: int, rounds: int) -> None:
     book = runbook(f"trail = on_hosts(HOSTS[:{count}], 'true', name='one', "
                    "ssh_options=OPTIONS)\n", sshd, mux)
     try:
-        floor, trail = [], []
+        floor, trail, served, hosts_side = [], [], [], []
         for _ in range(rounds):
             argvs = [bare_argv(sshd, h, "true", mux) for h in hosts]
-            floor.append(sample(sshd, count, lambda argvs=argvs: at_once(argvs)))
-            trail.append(sample(sshd, count, lambda: trail_time(book)))
+            floor.append(sample(sshd, lambda argvs=argvs: at_once(argvs)))
+            trail.append(sample(sshd, lambda: trail_time(book)))
+            served.append(served_time(sshd, hosts, mux))
+            hosts_side.append(wrapped_at_once(sshd, hosts, "true", mux))
         report(f"one command, {count} hosts, warm", [s[0] for s in floor], [s[0] for s in trail])
-        # On a fleet each host runs its own side: the CPU of each side, apart.
+        # Apart: trail's start-up (a server already serving here: start() to the end), and
+        # what the hosts run (bare ssh running the stop wrapper), which on loopback shares
+        # this machine's cores.
+        report("  served here, start-up apart", [s[0] for s in floor], served,
+               what="trail in-process")
+        report("  the hosts' side alone", [s[0] for s in floor], hosts_side,
+               what="bare ssh running trail's stop wrapper")
+        # On a fleet each host runs its own side: this side's CPU apart. (The hosts' side
+        # cannot be read here: each session's few ms go to its connection's sshd, whose
+        # /proc figures count whole clock ticks; bench_wrapper.py measures a command's.)
         report("  CPU here (ssh; trail and its ssh)", [s[1] for s in floor],
                [s[1] for s in trail])
-        report("  CPU of the hosts (sshd's sessions)", [s[2] for s in floor],
-               [s[2] for s in trail])
     finally:
         end_masters(shared)
+
+
+def served_time(sshd: Sshd, hosts: list[str], extra: list[str]) -> float:
+    """Seconds from start() to the end of one command on each host, run by a TrailServer
+    already serving in this process (so trail run's start-up is not in it)."""
+    runtime = tempfile.mkdtemp(prefix="trail-bench-rt-")
+    old = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = runtime  # its shared ssh connections are new too
+    try:
+        server = TrailServer(on_hosts(hosts, "true", name="one",  # as the runbook has it
+                                      ssh_options=[*sshd.options, *extra]))
+        server.serve(threaded=True)
+        client = TrailClient(server.socket_file, timeout=60)
+        started = time.perf_counter()
+        client.start()
+        ended = server.wait(120)
+        took = time.perf_counter() - started
+        assert ended == {"Succeeded": len(hosts)}, ended
+        client.shutdown(dry_run=False)
+        server.join(30)
+        return took
+    finally:
+        if old is None:
+            del os.environ["XDG_RUNTIME_DIR"]
+        else:
+            os.environ["XDG_RUNTIME_DIR"] = old
+        end_masters(runtime)
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def rolling(sshd: Sshd, count: int, width: int, rounds: int) -> None:

@@ -184,7 +184,7 @@ def asyncssh_scenario(sshd: Sshd, count: int, rounds: int) -> None:
     measured: dict[str, list[Sample]] = {name: [] for name in cases}
     for _ in range(rounds):
         for name, run in cases.items():
-            measured[name].append(sample(sshd, 0, run))
+            measured[name].append(sample(sshd, run))
     print(f"one command, {count} hosts, cold ({rounds} rounds, medians)", flush=True)
     floor = fair = None
     for name, samples in measured.items():
@@ -198,7 +198,6 @@ def asyncssh_scenario(sshd: Sshd, count: int, rounds: int) -> None:
     for master in masters:
         assert master.wait() == 0
     connections = same.open(hosts)
-    open_sessions = 2 * count  # a master's and an asyncssh connection's sshd, per host
     try:
         warm: dict[str, Callable[[], None]] = {
             "ssh over its masters (floor)":
@@ -212,7 +211,7 @@ def asyncssh_scenario(sshd: Sshd, count: int, rounds: int) -> None:
         measured = {name: [] for name in warm}
         for _ in range(rounds):
             for name, run in warm.items():
-                measured[name].append(sample(sshd, open_sessions, run))
+                measured[name].append(sample(sshd, run))
         print(f"one command, {count} hosts, warm ({rounds} rounds, medians)", flush=True)
         floor = None
         for name, samples in measured.items():
