@@ -12,6 +12,7 @@ from tests.support import (
     crash_while_running,
     pid_alive,
     require_root,
+    states,
     wait_pids,
     wait_states,
     wait_until,
@@ -275,3 +276,30 @@ def test_without_pidfd_the_wrappers_end_is_noticed_by_polling(serve, tmp_path, m
     wait_until(lambda: not subprocess.run(["pgrep", "-g", str(pgid)],
                                           capture_output=True).stdout,
                "no process of the command left")
+
+
+def test_a_stopped_runs_late_lines_are_marked_once_its_step_runs_again(serve, tmp_path):
+    """Interrupt, then rerun at once: the stopped command's cleanup output, and the line
+    saying how it stopped, come while the rerun runs; they are marked, not the rerun's."""
+    go = tmp_path / "go"
+    command = (f"trap 'echo cleaning; while [ ! -e {go} ]; do sleep 0.05; done; "
+               "echo cleaned; exit 1' TERM; echo started; sleep 30 & wait")
+    client = serve(Step(ShellCommand("clean", command, shell=True, kill_grace=30),
+                        name="clean"))
+
+    def said() -> list[str]:
+        return client.status(name="clean", fields=["Output messages"])[0]["Output messages"]
+    client.start()
+    wait_until(lambda: "[STDOUT] -- started" in said(), "the command to start")
+    client.interrupt(dry_run=False)
+    wait_until(lambda: "[STDOUT] -- cleaning" in said(), "the stopped command's cleanup")
+    client.rerun(name="clean", dry_run=False)
+    wait_until(lambda: said().count("[STDOUT] -- started") == 2, "the rerun to start")
+    go.touch()
+    wait_until(lambda: any("stopped: the command ended" in line for line in said()),
+               "the stopped run's last word")
+    late = said()[said().index("[STDOUT] -- started", 2):]
+    assert late[1:] == ["[stopped run] [STDOUT] -- cleaned",
+                        "[stopped run] [trail] stopped: the command ended (exit code 1)"]
+    assert states(client) == {"clean": "Running"}  # the rerun goes on
+    client.interrupt(dry_run=False)

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 # Seconds a stopped run that stops its own commands is listened to beyond the time it
 # said that takes: what it says meanwhile (how its work on a host ended) is kept.
 STOP_REPORT_MARGIN = 1.0
+# What marks a line from a stopped run that comes after its step started running again.
+STOPPED_RUN = "[stopped run]"
 
 
 class _Stopping:
@@ -61,15 +63,25 @@ class StoppedRuns:
         if stopping is None:
             return False
         if message.kind == Kind.OUTPUT:
-            self._output(stopping.record, values.clipped(message.payload))
+            said = values.clipped(message.payload)
+            self._output(stopping.record, self._marked(stopping, message.run_id, said))
         elif message.kind == Kind.STOP and isinstance(message.payload, StopReport):
             stopping.reports.append(message.payload)
-            self._output(stopping.record, stop_line(message.payload))
+            line = stop_line(message.payload)
+            self._output(stopping.record, self._marked(stopping, message.run_id, line))
         elif message.kind == Kind.RESULT:
             stopping.returned = True
         elif message.kind == Kind.EXIT:
             self.over(message.run_id, ended=stopping.returned or message.payload == "finished")
         return True
+
+    @staticmethod
+    def _marked(stopping: _Stopping, run_id: int, said: Any) -> Any:
+        """A line of a stopped run, marked as such once its step runs again (a rerun's
+        output is the step's output now: this line is not the rerun's)."""
+        if stopping.record.run_id == run_id:
+            return said
+        return f"{STOPPED_RUN} {said if isinstance(said, str) else values.dumps(said)}"
 
     def over(self, run_id: int, ended: bool) -> None:
         """A stopped run ended (or is given up, ``ended`` False): publish what it said."""
