@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("module", ["trail", "trail.layer2"])
+@pytest.mark.parametrize("module", ["trail", "trail.layer1", "trail.layer2"])
 def test_every_public_name_imports(module: str) -> None:
     package = importlib.import_module(module)
     for name in package.__all__:
@@ -44,3 +44,21 @@ def test_trail_run_plain_loads_no_heavy_library_it_does_not_use(tmp_path) -> Non
                           timeout=120, cwd=tmp_path)
     assert "exit 0: all steps succeeded" in done.stdout, done.stdout + done.stderr
     assert done.stdout.splitlines()[-1] == "LOADED 0 ", done.stdout
+
+
+def test_a_command_that_only_calls_the_api_loads_no_engine(tmp_path) -> None:
+    """`trail ls`, `trail pause ...` and the like speak to a server: they load neither the
+    engine, the journal nor the event classes (a fifth of their start-up)."""
+    import subprocess
+    import sys
+
+    probe = ("import runpy, sys\n"
+             "sys.argv = ['trail', 'ls']\n"
+             "try:\n    runpy.run_module('trail', run_name='__main__')\n"
+             "except SystemExit as end:\n    code = end.code\n"
+             "unneeded = ('trail.layer1.engine', 'trail.layer1.journal', 'trail.layer1.events',"
+             " 'trail.layer2.server', 'sqlite3')\n"
+             "print('LOADED', code, ' '.join(sorted(set(sys.modules) & set(unneeded))))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.stdout.splitlines()[-1] == "LOADED 0 ", done.stdout + done.stderr

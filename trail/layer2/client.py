@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from trail.errors import ProtocolError, TrailClientError
 from trail.layer1.calls import SPECS, CallSpec
-from trail.layer1.events import Finished
 from trail.layer1.sockets import events_file
 from trail.layer1.transport import Transport, ZmqTransport
 from trail.layer1.wire import Reply, request_bytes
-from trail.layer2.stream import EventStream
+
+if TYPE_CHECKING:
+    from trail.layer2.stream import EventStream
 
 Steps = list[dict[str, Any]]
 
@@ -82,6 +83,8 @@ class TrailClient:
         Everything that happens after this returns is in the stream: subscribe, then read
         ``status()`` for the state before, then act.
         """
+        from trail.layer2.stream import EventStream  # a command that only calls needs none
+
         return EventStream(events_file(self.socket_file), self.timeout)
 
     def wait(self, timeout: float | None = None) -> dict[str, int]:
@@ -92,6 +95,8 @@ class TrailClient:
         finished: ``wait`` keeps waiting. Raises TimeoutError after ``timeout`` seconds,
         and TrailConnectionError if the server goes away first.
         """
+        from trail.layer1.events import Finished
+
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.subscribe() as stream:
             quiet = True  # ask the server: at first (a finish after that is in the stream),

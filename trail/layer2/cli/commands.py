@@ -10,7 +10,6 @@ the traceback.
 from __future__ import annotations
 
 import atexit
-import code
 import contextlib
 import importlib
 import json
@@ -18,21 +17,18 @@ import logging
 import math
 import os
 import signal
-import sqlite3
 import stat
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from trail.core.states import Action, State, states_for
 from trail.errors import TrailError
 from trail.layer1.calls import SPECS, Argument, Call, CallSpec, Result
-from trail.layer1.events import Event, Stopped
-from trail.layer1.journal import Journal, default_journal_path
 from trail.layer1.sockets import (
     check_owner,
     events_file,
@@ -41,12 +37,14 @@ from trail.layer1.sockets import (
     private_file,
     socket_dir,
 )
-from trail.layer2.cli.follow import PlainConsole, parse_reply, stop_on_signals, watch
-from trail.layer2.cli.plain import stop_summary
 from trail.layer2.client import TrailClient
-from trail.layer2.runbook import load_runbook
-from trail.layer2.server import TrailServer
-from trail.layer2.stream import EventStream
+
+if TYPE_CHECKING:
+    from trail.layer1.events import Event
+    from trail.layer2.stream import EventStream
+
+# A command that only speaks the API loads no more than it needs: the journal, the server,
+# the runbook loader and the views are imported by the commands that use them.
 
 EXIT_ERROR = 2
 
@@ -60,14 +58,26 @@ class Failure(click.ClickException):
         click.echo(f"trail: error: {self.message}", err=True)
 
 
+# What a command turns into one line for the operator (a damaged journal read without
+# verifying raises sqlite3.DatabaseError too, see _expected).
+EXPECTED = (TrailError, OSError, ValueError, ArithmeticError, RecursionError)
+
+
+def _expected(exc: BaseException) -> bool:
+    """An error the operator gets as one line. (sqlite3 is looked up, not imported: a
+    command that never loaded it cannot have raised its errors.)"""
+    sqlite3 = sys.modules.get("sqlite3")
+    return isinstance(exc, EXPECTED) or (
+        sqlite3 is not None and isinstance(exc, sqlite3.DatabaseError))
+
+
 @contextlib.contextmanager
 def speaking(debug: bool) -> Iterator[None]:
     """Turn trail's errors into one clear line (or, with --debug, the traceback)."""
     try:
         yield
-    except (TrailError, OSError, ValueError, ArithmeticError, RecursionError,
-            sqlite3.DatabaseError) as exc:  # a damaged journal read without verifying
-        if debug:
+    except Exception as exc:
+        if debug or not _expected(exc):
             raise
         raise Failure(str(exc)) from exc
 
@@ -269,6 +279,11 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
     Example:
       trail run examples/failover.py --answer choose_replica=db2
     """
+    from trail.layer2.cli.follow import stop_on_signals, watch
+    from trail.layer2.cli.plain import stop_summary
+    from trail.layer2.runbook import load_runbook
+    from trail.layer2.server import TrailServer
+
     debug = ctx.obj["debug"]
     with speaking(debug):
         book = load_runbook(runbook)
@@ -332,6 +347,8 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
 def view_console(plain: bool) -> Any:
     """Where a run's view prints: plain lines with --plain or when stdout is not a terminal
     (rich is then not even imported), else rich's Console for the live view."""
+    from trail.layer2.cli.plain import PlainConsole
+
     if plain or not sys.stdout.isatty():
         return PlainConsole()
     return rich_console()
@@ -345,6 +362,10 @@ def rich_console() -> Any:
 
 def already_running(name: str, origin: str, journal: str | None, plain: bool) -> None:
     """A run of this runbook is being served: ask (in a terminal) or refuse."""
+    import sqlite3
+
+    from trail.layer1.journal import Journal, default_journal_path
+
     path = Path(journal) if journal else default_journal_path()
     if not path.exists():
         return
@@ -375,6 +396,8 @@ def already_running(name: str, origin: str, journal: str | None, plain: bool) ->
 
 
 def _reply(pair: str) -> tuple[str, Any]:
+    from trail.layer2.cli.follow import parse_reply
+
     name, sep, text = pair.partition("=")
     if not sep:
         raise Failure(f"--answer takes STEP=REPLY, not {pair!r}")
@@ -413,6 +436,8 @@ def watch_command(ctx: click.Context, socket: str | None, plain: bool) -> None:
       trail watch
       trail watch --socket /run/user/1000/trail/failover-4242-a1b2c3.sock --plain
     """
+    from trail.layer2.cli.follow import watch
+
     with speaking(ctx.obj["debug"]):
         client = connect(ctx, socket)
         name = client.info().get("name", "trail")
@@ -441,6 +466,8 @@ def history(ctx: click.Context, run_id: int | None, journal: str | None, limit: 
       trail history
       trail history 12
     """
+    from trail.layer1.journal import Journal, default_journal_path
+
     with speaking(ctx.obj["debug"]):
         path = Path(journal) if journal else default_journal_path()
         if not path.exists():
@@ -565,6 +592,8 @@ def call_command(spec: CallSpec) -> click.Command:
     @click.pass_context
     def command(ctx: click.Context, socket: str | None, as_json: bool, yes: bool = False,
                 tags: tuple[str, ...] = (), **values: Any) -> None:
+        from trail.layer2.cli.plain import stop_summary
+
         with speaking(ctx.obj["debug"]):
             client = connect(ctx, socket)
             args = {argument.name: _given(argument, values[argument.name])
@@ -603,6 +632,8 @@ def follow_stops(stream: EventStream, steps: list[dict[str, Any]]) -> list[Event
     """The ``stopped`` events of the runs a stop or interrupt call stopped, as they come
     (each once its run ends, or the server gives up on it); a line says how many are
     still stopping when the wait ends before them (a long grace period, lost events)."""
+    from trail.layer1.events import Stopped
+
     waiting = {step["n"] for step in steps}
     seen: list[Event] = []
     deadline = time.monotonic() + STOP_FOLLOW_LIMIT
@@ -715,6 +746,8 @@ def attach(ctx: click.Context, socket: str | None) -> None:
       trail attach
       >>> status(states=["Paused due to failure"])
     """
+    import code
+
     with speaking(ctx.obj["debug"]):
         client = connect(ctx, socket)
         info = client.info()
@@ -762,6 +795,7 @@ def dot(ctx: click.Context, runbook: str | None, socket: str | None, out: str) -
       trail dot --socket /tmp/trail-1000/x.sock -o now.png
     """
     from trail.layer2.diagram import definition_dot, live_dot, render  # graphviz: only here
+    from trail.layer2.runbook import load_runbook
 
     with speaking(ctx.obj["debug"]):
         if runbook:
