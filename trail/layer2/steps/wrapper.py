@@ -144,9 +144,9 @@ def preamble(env: Mapping[str, str] | None) -> bytes:
         if not _NAME.match(name):
             raise ValueError(f"not an environment variable name: {name!r}")
         exports.append(f"export {name}={_one_line_value(str(value))}")
+    if any("\n" in str(value) for value in (env or {}).values()):
+        exports.insert(0, "nl=$(printf '\\nx'); nl=${nl%x}")  # a fork, only when needed
     line = "; ".join(exports)
-    if "$nl" in line:
-        line = "nl=$(printf '\\nx'); nl=${nl%x}; " + line
     return (_SHIPPED + line + "\n").encode()
 
 
