@@ -519,7 +519,7 @@ class _Run:
                 else markers.exit_code
             return True, f"the command ended ({exit_text(code)})"
         if not markers.started and returncode == 0 and self._stage < 2:
-            return True, "before the command started"  # the wrapper had no "go" yet
+            return True, "before the command started"  # its input ended before the wrapper ran it
         said = self.captured["STDERR"][-1] if self.captured["STDERR"] else None
         said = said or (self.before_start[-1] if self.before_start else None)
         return False, ("no word that the command ended" + (f" ({said})" if said else "")
