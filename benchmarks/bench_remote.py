@@ -277,7 +277,6 @@ def sample(sshd: Sshd, run: Callable[[], None]) -> Sample:
     return wall, cpu_here() - here, tree_cpu(sshd.process.pid) - there
 
 
-
 def cold(sshd: Sshd, count: int, rounds: int) -> None:
     book = runbook(f"trail = on_hosts(HOSTS[:{count}], 'true', name='one', "
                    "ssh_options=OPTIONS)\n", sshd)

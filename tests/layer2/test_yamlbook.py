@@ -401,8 +401,6 @@ def test_a_python_runbook_still_loads_with_max_parallel(tmp_path):
         load_runbook(tmp_path / "missing.yaml")
 
 
-
-
 def test_the_readme_example_is_a_sound_runbook(tmp_path):
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## YAML runbooks"):]

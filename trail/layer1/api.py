@@ -63,8 +63,6 @@ def status_row(record: StepRecord, fields: Iterable[str]) -> dict[str, Any]:
     return row
 
 
-
-
 def briefs(records: Iterable[StepRecord]) -> list[dict[str, Any]]:
     return [record.brief for record in records]
 

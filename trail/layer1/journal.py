@@ -88,9 +88,6 @@ CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, id);
 """
 
 
-
-
-
 def default_journal_path() -> Path:
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "trail" / "journal.sqlite3"

@@ -41,7 +41,6 @@ from trail.layer1.timers import Timers
 log = logging.getLogger(__name__)
 
 
-
 class Run:
     """One run of a trail: its records, scheduler, executors and timers.
 

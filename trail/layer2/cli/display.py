@@ -39,7 +39,6 @@ def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLES.get(state, ""))
 
 
-
 def cell(value: Any) -> str:
     """A status value as one readable cell (control characters shown, not obeyed)."""
     if value is None:

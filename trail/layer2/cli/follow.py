@@ -196,8 +196,6 @@ class RunView:
         return None
 
 
-
-
 def watch(client: TrailClient, title: str, console: Console, keys: bool | None = None,
           until_finished: bool = True, answers: dict[str, Any] | None = None,
           owner: bool = False, on_ready: Callable[[], Any] | None = None,
@@ -266,7 +264,6 @@ def caught_up(view: RunView, stream: EventStream, changed: bool, published: int)
         view.load()
         published = 0
     view.behind = published if behind else 0
-
 
 
 def end_fail_fast(view: RunView, console: Console, owner: bool) -> None:

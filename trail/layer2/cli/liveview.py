@@ -54,7 +54,6 @@ VIEW_HELP = (" · [bold]/[/] filter (name, tag=value, state) · [bold]:[/] group
              " GROUP, collapse GROUP, clear")
 
 
-
 def render(view: RunView, keys: bool = True, height: int | None = None) -> Group:
     """A RunView as one renderable: a row per step when the run fits (``height``: the
     terminal's lines), else grouped (``groups.arrange``); the counts; the keys."""
@@ -295,7 +294,6 @@ def live(view: RunView, stream: EventStream, console: Console, keys: bool,
     settle(view)
     console.print(view.render(keys=False, height=console.height))
     return view.outcome()
-
 
 
 def _live_loop(view: RunView, stream: EventStream, console: Console, keys: bool,

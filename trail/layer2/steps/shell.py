@@ -355,7 +355,6 @@ class ShellCommand:
         return None
 
 
-
 # The write ends of wrapped commands' input in this process. Closing one is how a command
 # is told to stop, so no other process may hold a copy: a step forked meanwhile by the
 # process executor (os.fork keeps every descriptor) closes them at once.

@@ -38,7 +38,6 @@ class Spare:
     print_r: int
 
 
-
 def fork_spare() -> Spare:
     """Fork a step's process that waits for its step."""
     in_r, in_w = os.pipe()
