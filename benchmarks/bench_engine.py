@@ -29,7 +29,7 @@ def noop(trail_env: object, context: object) -> None:
     return None
 
 
-def per_op(operation: Callable[[], None], count: int) -> float:
+def per_op(operation: Callable[[], object], count: int) -> float:
     started = time.perf_counter()
     for _ in range(count):
         operation()
@@ -51,7 +51,7 @@ def fork_floor() -> None:
 
 def zmq_floor(count: int) -> list[float]:
     path = f"/tmp/trail-bench-{os.getpid()}.sock"
-    context = zmq.Context.instance()
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     server = context.socket(zmq.ROUTER)
     server.bind(f"ipc://{path}")
     client = context.socket(zmq.DEALER)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import contextlib
+import functools
 import os
 import re
 import resource
@@ -265,7 +266,7 @@ def settle(sshd: Sshd, processes: int) -> None:
         time.sleep(0.02)
 
 
-def sample(sshd: Sshd, run: Callable[[], None]) -> Sample:
+def sample(sshd: Sshd, run: Callable[[], object]) -> Sample:
     """Wall and CPU of ``run``, on this side and in sshd's tree, which is back to where it
     was before the figures are read."""
     before = len(_tree(sshd.process.pid, _processes()[0]))
@@ -308,8 +309,8 @@ def warm(sshd: Sshd, count: int, rounds: int) -> None:
         floor, trail, served, hosts_side = [], [], [], []
         for _ in range(rounds):
             argvs = [bare_argv(sshd, h, "true", mux) for h in hosts]
-            floor.append(sample(sshd, lambda argvs=argvs: at_once(argvs)))
-            trail.append(sample(sshd, lambda: trail_time(book)))
+            floor.append(sample(sshd, functools.partial(at_once, argvs)))
+            trail.append(sample(sshd, functools.partial(trail_time, book)))
             served.append(served_time(sshd, hosts, mux))
             hosts_side.append(wrapped_at_once(sshd, hosts, "true", mux))
         report(f"one command, {count} hosts, warm", [s[0] for s in floor], [s[0] for s in trail])

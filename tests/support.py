@@ -173,7 +173,7 @@ class Tmux:
     def wait_for(self, text: str, timeout: float = DEADLINE) -> str:
         text = text.rstrip()  # capture-pane drops trailing blanks
         try:
-            return wait_until(lambda: text in (screen := self.screen()) and screen,
+            return wait_until(lambda: screen if text in (screen := self.screen()) else "",
                               f"{text!r} on the screen", timeout)
         except AssertionError as exc:
             raise AssertionError(f"{exc}; the screen:\n{self.screen()}") from None
