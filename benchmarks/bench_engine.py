@@ -199,8 +199,11 @@ class _QuietEnvironment:
     def output(self, message: object) -> None:
         pass
 
-    def adopt_process_group(self, pgid: int) -> None:
+    def adopt_process_group(self, pgid: int, after: float | None = None) -> None:
         pass
+
+    def on_interrupt(self, hook: Callable[[], None]) -> Callable[[], None]:
+        return lambda: None
 
 
 def shell_command_cost(count: int) -> None:
