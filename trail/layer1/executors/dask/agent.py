@@ -143,6 +143,20 @@ class _Step:
     later: list[tuple[int, float]] = field(default_factory=list)
     due: list[tuple[float, int]] = field(default_factory=list)
 
+    def adopt(self, group: bytes) -> None:
+        """A process group the step started: "PGID", stopped with the step, or "PGID
+        SECONDS", which the step stops itself first (child.py's G frames)."""
+        pgid, _, after = group.decode().partition(" ")
+        if after:
+            self.later.append((int(pgid), float(after)))
+        else:
+            self.groups.append(int(pgid))
+
+    @property
+    def deadlines(self) -> list[float]:
+        """When this step next needs the agent: its groups' SIGKILL, or SIGTERM due."""
+        return [t for t in (self.kill_at, *(when for when, _ in self.due)) if t is not None]
+
     def term(self, grace: float) -> None:
         signal_groups(self.groups, signal.SIGTERM)
         now = time.monotonic()
@@ -209,10 +223,9 @@ class Agent:
             self._deadlines()
 
     def _wait(self) -> float | None:
-        times = [t for t in [*(s.kill_at for s in self.steps),
-                             *(when for s in self.steps for when, _ in s.due),
-                             *(link.connect_by for link in self.links.values())]
-                 if t is not None]
+        times = [*(t for step in self.steps for t in step.deadlines),
+                 *(link.connect_by for link in self.links.values()
+                   if link.connect_by is not None)]
         wait = max(0.0, min(times) - time.monotonic()) if times else None
         if any(s.status is not None for s in self.steps):
             wait = min(wait if wait is not None else _STRAGGLERS_EVERY, _STRAGGLERS_EVERY)
@@ -383,11 +396,7 @@ class Agent:
         self._printed(step)  # what it printed reaches the trail before its result
         for data in unframe(step.out_buffer):
             if data[:1] == b"G":
-                pgid, _, after = data[1:].decode().partition(" ")
-                if after:
-                    step.later.append((int(pgid), float(after)))
-                else:
-                    step.groups.append(int(pgid))
+                step.adopt(data[1:])
             else:
                 self._up(step, wire.MESSAGE, data[1:])
         if eof:
