@@ -22,6 +22,7 @@ import argparse
 import io
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -210,6 +211,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--no-browser", action="store_true")
     options = parser.parse_args()
+    # SIGTERM ends it as Ctrl-C does: the web server it starts (in a session of its own)
+    # and the browser are stopped on the way out, not left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     state = Path(tempfile.mkdtemp(prefix="bv-state-"))
     os.environ["XDG_STATE_HOME"] = str(state)  # a journal of its own
     try:

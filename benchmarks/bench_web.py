@@ -19,6 +19,7 @@ import http.client
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -198,6 +199,9 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=50)
     parser.add_argument("--pages", type=int, default=20)
     options = parser.parse_args()
+    # SIGTERM ends it as Ctrl-C does: the web server it starts (in a session of its own)
+    # and the browser are stopped on the way out, not left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     runtime = Path(tempfile.mkdtemp(prefix="bw-"))
     state = Path(tempfile.mkdtemp(prefix="bw-state-"))
     os.environ["XDG_STATE_HOME"] = str(state)  # a journal of its own
