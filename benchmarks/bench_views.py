@@ -40,7 +40,7 @@ from trail import Step, TrailClient, TrailServer  # noqa: E402
 from trail.layer1.events import Prompt, StateChanged  # noqa: E402
 from trail.layer1.wire import StatusField as F  # noqa: E402
 from trail.layer2.cli.follow import RunView  # noqa: E402
-from trail.layer2.cli.liveview import Frame  # noqa: E402
+from trail.layer2.cli.liveview import Frame, render  # noqa: E402
 
 PHASES = ("drain", "upgrade", "restart", "verify")
 
@@ -93,7 +93,7 @@ def live_view(steps: int, repeat: int) -> None:
     frames, floors = [], []
     for _ in range(repeat):  # interleaved: the machine's noise falls on both alike
         # Each a fresh terminal (its making counted on both sides).
-        frames.append(timed(lambda: console().print(view.render(keys=True, height=40))))
+        frames.append(timed(lambda: console().print(render(view, keys=True, height=40))))
         floors.append(timed(lambda: console().print(floor_table())))
     frame, floor = statistics.median(frames), statistics.median(floors)
     print(f"live view, one frame at {steps:,} steps: median {frame:.1f} ms; floor (a rich "

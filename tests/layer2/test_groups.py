@@ -11,7 +11,7 @@ from rich.console import Console
 from trail.layer1.events import Prompt, StateChanged
 from trail.layer1.wire import StatusField as F
 from trail.layer2.cli.follow import RunView
-from trail.layer2.cli.liveview import Steering
+from trail.layer2.cli.liveview import Steering, render
 from trail.layer2.groups import Filter, Index, arrange
 
 
@@ -104,7 +104,7 @@ def test_a_filter_matches_names_tags_and_states():
 def frame(view: RunView, height: int = 40, width: int = 160) -> str:
     out = io.StringIO()
     Console(file=out, width=width, height=height, color_system=None).print(
-        view.render(keys=True, height=height))
+        render(view, keys=True, height=height))
     return out.getvalue()
 
 

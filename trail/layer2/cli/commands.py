@@ -330,7 +330,7 @@ def run(ctx: click.Context, runbook: str, socket: str | None, start: bool,
             code_ = watch(client, f"trail {book.name}", console,
                           keys=None if not plain else False, answers=replies, owner=True,
                           on_ready=(lambda: client.start(dry_run=False)) if start else None,
-                          fail_fast=fail_fast)
+                          fail_fast=fail_fast, live=terminal_view(console))
         finally:
             with contextlib.suppress(TrailError):
                 client.shutdown(dry_run=False)
@@ -352,6 +352,15 @@ def view_console(plain: bool) -> Any:
     if plain or not sys.stdout.isatty():
         return PlainConsole()
     return rich_console()
+
+
+def terminal_view(console: Any) -> Any:
+    """The live view for a terminal (rich's, imported for one alone), or None."""
+    if not console.is_terminal:
+        return None
+    from trail.layer2.cli.liveview import live
+
+    return live
 
 
 def rich_console() -> Any:
@@ -443,7 +452,7 @@ def watch_command(ctx: click.Context, socket: str | None, plain: bool) -> None:
         name = client.info().get("name", "trail")
         console = view_console(plain)
         ctx.exit(watch(client, f"trail {name} (watching)", console,
-                       keys=None if not plain else False))
+                       keys=None if not plain else False, live=terminal_view(console)))
 
 
 @main.command()

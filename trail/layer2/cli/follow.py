@@ -29,7 +29,7 @@ from trail.layer2.mirror import StatusMirror
 from trail.layer2.stream import EventStream
 
 if TYPE_CHECKING:
-    from rich.console import Console, Group
+    from rich.console import Console
     from rich.text import Text
 
 # The mirror keeps the latest output line of each step besides these.
@@ -161,12 +161,6 @@ class RunView:
             return EXIT_FAILED
         return EXIT_STOPPED
 
-    def render(self, keys: bool = True, height: int | None = None) -> Group:
-        """The view as one renderable (``liveview.render``: rich, imported here alone)."""
-        from trail.layer2.cli.liveview import render
-
-        return render(self, keys, height)
-
     def view_command(self, line: str) -> str | None:
         """A command that changes what the view shows (``filter``, ``group``, ``expand``,
         ``collapse``, ``clear``), done; None when ``line`` is not one."""
@@ -199,25 +193,25 @@ class RunView:
 def watch(client: TrailClient, title: str, console: Console, keys: bool | None = None,
           until_finished: bool = True, answers: dict[str, Any] | None = None,
           owner: bool = False, on_ready: Callable[[], Any] | None = None,
-          fail_fast: bool = False) -> int:
+          fail_fast: bool = False, live: Callable[..., int] | None = None) -> int:
     """Show the run live until it finishes (or the operator quits); return the exit code.
 
     ``answers`` (step name -> reply) are sent as soon as those steps ask. The ``owner`` of
     a run (``trail run``) is asked on Ctrl-C whether to stop the trail; a watcher just
     leaves. ``on_ready`` runs once the view is subscribed and shown (``trail run`` starts
     the trail there, so no change goes unseen). With ``fail_fast`` the first failure ends
-    the view (exit 1); the owner then stops the trail.
+    the view (exit 1); the owner then stops the trail. ``live`` draws it in a terminal
+    (``liveview.live``, passed in so that rich is loaded for a terminal alone); without
+    it, or without a terminal, the view prints plain lines.
     """
     interactive = keys if keys is not None else (sys.stdin.isatty() and console.is_terminal)
     view = RunView(client, title, answers, fail_fast)
     with client.subscribe() as stream:
         view.load()
-        if not console.is_terminal:
+        if live is None or not console.is_terminal:
             return _plain(view, stream, console, until_finished, owner, on_ready)
         if on_ready is not None:
             on_ready()
-        from trail.layer2.cli.liveview import live  # rich: imported for a terminal alone
-
         return live(view, stream, console, interactive, until_finished, owner)
 
 

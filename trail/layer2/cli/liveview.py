@@ -292,7 +292,7 @@ def live(view: RunView, stream: EventStream, console: Console, keys: bool,
         on_ctrl_c(view, owner, lambda question: "y")
     end_fail_fast(view, console, owner)
     settle(view)
-    console.print(view.render(keys=False, height=console.height))
+    console.print(render(view, keys=False, height=console.height))
     return view.outcome()
 
 
@@ -303,7 +303,7 @@ def _live_loop(view: RunView, stream: EventStream, console: Console, keys: bool,
             stack.enter_context(cbreak(fd))
         # Transient: while the operator types an answer the table steps aside, and comes
         # back after; the final table is printed once, below.
-        live = stack.enter_context(Live(view.render(keys, console.height), console=console,
+        live = stack.enter_context(Live(render(view, keys, console.height), console=console,
                                         refresh_per_second=4, transient=True))
         while not (until_finished and view.over) and not view.gone:
             if not os.path.exists(view.client.socket_file):
@@ -339,7 +339,7 @@ def _live_loop(view: RunView, stream: EventStream, console: Console, keys: bool,
                 elif key == "/":
                     line = _ask(live, console, fd, "filter> ")
                     view.notice = _say(steering, "filter " + line, view)
-            live.update(view.render(keys, console.height))
+            live.update(render(view, keys, console.height))
 
 
 def _say(steering: Steering, line: str, view: RunView | None = None) -> Text:

@@ -223,9 +223,8 @@ class Agent:
             self._deadlines()
 
     def _wait(self) -> float | None:
-        times = [*(t for step in self.steps for t in step.deadlines),
-                 *(link.connect_by for link in self.links.values()
-                   if link.connect_by is not None)]
+        links = [link.connect_by for link in self.links.values() if link.connect_by is not None]
+        times = [t for step in self.steps for t in step.deadlines] + links
         wait = max(0.0, min(times) - time.monotonic()) if times else None
         if any(s.status is not None for s in self.steps):
             wait = min(wait if wait is not None else _STRAGGLERS_EVERY, _STRAGGLERS_EVERY)
